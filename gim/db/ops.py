@@ -1,0 +1,317 @@
+"""The one seam where PostgreSQL and SQLite differ: bulk loads, upserts, keys, partitions,
+statistics and advisory locks. Jobs call `ops_for(conn)` and never test the dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from gim.errors import ConfigError
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def safe_identifier(name: str, what: str = "identifier") -> str:
+    """Return `name` if it is a plain SQL identifier; raise ConfigError naming it otherwise.
+
+    Anything that reaches SQL text from configuration (user-data column names, table names)
+    goes through here first.
+    """
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ConfigError(f"{what} {name!r} is not a valid SQL identifier "
+                          "(letters, digits and '_', at most 63 characters)")
+    return name
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    lower: int | None  # None for the DEFAULT partition
+    upper: int | None
+
+
+def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+class Ops:
+    """Dialect operations; see SqliteOps and PostgresOps."""
+
+    name = "generic"
+    batch_size = 5000
+
+    # -- introspection --------------------------------------------------------------------
+    def table_exists(self, conn: Connection, name: str) -> bool:
+        return sa.inspect(conn).has_table(self._fold(name))
+
+    def table_names(self, conn: Connection) -> set[str]:
+        return {n.upper() for n in sa.inspect(conn).get_table_names()}
+
+    def _fold(self, name: str) -> str:
+        return name
+
+    # -- writing --------------------------------------------------------------------------
+    def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str]) -> int:
+        """Insert tuples (in `columns` order); returns the number of rows."""
+        stmt = table.insert()
+        count = 0
+        for batch in batched(rows, self.batch_size):
+            conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in batch])
+            count += len(batch)
+        return count
+
+    def upsert(self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+               key: Sequence[str], update: Sequence[str] | None = None) -> None:
+        """INSERT ... ON CONFLICT (key) DO UPDATE the `update` columns (all non-key columns
+        when None; DO NOTHING when empty)."""
+        if not rows:
+            return
+        stmt = self._insert(table)
+        cols = update if update is not None else [c for c in rows[0] if c not in key]
+        if cols:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c[k] for k in key],
+                set_={c: getattr(stmt.excluded, c) for c in cols},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[table.c[k] for k in key])
+        for batch in batched(rows, self.batch_size):
+            conn.execute(stmt, batch)
+
+    def _insert(self, table: sa.Table):  # noqa: ANN202
+        raise NotImplementedError
+
+    # -- keys -----------------------------------------------------------------------------
+    def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
+        """Reserve `count` consecutive keys of `sequence`; return the first."""
+        raise NotImplementedError
+
+    # -- partitions (PostgreSQL only; SQLite tables are never partitioned) -----------------
+    def is_partitioned(self, conn: Connection, table: sa.Table) -> bool:
+        return False
+
+    def list_partitions(self, conn: Connection, table: sa.Table) -> list[Partition]:
+        return []
+
+    def ensure_partitions(self, conn: Connection, table: sa.Table, start: int, end: int,
+                          interval: int) -> list[str]:
+        return []
+
+    def drop_partition(self, conn: Connection, table: sa.Table, partition: str) -> None:
+        raise NotImplementedError("only PostgreSQL tables are partitioned")
+
+    # -- maintenance ----------------------------------------------------------------------
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+        raise NotImplementedError
+
+    # -- locks ----------------------------------------------------------------------------
+    def try_advisory_lock(self, conn: Connection, name: str) -> bool:
+        return True
+
+    def advisory_unlock(self, conn: Connection, name: str) -> None:
+        return None
+
+
+class SqliteOps(Ops):
+    name = "sqlite"
+
+    def _insert(self, table: sa.Table):  # noqa: ANN202
+        return sqlite.insert(table)
+
+    def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
+        # SQLite serializes writers, so a counter row updated inside the caller's write
+        # transaction hands out blocks no other transaction can also get.
+        from gim.schema.control import CTL_KEY_SEQUENCE as seq
+
+        conn.execute(sqlite.insert(seq).values(SEQUENCE_NAME=sequence, LAST_VALUE=0)
+                     .on_conflict_do_nothing(index_elements=[seq.c.SEQUENCE_NAME]))
+        last = conn.execute(
+            sa.update(seq).where(seq.c.SEQUENCE_NAME == sequence)
+            .values(LAST_VALUE=seq.c.LAST_VALUE + count)
+            .returning(seq.c.LAST_VALUE)).scalar_one()
+        return last - count + 1
+
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+        for table in tables:
+            conn.exec_driver_sql(f"ANALYZE {safe_identifier(table.name)}")
+
+
+class PostgresOps(Ops):
+    name = "postgresql"
+
+    def _fold(self, name: str) -> str:
+        # Tables are created unquoted, so PostgreSQL stores their names in lower case.
+        return name.lower()
+
+    def _insert(self, table: sa.Table):  # noqa: ANN202
+        return postgresql.insert(table)
+
+    def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str]) -> int:
+        """COPY ... FROM STDIN through psycopg 3, in the caller's transaction."""
+        cols = ", ".join(safe_identifier(c) for c in columns)
+        sql = f"COPY {safe_identifier(table.name)} ({cols}) FROM STDIN"
+        count = 0
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        return count
+
+    def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
+        name = self.sequence_name(sequence)
+        conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+        if count == 1:
+            return conn.exec_driver_sql(f"SELECT nextval('{name}')").scalar_one()
+        # A session advisory lock (released at once, since setval does not roll back) makes
+        # the block consecutive even with other sessions drawing from the same sequence.
+        lock = _lock_id(f"seq:{name}")
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({lock})")
+        try:
+            last = conn.exec_driver_sql(
+                f"SELECT setval('{name}', nextval('{name}') + {int(count) - 1})").scalar_one()
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({lock})")
+        return last - count + 1
+
+    @staticmethod
+    def sequence_name(sequence: str) -> str:
+        return safe_identifier(f"gim_seq_{sequence}".lower())
+
+    # -- partitions -----------------------------------------------------------------------
+    def is_partitioned(self, conn: Connection, table: sa.Table) -> bool:
+        return bool(conn.execute(sa.text(
+            "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+            "WHERE c.relname = :t AND c.relnamespace = to_regnamespace(current_schema())"),
+            {"t": self._fold(table.name)}).first())
+
+    def list_partitions(self, conn: Connection, table: sa.Table) -> list[Partition]:
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE p.relname = :t AND p.relnamespace = to_regnamespace(current_schema()) "
+            "ORDER BY c.relname"), {"t": self._fold(table.name)}).all()
+        out = []
+        for name, bound in rows:
+            m = re.search(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)", bound or "")
+            out.append(Partition(name, int(m.group(1)), int(m.group(2))) if m
+                       else Partition(name, None, None))
+        return sorted(out, key=lambda p: (p.lower is None, p.lower or 0))
+
+    def ensure_partitions(self, conn: Connection, table: sa.Table, start: int, end: int,
+                          interval: int) -> list[str]:
+        """Create the range partitions covering [start, end) on an `interval` grid, and the
+        DEFAULT partition that catches rows outside every range. Returns the names created.
+
+        Rows already sitting in the DEFAULT partition for a new range are moved into it, so
+        that a late row is never lost and a partition can always be created.
+        """
+        column = table.info["partition_by"]
+        existing = self.list_partitions(conn, table)
+        have = {(p.lower, p.upper) for p in existing}
+        parent = self._fold(table.name)
+        created: list[str] = []
+        default = f"{parent}_pdefault"
+        if not any(p.lower is None for p in existing):
+            conn.exec_driver_sql(f"CREATE TABLE {default} PARTITION OF {parent} DEFAULT")
+            created.append(default)
+        lo = (start // interval) * interval
+        while lo < end:
+            hi = lo + interval
+            if (lo, hi) not in have and not _overlaps(existing, lo, hi):
+                name = partition_name(parent, lo, interval)
+                moved = conn.exec_driver_sql(
+                    f"SELECT 1 FROM {default} WHERE {column} >= {lo} AND {column} < {hi} "
+                    "LIMIT 1").first()
+                if moved:
+                    conn.exec_driver_sql(
+                        f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS "
+                        "INCLUDING CONSTRAINTS)")
+                    conn.exec_driver_sql(
+                        f"INSERT INTO {name} SELECT * FROM {default} "
+                        f"WHERE {column} >= {lo} AND {column} < {hi}")
+                    conn.exec_driver_sql(
+                        f"DELETE FROM {default} WHERE {column} >= {lo} AND {column} < {hi}")
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {parent} ATTACH PARTITION {name} "
+                        f"FOR VALUES FROM ({lo}) TO ({hi})")
+                else:
+                    conn.exec_driver_sql(
+                        f"CREATE TABLE {name} PARTITION OF {parent} "
+                        f"FOR VALUES FROM ({lo}) TO ({hi})")
+                created.append(name)
+            lo = hi
+        return created
+
+    def drop_partition(self, conn: Connection, table: sa.Table, partition: str) -> None:
+        names = {p.name for p in self.list_partitions(conn, table)}
+        if partition not in names:
+            raise ValueError(f"{partition} is not a partition of {table.name}")
+        conn.exec_driver_sql(f"DROP TABLE {safe_identifier(partition)}")
+
+    # -- maintenance ----------------------------------------------------------------------
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+        for table in tables:
+            conn.exec_driver_sql(f"ANALYZE {safe_identifier(self._fold(table.name))}")
+
+    # -- locks ----------------------------------------------------------------------------
+    def try_advisory_lock(self, conn: Connection, name: str) -> bool:
+        return bool(conn.exec_driver_sql(
+            f"SELECT pg_try_advisory_lock({_lock_id(name)})").scalar_one())
+
+    def advisory_unlock(self, conn: Connection, name: str) -> None:
+        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_lock_id(name)})")
+
+    def advisory_lock_held(self, conn: Connection, name: str) -> bool:
+        """True when some session holds the advisory lock of `name`."""
+        key = _lock_id(name)
+        hi, lo = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+        return bool(conn.execute(sa.text(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1"),
+            {"hi": hi, "lo": lo}).first())
+
+
+def _overlaps(existing: list[Partition], lo: int, hi: int) -> bool:
+    return any(p.lower is not None and p.lower < hi and lo < p.upper for p in existing)
+
+
+def partition_name(parent: str, lower: int, interval: int) -> str:
+    """<table>_pYYYYMMDD (UTC date of the lower bound), with _HHMM when not on a day."""
+    when = dt.datetime.fromtimestamp(lower, dt.UTC)
+    suffix = when.strftime("%Y%m%d") if interval % 86400 == 0 else when.strftime("%Y%m%d_%H%M")
+    return safe_identifier(f"{parent.lower()}_p{suffix}")
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name."""
+    digest = hashlib.blake2b(f"gim:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_SQLITE = SqliteOps()
+_POSTGRES = PostgresOps()
+
+
+def ops_for(bind: Connection | sa.Engine) -> Ops:
+    if bind.dialect.name == "postgresql":
+        return _POSTGRES
+    if bind.dialect.name == "sqlite":
+        return _SQLITE
+    raise ValueError(f"unsupported dialect {bind.dialect.name}")
+
