@@ -172,7 +172,8 @@ _opt(_DT, "date-time-min-days-ahead", "int", 183,
      "When fewer calendar days than this remain ahead, Job_MaintainGIM extends DATE_TIME.",
      min=1)
 _opt(_DT, "date-time-max-days-ahead", "int", 366,
-     "Days ahead of today that initialization and maintenance fill DATE_TIME to.", min=1)
+     "Days ahead of today that initialization and maintenance fill DATE_TIME to.", min=1,
+     max=3650)
 _opt(_DT, "first-day-of-week", "int", 1,
      "First day of the calendar week: 1 Sunday ... 7 Saturday. Change only before "
      "initialization.", min=1, max=7)

@@ -131,6 +131,30 @@ class SqliteOps(Ops):
     def _insert(self, table: sa.Table):  # noqa: ANN202
         return sqlite.insert(table)
 
+    def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str]) -> int:
+        """Batched executemany on the driver cursor (several times faster than building a
+        dict per row), with values converted by the columns' own SQLAlchemy types so that
+        they read back exactly as rows written through SQLAlchemy do."""
+        dialect = conn.dialect
+        procs = [table.c[c].type.bind_processor(dialect) for c in columns]
+        convert = any(procs)
+        sql = (f"INSERT INTO {safe_identifier(table.name)} "
+               f"({', '.join(safe_identifier(c) for c in columns)}) "
+               f"VALUES ({', '.join('?' for _ in columns)})")
+        cursor = conn.connection.driver_connection.cursor()
+        count = 0
+        try:
+            for batch in batched(rows, self.batch_size):
+                if convert:
+                    batch = [tuple(p(v) if p and v is not None else v
+                                   for p, v in zip(procs, row, strict=True)) for row in batch]
+                cursor.executemany(sql, batch)
+                count += len(batch)
+        finally:
+            cursor.close()
+        return count
+
     def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
         # SQLite serializes writers, so a counter row updated inside the caller's write
         # transaction hands out blocks no other transaction can also get.

@@ -81,17 +81,16 @@ def installed_version(engine: Engine) -> int | None:
 def create_control_tables(engine: Engine) -> None:
     """The control tables alone, so that a job can record its run before it initializes."""
     with write_tx(engine) as conn:
-        metadata.create_all(conn, tables=tables_in("control"), checkfirst=True)
-        for table in partitioned_tables():
-            if table.info.get("category") == "control":
-                ops_for(conn).ensure_partitions(conn, table, 0, 0, 1)  # DEFAULT partition
+        _create_missing_tables(conn, tables_in("control"))
 
 
-def _create_missing_tables(conn: Connection) -> int:
+def _create_missing_tables(conn: Connection, tables: list[sa.Table] | None = None) -> int:
+    # Existence is checked by our own (case-folding) lookup: SQLAlchemy's checkfirst looks
+    # for the upper-case name, which PostgreSQL stores in lower case.
     ops = ops_for(conn)
     existing = ops.table_names(conn)
-    missing = [t for t in metadata.sorted_tables if t.name not in existing]
-    metadata.create_all(conn, tables=missing, checkfirst=True)
+    missing = [t for t in (tables or metadata.sorted_tables) if t.name not in existing]
+    metadata.create_all(conn, tables=missing, checkfirst=False)
     for table in missing:
         if table.info.get("partition_by"):
             ops.ensure_partitions(conn, table, 0, 0, 1)  # its DEFAULT partition

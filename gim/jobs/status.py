@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from gim import __version__
 from gim.config import Config, mask_url
 from gim.db import make_engine, ops_for
-from gim.db.engine import check_connection
+from gim.db.engine import check_connection, normalize_url
 from gim.jobs.initialize import installed_version
 from gim.runner import (
     ALL_LOCKS,
@@ -29,13 +30,15 @@ from gim.schema.control import CTL_ETL_HISTORY, SCHEMA_VERSION
 
 def collect(config: Config) -> dict[str, Any]:
     """Everything `gim status` shows, as plain data. Raises DatabaseUnavailable."""
-    engine = make_engine(config.infomart_url)
-    try:
-        check_connection(engine)
-        version = installed_version(engine)
-        jobs = _jobs(engine) if version is not None or _has_history(engine) else []
-    finally:
-        engine.dispose()
+    version, jobs = None, []
+    if _exists(config.infomart_url):
+        engine = make_engine(config.infomart_url)
+        try:
+            check_connection(engine)
+            version = installed_version(engine)
+            jobs = _jobs(engine) if version is not None or _has_history(engine) else []
+        finally:
+            engine.dispose()
     if version is None:
         state = "not initialized"
     elif version < SCHEMA_VERSION:
@@ -64,6 +67,14 @@ def collect(config: Config) -> dict[str, Any]:
         "daps": [{"name": d.name, "roles": list(d.roles), "url": mask_url(d.url),
                   **({"ha_set": d.ha_set} if d.ha_set else {})} for d in config.daps],
     }
+
+
+def _exists(url: str) -> bool:
+    """False for a SQLite file that does not exist yet (status must not create it)."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()
 
 
 def _has_history(engine: sa.Engine) -> bool:

@@ -1,0 +1,263 @@
+"""The job contract, end to end through the `gim` command: locks (exit 3), the migration
+gate (exit 4), history rows, signals, unreachable databases, output and help."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import psycopg
+import pytest
+from conftest import execute, invoke, run_gim, scalar, spawn_gim, write_config
+
+from gim.calendar import ACTIVE_END_KEY, INTERVAL
+from gim.config import load_config
+from gim.runner import ALL_LOCKS, JobSpec, file_locks, lock_is_held, run_job
+from gim.schema import seed
+from gim.schema.control import SCHEMA_VERSION
+
+# A calendar long enough that initialization runs for several seconds.
+SLOW = """
+[gim-etl]
+etl-start-date = "2024-01-01"
+partitioning-interval-size-gim = 2592000
+"""
+
+
+def _wait_for(predicate, timeout=60.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_second_copy_exits_3_while_the_lock_is_held(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    config = load_config(path, env={})
+    with file_locks(config, ("init",), "init", "test-holder"):
+        result = invoke(cli, "init", "-c", str(path))
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lock 'init' is held by 'init' (pid" in lines[0]
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+
+
+def test_two_simultaneous_runs_one_exits_3(tmp_path, db_url):
+    path = write_config(tmp_path, db_url, SLOW)
+    config = load_config(path, env={})
+    first = spawn_gim("init", "-c", str(path))
+    try:
+        _wait_for(lambda: lock_is_held(config, "init"), what="the first copy's lock")
+        second = run_gim("init", "-c", str(path))
+        assert second.returncode == 3
+        assert second.stderr.count("\n") == 1 and "is held by 'init'" in second.stderr
+        # The second copy left no trace in the history.
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(60)
+    assert scalar(db_url, "SELECT COUNT(*) FROM CTL_ETL_HISTORY") == 1
+
+
+def test_postgres_advisory_lock_stops_a_second_host(tmp_path):
+    from conftest import pg_database
+
+    with pg_database() as url:
+        path = write_config(tmp_path, url)
+        from gim.db.ops import _lock_id
+
+        with psycopg.connect(url, autocommit=True) as other_host:
+            other_host.execute(f"SELECT pg_advisory_lock({_lock_id('init')})")
+            result = run_gim("init", "-c", str(path))
+        assert result.returncode == 3
+        assert "held on the Info Mart by another host" in result.stderr
+        assert run_gim("init", "-c", str(path)).returncode == 0
+
+
+def test_migration_gate(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    execute(db_url, "DELETE FROM CTL_SCHEMA_INFO",
+            "INSERT INTO CTL_SCHEMA_INFO (SCHEMA_VERSION, GIM_VERSION, APPLIED_TS) "
+            "VALUES (0, '0.0.1', 0)")
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"] == {"installed": 0, "code": SCHEMA_VERSION,
+                                "state": "migration needed"}
+    assert "run `gim migrate`" in invoke(cli, "status", "-c", str(path)).stdout
+    result = invoke(cli, "init", "-c", str(path))
+    assert result.exit_code == 4
+    assert "older than this gim's" in result.stderr and "gim migrate" in result.stderr
+    config = load_config(path, env={})
+    probe = run_job(JobSpec("probe", locks=("probe",)), config, lambda ctx: "ran")
+    assert probe.exit_code == 4 and probe.message and "gim migrate" in probe.message
+
+    result = invoke(cli, "migrate", "-c", str(path))
+    assert result.exit_code == 0, result.stderr
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"]["state"] == "current"
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+
+    # An Info Mart newer than the code: every job refuses, migrate too.
+    execute(db_url, "INSERT INTO CTL_SCHEMA_INFO (SCHEMA_VERSION, GIM_VERSION, APPLIED_TS) "
+                    f"VALUES ({SCHEMA_VERSION + 1}, '9.9.9', 0)")
+    for command in ("init", "migrate"):
+        result = invoke(cli, command, "-c", str(path))
+        assert result.exit_code == 4 and "upgrade gim" in result.stderr
+
+
+def test_on_demand_migration(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url, "[schedule]\non-demand-migration = true\n")
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    execute(db_url, "DELETE FROM CTL_SCHEMA_INFO",
+            "INSERT INTO CTL_SCHEMA_INFO (SCHEMA_VERSION, GIM_VERSION, APPLIED_TS) "
+            "VALUES (0, '0.0.1', 0)")
+    result = invoke(cli, "init", "-c", str(path), "--json")
+    assert result.exit_code == 0
+    assert "migrating first" in json.loads(result.stdout)["notes"][0]
+    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == SCHEMA_VERSION
+
+
+def _assert_complete(url):
+    """The state a complete initialization leaves."""
+    assert scalar(url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == SCHEMA_VERSION
+    lo, hi, n = (scalar(url, f"SELECT {f}(DATE_TIME_KEY) FROM DATE_TIME "
+                             f"WHERE DATE_TIME_KEY <> {ACTIVE_END_KEY}")
+                 for f in ("MIN", "MAX", "COUNT"))
+    assert n == (hi - lo) // INTERVAL + 1
+    assert scalar(url, f"SELECT COUNT(*) FROM DATE_TIME WHERE DATE_TIME_KEY = {ACTIVE_END_KEY}") \
+        == 1
+    for name, rows in seed.fixed_rows().items():
+        assert scalar(url, f"SELECT COUNT(*) FROM {name}") == len(rows), name
+
+
+def test_sigterm_during_init_then_init_completes(tmp_path, db_url):
+    path = write_config(tmp_path, db_url, SLOW)
+    proc = spawn_gim("init", "-c", str(path))
+
+    def some_calendar():
+        try:
+            return (scalar(db_url, "SELECT COUNT(*) FROM DATE_TIME") or 0) > 0
+        except Exception:  # noqa: BLE001 - table not there yet
+            return False
+
+    _wait_for(some_calendar, what="the first calendar batch")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [
+        "gim init: error: interrupted by SIGTERM; open work was rolled back, run the job "
+        "again to finish"]
+    assert scalar(db_url, "SELECT STATUS FROM CTL_ETL_HISTORY") == "FAILED"
+    assert scalar(db_url, "SELECT COUNT(*) FROM CTL_SCHEMA_INFO") == 0  # not initialized yet
+    done = run_gim("init", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    _assert_complete(db_url)
+
+
+def test_sigkill_leaves_an_abandoned_run_that_the_next_run_closes(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url, SLOW)
+    proc = spawn_gim("init", "-c", str(path))
+    _wait_for(lambda: _count_or_zero(db_url, "DATE_TIME") > 0, what="calendar rows")
+    proc.kill()
+    proc.wait(30)
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"]["state"] == "not initialized"
+    assert status["jobs"][0]["status"] == "ABANDONED"
+    assert status["locks"] == []
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    _assert_complete(db_url)
+    statuses = sorted(r for (r,) in _rows(db_url, "SELECT STATUS FROM CTL_ETL_HISTORY"))
+    assert statuses == ["COMPLETE", "FAILED"]
+    assert "abandoned" in scalar(db_url, "SELECT MESSAGE FROM CTL_ETL_HISTORY "
+                                         "WHERE STATUS = 'FAILED'")
+
+
+def _count_or_zero(url, table):
+    try:
+        return scalar(url, f"SELECT COUNT(*) FROM {table}") or 0
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _rows(url, sql):
+    from conftest import table_snapshot
+
+    return table_snapshot(url, f"({sql}) t")
+
+
+def test_unreachable_infomart_is_exit_1_naming_it(cli, tmp_path):
+    path = write_config(tmp_path, "postgresql://gim:hunter2@127.0.0.1:1/infomart")
+    result = invoke(cli, "init", "-c", str(path))
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "cannot connect to Info Mart postgresql+psycopg://gim:***@127.0.0.1:1/infomart" \
+        in line
+    assert "hunter2" not in line
+    assert "hunter2" not in (tmp_path / "gim.log").read_text()
+    status = invoke(cli, "status", "-c", str(path))
+    assert status.exit_code == 1 and "cannot connect" in status.stderr
+
+
+def test_quiet_on_success_json_on_request_and_no_password_in_logs(tmp_path):
+    from conftest import pg_database
+
+    with pg_database() as url:
+        secret_url = url.replace("postgres@", "postgres:not-a-real-secret@")
+        path = write_config(tmp_path, secret_url)
+        quiet = run_gim("init", "-c", str(path))
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+        loud = run_gim("init", "-c", str(path), "--json", "-v")
+        assert loud.returncode == 0
+        summary = json.loads(loud.stdout)
+        assert summary["status"] == "COMPLETE" and summary["job"] == "init"
+        assert summary["exit_code"] == 0 and summary["job_id"]
+        assert "init COMPLETE" in loud.stderr
+        for text in (loud.stdout, loud.stderr, (tmp_path / "gim.log").read_text(),
+                     run_gim("status", "-c", str(path)).stdout,
+                     run_gim("config", "show", "-c", str(path)).stdout):
+            assert "not-a-real-secret" not in text
+
+
+def test_status_lists_runs_and_held_locks(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    config = load_config(path, env={})
+    with file_locks(config, ("transform",), "transform", "job-1"):
+        status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+        text = invoke(cli, "status", "-c", str(path)).stdout
+    assert [j["job"] for j in status["jobs"]] == ["init"]
+    assert status["jobs"][0]["status"] == "COMPLETE"
+    assert [lk["lock"] for lk in status["locks"]] == ["transform"]
+    assert "lock transform held by 'transform'" in text
+    assert set(ALL_LOCKS) >= {"init", "transform", "migrate"}
+
+
+def test_status_of_a_new_sqlite_path_creates_nothing(cli, tmp_path):
+    path = write_config(tmp_path, f"sqlite:///{tmp_path}/none/im.db")
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"]["state"] == "not initialized"
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["init"], ["migrate"], ["status"], ["config"],
+                                     ["config", "show"], ["config", "check"],
+                                     ["config", "template"]])
+def test_help_describes_every_option(cli, command):
+    result = invoke(cli, *command, "--help")
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "Usage: gim" in text
+    if command in (["init"], ["migrate"]):
+        for option in ("--config", "--verbose", "--json", "Example:"):
+            assert option in text, option
+    if command == []:
+        for sub in ("init", "migrate", "status", "config"):
+            assert sub in text
+
+
+def test_usage_error_is_exit_2(cli):
+    assert invoke(cli, "init", "--no-such-option").exit_code == 2
+    assert invoke(cli, "no-such-command").exit_code == 2
