@@ -16,7 +16,7 @@ import typer
 
 from gim import __version__
 from gim.config import effective, load_config, render_effective, render_template
-from gim.errors import ExitCode, GimError
+from gim.errors import ExitCode, GimError, UsageError
 from gim.runner import JobSpec, Output, print_result, run_job
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show, check or template the configuration.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
+idb_app = typer.Typer(help="Interaction Concentrator databases (IDBs).", no_args_is_help=True)
+app.add_typer(idb_app, name="idb")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -158,6 +160,124 @@ def config_template() -> None:
     Example: gim config template > gim.toml
     """
     typer.echo(render_template(), nl=False)
+
+
+def _today_minus(days: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
+
+
+@idb_app.command("create")
+def idb_create(
+    url: Annotated[str, typer.Option("--url", help="Database URL of the IDB (sqlite:///path "
+                                     "or postgresql://...).")],
+    ledger: Annotated[bool, typer.Option(help="Also create the simulator's SIM_* ledger "
+                                         "tables.")] = False,
+) -> None:
+    """Create the ICON tables gim reads in an empty database (for tests and the simulator).
+
+    Example: gim idb create --url sqlite:///idb.db
+    """
+    from gim.db import make_engine
+    from gim.simulate import create_idb
+
+    try:
+        engine = make_engine(url, label="IDB")
+        created = create_idb(engine, with_ledger=ledger)
+        engine.dispose()
+    except GimError as exc:
+        _fail(exc, "idb create")
+    except Exception as exc:  # noqa: BLE001 - driver errors become one line
+        from gim.db import describe_db_error
+
+        _fail(GimError(f"IDB {url}: {describe_db_error(exc)}"), "idb create")
+    typer.echo(f"{created} tables created")
+
+
+@app.command()
+def simulate(
+    idb: Annotated[str, typer.Option("--idb", help="Database URL of the IDB to fill.")],
+    start: Annotated[str | None, typer.Option(help="First simulated day, YYYY-MM-DD (UTC); "
+                                              "not with --continue.")] = None,
+    days: Annotated[int, typer.Option(help="Days to simulate (with --continue: days to "
+                                      "add).")] = 1,
+    calls_per_day: Annotated[int, typer.Option(help="Inbound voice calls a day (chats are "
+                                               "a fifth of it, e-mails a tenth).")] = 200,
+    agents: Annotated[int, typer.Option(help="Agents (one in ten works the outbound "
+                                        "campaign with --outbound).")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same "
+                                      "content.")] = 1,
+    media: Annotated[str, typer.Option(help="Comma-separated media: voice, chat, "
+                                       "email.")] = "voice",
+    outbound: Annotated[bool, typer.Option("--outbound", help="Run an outbound campaign "
+                                           "too.")] = False,
+    faults: Annotated[float, typer.Option(help="Share of interactions given a known defect "
+                                          "(0..1), each listed in SIM_FAULT.")] = 0.0,
+    resume: Annotated[bool, typer.Option("--continue", help="Continue the simulation the "
+                                         "IDB holds for --days more days.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fill an IDB with a simulated contact center's life, and record the truth beside it
+    (SIM_* tables) so that the Info Mart can be judged against it.
+
+    Example: gim simulate --idb sqlite:///idb.db --start 2026-11-01 --days 3 --calls-per-day 500 --agents 30 --media voice,chat,email --outbound
+    """
+    import datetime as dt
+
+    from gim.simulate import simulate as run_simulation
+
+    try:
+        day = dt.date.fromisoformat(start) if start else None
+    except ValueError:
+        _fail(UsageError(f"--start: expected YYYY-MM-DD, got {start!r}"), "simulate")
+    try:
+        result = run_simulation(
+            idb, start=day, days=days, calls_per_day=calls_per_day, agents=agents, seed=seed,
+            media=tuple(m.strip() for m in media.split(",") if m.strip()),
+            outbound=outbound, faults=faults, resume=resume)
+    except GimError as exc:
+        _fail(exc, "simulate")
+    except Exception as exc:  # noqa: BLE001 - driver errors become one line
+        from gim.config import mask_url
+        from gim.db import describe_db_error
+
+        _fail(GimError(f"IDB {mask_url(idb)}: {describe_db_error(exc)}"), "simulate")
+    summary = {"start": result.start, "end": result.end, "previous_end": result.previous_end,
+               "rows": result.total_rows, "seconds": round(result.seconds, 2),
+               "tables": result.rows}
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+    else:
+        typer.echo(f"simulated up to {_iso(result.end)}: {result.total_rows:,} rows in "
+                   f"{result.seconds:.1f}s")
+
+
+def _iso(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder for the demo's IDB, Info "
+                                            "Mart, configuration and logs.")] = Path("gim-demo"),
+    days: Annotated[int, typer.Option(help="Days of contact-center life to simulate.")] = 3,
+    calls_per_day: Annotated[int, typer.Option(help="Inbound calls a day.")] = 300,
+) -> None:
+    """The first command to try: simulate a small contact center into a SQLite IDB, write a
+    configuration pointing at it, and run every job on it, then say where everything is.
+
+    Example: gim demo --dir /tmp/gim-demo
+    """
+    from gim.jobs import demo as demo_job
+
+    try:
+        code = demo_job.run(directory, days=days, calls_per_day=calls_per_day)
+    except GimError as exc:
+        _fail(exc, "demo")
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -94,6 +94,11 @@ class Ops:
     def _insert(self, table: sa.Table):  # noqa: ANN202
         raise NotImplementedError
 
+    def bulk_upsert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str], key: Sequence[str]) -> int:
+        """Insert tuples, replacing the rows whose `key` already exists; returns the count."""
+        raise NotImplementedError
+
     # -- keys -----------------------------------------------------------------------------
     def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
         """Reserve `count` consecutive keys of `sequence`; return the first."""
@@ -136,12 +141,16 @@ class SqliteOps(Ops):
         """Batched executemany on the driver cursor (several times faster than building a
         dict per row), with values converted by the columns' own SQLAlchemy types so that
         they read back exactly as rows written through SQLAlchemy do."""
+        return self._executemany(conn, table, rows, columns, "")
+
+    def _executemany(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                     columns: Sequence[str], suffix: str) -> int:
         dialect = conn.dialect
         procs = [table.c[c].type.bind_processor(dialect) for c in columns]
         convert = any(procs)
         sql = (f"INSERT INTO {safe_identifier(table.name)} "
                f"({', '.join(safe_identifier(c) for c in columns)}) "
-               f"VALUES ({', '.join('?' for _ in columns)})")
+               f"VALUES ({', '.join('?' for _ in columns)}){suffix}")
         cursor = conn.connection.driver_connection.cursor()
         count = 0
         try:
@@ -154,6 +163,14 @@ class SqliteOps(Ops):
         finally:
             cursor.close()
         return count
+
+    def bulk_upsert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str], key: Sequence[str]) -> int:
+        others = [c for c in columns if c not in key]
+        action = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in others)}"
+                  if others else "DO NOTHING")
+        suffix = f" ON CONFLICT ({', '.join(safe_identifier(k) for k in key)}) {action}"
+        return self._executemany(conn, table, rows, columns, suffix)
 
     def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
         # SQLite serializes writers, so a counter row updated inside the caller's write
@@ -194,6 +211,30 @@ class PostgresOps(Ops):
             for row in rows:
                 copy.write_row(row)
                 count += 1
+        return count
+
+    def bulk_upsert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
+                    columns: Sequence[str], key: Sequence[str]) -> int:
+        """COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE."""
+        name = safe_identifier(self._fold(table.name))
+        temp = safe_identifier(f"tmp_{name}"[:63])
+        cols = ", ".join(safe_identifier(c) for c in columns)
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {temp} "
+                             f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP")
+        conn.exec_driver_sql(f"TRUNCATE {temp}")
+        raw = conn.connection.driver_connection
+        count = 0
+        with raw.cursor() as cur, cur.copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        others = [c for c in columns if c not in key]
+        action = (f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in others)}"
+                  if others else "DO NOTHING")
+        conn.exec_driver_sql(
+            f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {temp} "
+            f"ON CONFLICT ({', '.join(safe_identifier(k) for k in key)}) {action}")
+        conn.exec_driver_sql(f"TRUNCATE {temp}")
         return count
 
     def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:

@@ -1,0 +1,1263 @@
+"""A discrete-event model of a contact center that writes what ICON would record.
+
+Agents log in for their shifts, go Ready / NotReady with reason codes / AfterCallWork and
+DND; inbound calls arrive at a routing point, wait in a virtual queue or an ACD queue, ring at
+an agent (who may not answer), are talked, held, transferred blind or after a consultation,
+conferenced, or abandoned; chats and e-mails go through interaction queues; an outbound
+campaign dials a calling list. Every random draw comes, in event order, from generators
+seeded by the simulation seed, so a run to time T is a prefix of any longer run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gim.schema import idb
+from gim.schema.icon_codes import (
+    AgentState,
+    CallType,
+    CampaignState,
+    CCCause,
+    CCEvent,
+    ChainState,
+    DnType,
+    LinkType,
+    MergeType,
+    PartyRole,
+    PartyState,
+    PartyType,
+    RouteResult,
+    VqResult,
+    WorkMode,
+)
+from gim.simulate.model import SERVICES, Center, ConfigStore, guid, triple
+from gim.simulate.records import AgentSession, Call, Counters, Entity, Party
+from gim.simulate.truth import Part, Story, Truth
+
+DAY = 86400
+VOICE_DOMAIN, MM_DOMAIN, OCS_DOMAIN = 1, 2, 3
+SHORT_ABANDON = 10  # seconds: abandons sooner than this count as short
+RONA_AFTER = 15  # seconds an agent may let a call ring before it is redirected
+CUSTOMER_SEGMENTS = ("Gold", "Silver", "Bronze")
+BUSINESS_RESULTS = ("Resolved", "Escalated", "Follow-up", "Sale")
+
+
+@dataclass
+class Params:
+    seed: int
+    start: int  # UTC epoch of the first simulated second (a midnight)
+    days: int
+    calls_per_day: int
+    agents: int
+    media: tuple[str, ...] = ("voice",)
+    outbound: bool = False
+    faults: float = 0.0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.days * DAY
+
+
+# --------------------------------------------------------------------------------------------
+# Agents
+
+
+@dataclass
+class Channel:
+    """An agent's availability on one media."""
+
+    media: str
+    session: AgentSession | None = None
+    state: AgentState = AgentState.LOGGED_OFF
+    reason: str | None = None
+    since: int = 0
+    busy: bool = False  # reserved for, or handling, an interaction
+    pending: deque = field(default_factory=deque)  # ("break", secs, reason) | ("logout",)
+    dnd: dict | None = None
+    dnd_since: int = 0
+    break_until: int = 0
+    login_at: int = 0
+
+
+class AgentRt:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.voice = Channel("voice")
+        self.mm: dict[str, Channel] = {}
+        self.voice_entity: Entity | None = None
+        self.mm_entity: Entity | None = None
+        self.mm_session: AgentSession | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Interactions
+
+
+class Ixn:
+    """A customer interaction in progress: its records, its truth, its waiting state."""
+
+    def __init__(self, entity: Entity, story: Story) -> None:
+        self.entity = entity
+        self.story = story
+        self.calls: list[Call] = []
+        self.customer: Party | None = None
+        self.waiting: Party | None = None  # the queue / routing-point party it waits on
+        self.wait_part: Part | None = None
+        self.wait_kind = ""
+        self.wait_resource = 0
+        self.wait_since = 0
+        self.vq_start: int | None = None
+        self.group = 0
+        self.ended = False
+        self.stats: dict[str, int] = {}
+        self.patience_token = 0
+        self.ud: dict[str, Any] | None = None
+        self.ud_keys: set[str] = set()
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+
+class Sim:
+    """The event loop and the contact center's behaviour."""
+
+    def __init__(self, params: Params, center: Center, store: ConfigStore,
+                 emit: Callable[[Entity, Story | None, bool], None]) -> None:
+        self.p = params
+        self.c = center
+        self.store = store
+        self.emit = emit
+        self.rng = random.Random(f"flow:{params.seed}")
+        self.ids = Counters()
+        self.truth = Truth()
+        self.now = params.start
+        self.heap: list[tuple[int, int, Callable, tuple]] = []
+        self.seq = 0
+        self.agents = {a.dbid: AgentRt(a) for a in center.agents}
+        # Ready agents per (group or media), as heaps of (ready since, seq, agent) checked
+        # lazily when popped.
+        self.ready: dict[Any, list[tuple[int, int, int]]] = {}
+        self.queues: dict[Any, deque[Ixn]] = {}
+        self.active: dict[str, Ixn] = {}
+        self.campaign: dict[str, Any] | None = None
+        self.n_calls = 0
+        self.n_chains = 0
+        self.chains: dict[str, dict] = {}
+
+    # -- event loop -----------------------------------------------------------------------
+    def at(self, ts: int, fn: Callable, *args: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (int(ts), self.seq, fn, args))
+
+    def run(self, until: int) -> None:
+        """Process every event at or before `until`, then record what is still open."""
+        for day in range(self.p.days):
+            self.at(self.p.start + day * DAY, self.new_day, day)
+        while self.heap and self.heap[0][0] <= until:
+            ts, _, fn, args = heapq.heappop(self.heap)
+            self.now = ts
+            fn(*args)
+        self.now = until
+        self.close_open(until)
+
+    # -- days -----------------------------------------------------------------------------
+    def new_day(self, day: int) -> None:
+        base = self.p.start + day * DAY
+        rng = random.Random(f"day:{self.p.seed}:{day}")
+        for a in self.c.agents:
+            login = base + a.shift_start + rng.randint(0, 300)
+            self.at(login, self.login, a.dbid, login + a.shift_len)
+        self._arrivals(rng, base, self.p.calls_per_day, self.inbound_call)
+        if "chat" in self.p.media:
+            self._arrivals(rng, base, max(1, self.p.calls_per_day // 5), self.chat_arrives)
+        if "email" in self.p.media:
+            self._arrivals(rng, base, max(1, self.p.calls_per_day // 10), self.email_arrives,
+                           hours=(0, 24))
+        if self.p.outbound:
+            self.at(base + 9 * 3600 - 300, self.campaign_load, day)
+        # A configuration change a day: an agent's skill level, and every other day an agent
+        # moves to another group.
+        if self.c.agents:
+            a = self.c.agents[rng.randrange(len(self.c.agents))]
+            self.at(base + 12 * 3600, self.change_skill, a.dbid, rng.randint(1, 10))
+            if day % 2 == 1:
+                b = self.c.agents[rng.randrange(len(self.c.agents))]
+                self.at(base + 12 * 3600 + 60, self.move_agent, b.dbid)
+
+    def _arrivals(self, rng: random.Random, base: int, count: int, fn: Callable,
+                  hours: tuple[int, int] = (7, 21)) -> None:
+        """`count` arrivals over the day, busiest around early afternoon."""
+        lo, hi = hours
+        n = max(0, int(round(rng.gauss(count, math.sqrt(count)))))
+        times = []
+        for _ in range(n):
+            while True:
+                h = rng.uniform(lo, hi)
+                if rng.random() < 0.4 + 0.6 * math.sin(math.pi * (h - lo) / (hi - lo)):
+                    break
+            times.append(base + int(h * 3600))
+        for ts in sorted(times):
+            self.at(ts, fn)
+
+    # -- configuration changes ------------------------------------------------------------
+    def change_skill(self, agent_id: int, level: int) -> None:
+        self.store.unlink(idb.GCX_SKILL_LEVEL, self.now, SKILLID=601, AGENTID=agent_id)
+        self.store.link(idb.GCX_SKILL_LEVEL, self.now, SKILLID=601, AGENTID=agent_id,
+                        SLEVEL=level)
+
+    def move_agent(self, agent_id: int) -> None:
+        a = self.agents[agent_id].cfg
+        if a.outbound:
+            return
+        old = a.groups[0]
+        new = self.c.groups[(SERVICES.index(self.c.group(old).name) + 1) % len(SERVICES)].dbid
+        if new in a.groups:
+            return
+        self.store.unlink(idb.GCX_GROUP_AGENT, self.now, GROUPID=old, AGENTID=agent_id)
+        self.store.link(idb.GCX_GROUP_AGENT, self.now, GROUPID=new, AGENTID=agent_id)
+        a.groups[0] = new
+        self.store.change(idb.GC_AGENT, agent_id, self.now)
+
+    # -- agent sessions -------------------------------------------------------------------
+    def login(self, agent_id: int, logout_at: int) -> None:
+        ag = self.agents[agent_id]
+        a = ag.cfg
+        if ag.voice.state != AgentState.LOGGED_OFF:
+            return
+        now = self.now
+        queue = None if a.outbound else self.c.group(a.groups[0]).queue_id
+        ag.voice_entity = Entity(key=f"S{agent_id}:{now}", start=now)
+        ag.voice.session = AgentSession(
+            ag.voice_entity, self.ids, now,
+            session_id=guid(self.p.seed, "session", self.ids.id("session")),
+            agent_id=a.dbid, login_id=a.login_id, place_id=a.place_id, endpoint_id=a.ext_id,
+            endpoint_type=int(DnType.EXTENSION), queue_id=queue, switch=self.c.voice_switch,
+            tenant=self.c.tenant_id, domain=VOICE_DOMAIN, media=None)
+        ag.voice.login_at = now
+        self._set(ag, ag.voice, AgentState.LOGGED_IN)
+        self._set(ag, ag.voice, AgentState.NOT_READY, reason=None)
+        if a.mm:
+            media = [m for m in ("chat", "email") if m in self.p.media]
+            ag.mm_entity = Entity(key=f"M{agent_id}:{now}", start=now)
+            ag.mm_session = AgentSession(
+                ag.mm_entity, self.ids, now,
+                session_id=guid(self.p.seed, "session", self.ids.id("session")),
+                agent_id=a.dbid, login_id=None, place_id=a.place_id, endpoint_id=0,
+                endpoint_type=0, queue_id=None, switch=self.c.mm_switch,
+                tenant=self.c.tenant_id, domain=MM_DOMAIN, media=",".join(media))
+            for m in media:
+                ch = ag.mm[m] = Channel(m, session=ag.mm_session, login_at=now)
+                self._set(ag, ch, AgentState.LOGGED_IN)
+                self._set(ag, ch, AgentState.NOT_READY)
+        settle = self.rng.randint(30, 180)
+        self.at(now + settle, self.become_ready, agent_id, "voice")
+        for m in ag.mm:
+            self.at(now + settle, self.become_ready, agent_id, m)
+        # Breaks: short ones after 2 and 6 hours, lunch after 4.
+        for offset, secs in ((2 * 3600, 900), (4 * 3600, 1800), (6 * 3600, 900)):
+            reason = "Lunch" if secs == 1800 else self.rng.choice(
+                ("Break", "Break", "Training", "Meeting"))
+            self.at(now + offset, self.take_break, agent_id, secs, reason)
+        self.at(logout_at, self.request_logout, agent_id)
+
+    def _channels(self, ag: AgentRt) -> list[Channel]:
+        return [ag.voice, *ag.mm.values()]
+
+    def _set(self, ag: AgentRt, ch: Channel, state: AgentState,
+             reason: str | None = None) -> None:
+        """Change a channel's state: close the previous state in the ledger, write the
+        agent-state history row (and the reason-code row of a not-ready that ends)."""
+        now, a = self.now, ag.cfg.dbid
+        prev, prev_reason, since = ch.state, ch.reason, ch.since
+        if prev != AgentState.LOGGED_OFF:
+            self._account(a, ch.media, prev, prev_reason, since, now)
+            if prev == AgentState.NOT_READY and prev_reason and ch.session:
+                ch.session.reason(since, now, prev_reason,
+                                  None if ch.media == "voice" else ch.media)
+        ch.state, ch.reason, ch.since = state, reason, now
+        workmode = {AgentState.READY: WorkMode.MANUAL_IN, AgentState.NOT_READY: WorkMode.AUX_WORK,
+                    AgentState.ACW: WorkMode.AFTER_CALL_WORK}.get(state, WorkMode.UNKNOWN)
+        if ch.session:
+            ch.session.state(now, state, prev if prev != state else None, int(workmode),
+                             None if ch.media == "voice" else ch.media)
+
+    def _account(self, agent: int, media: str, state: AgentState, reason: str | None,
+                 t0: int, t1: int) -> None:
+        fld = {AgentState.READY: "READY_S", AgentState.NOT_READY: "NOT_READY_S",
+               AgentState.BUSY: "BUSY_S", AgentState.ACW: "ACW_S"}.get(state)
+        if fld:
+            self.truth.agent_time(agent, media, fld, t0, t1, self.now)
+        if state == AgentState.NOT_READY and reason:
+            self.truth.reason_time(agent, media, reason, t0, t1, self.now)
+
+    def become_ready(self, agent_id: int, media: str) -> None:
+        ag = self.agents[agent_id]
+        ch = ag.voice if media == "voice" else ag.mm.get(media)
+        if ch is None or ch.state == AgentState.LOGGED_OFF or ch.busy:
+            return
+        if ch.state == AgentState.NOT_READY and ch.break_until > self.now:
+            return  # a break is not cut short
+        if ch.pending:
+            self._do_pending(ag, ch)
+            return
+        if ch.state != AgentState.READY:
+            self._set(ag, ch, AgentState.READY)
+        self._offer_work(ag, ch)
+
+    def _offer_work(self, ag: AgentRt, ch: Channel) -> None:
+        """A ready agent takes the oldest waiting interaction it can serve, or waits."""
+        if ch.media == "voice":
+            if ag.cfg.outbound:
+                if self.campaign and self.campaign["state"] == CampaignState.STARTED:
+                    self.dial(ag)
+                return
+            best = None
+            for g in ag.cfg.groups:
+                q = self.queues.get(g)
+                while q and q[0].ended:
+                    q.popleft()
+                if q and (best is None or q[0].wait_since < best[1][0].wait_since):
+                    best = (g, q)
+            if best:
+                ix = best[1].popleft()
+                self.deliver(ix, ag)
+                return
+            for g in ag.cfg.groups:
+                self._push_ready(g, ag)
+        else:
+            q = self.queues.get(ch.media)
+            while q and q[0].ended:
+                q.popleft()
+            if q:
+                self.mm_deliver(q.popleft(), ag, ch)
+                return
+            self._push_ready(ch.media, ag)
+
+    def _push_ready(self, key: Any, ag: AgentRt) -> None:
+        self.seq += 1
+        heapq.heappush(self.ready.setdefault(key, []), (self.now, self.seq, ag.cfg.dbid))
+
+    def _pop_ready(self, key: Any, media: str = "voice",
+                   exclude: set[int] | None = None) -> AgentRt | None:
+        heap = self.ready.get(key)
+        skipped = []
+        found = None
+        while heap:
+            entry = heapq.heappop(heap)
+            ag = self.agents[entry[2]]
+            ch = ag.voice if media == "voice" else ag.mm.get(media)
+            if ch and ch.state == AgentState.READY and not ch.busy and not ch.pending and \
+                    (media != "voice" or key in ag.cfg.groups):
+                if exclude and ag.cfg.dbid in exclude:
+                    skipped.append(entry)
+                    continue
+                found = ag
+                break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return found
+
+    def take_break(self, agent_id: int, secs: int, reason: str) -> None:
+        ag = self.agents[agent_id]
+        for ch in self._channels(ag):
+            if ch.state == AgentState.LOGGED_OFF:
+                continue
+            ch.pending.append(("break", secs, reason))
+            if not ch.busy:
+                self._do_pending(ag, ch)
+
+    def request_logout(self, agent_id: int) -> None:
+        ag = self.agents[agent_id]
+        for ch in self._channels(ag):
+            if ch.state == AgentState.LOGGED_OFF:
+                continue
+            ch.pending.append(("logout",))
+            if not ch.busy:
+                self._do_pending(ag, ch)
+
+    def _do_pending(self, ag: AgentRt, ch: Channel) -> None:
+        action = ch.pending.popleft()
+        if action[0] == "logout":
+            ch.pending.clear()
+            self._end_dnd(ag, ch)
+            self._set(ag, ch, AgentState.LOGGED_OFF)
+            self.truth.agent_time(ag.cfg.dbid, ch.media, "LOGIN_S", ch.login_at, self.now,
+                                  self.now)
+            self._maybe_close_session(ag)
+            return
+        _, secs, reason = action
+        if ch.state == AgentState.NOT_READY and ch.break_until > self.now:
+            self.at(ch.break_until, self.become_ready, ag.cfg.dbid, ch.media)
+            return
+        self._set(ag, ch, AgentState.NOT_READY, reason=reason)
+        ch.break_until = self.now + secs
+        if ch.media == "voice" and reason == "Meeting" and ch.session:
+            ch.dnd = ch.session.dnd_on(self.now)
+            ch.dnd_since = self.now
+        self.at(self.now + secs, self.end_break, ag.cfg.dbid, ch.media, self.now + secs)
+
+    def end_break(self, agent_id: int, media: str, until: int) -> None:
+        ag = self.agents[agent_id]
+        ch = ag.voice if media == "voice" else ag.mm.get(media)
+        if ch is None or ch.break_until != until or ch.state != AgentState.NOT_READY:
+            return
+        self._end_dnd(ag, ch)
+        self.become_ready(agent_id, media)
+
+    def _end_dnd(self, ag: AgentRt, ch: Channel) -> None:
+        if ch.dnd is not None and ch.session:
+            ch.session.dnd_off(ch.dnd, self.now)
+            self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now,
+                                  self.now)
+            ch.dnd = None
+
+    def _maybe_close_session(self, ag: AgentRt) -> None:
+        now = self.now
+        if ag.voice.state == AgentState.LOGGED_OFF and ag.voice_entity is not None:
+            session = ag.voice.session
+            assert session is not None
+            session.logout(now)
+            ag.voice_entity.end = now
+            self.emit(ag.voice_entity, None, True)
+            ag.voice_entity, ag.voice.session = None, None
+        if ag.mm_entity is not None and all(ch.state == AgentState.LOGGED_OFF
+                                            for ch in ag.mm.values()):
+            assert ag.mm_session is not None
+            ag.mm_session.logout(now)
+            ag.mm_entity.end = now
+            self.emit(ag.mm_entity, None, True)
+            ag.mm_entity, ag.mm_session = None, None
+            ag.mm.clear()
+
+    def work_done(self, ag: AgentRt, ch: Channel, wrap: int = 0,
+                  part: Part | None = None) -> None:
+        """The agent finished its part of an interaction: after-call work, then ready."""
+        if ch.state == AgentState.LOGGED_OFF:
+            return
+        if wrap > 0:
+            self._set(ag, ch, AgentState.ACW)
+            if part is not None:
+                part.acw += wrap
+            self.at(self.now + wrap, self._after_wrap, ag.cfg.dbid, ch.media)
+        else:
+            ch.busy = False
+            self.become_ready(ag.cfg.dbid, ch.media)
+
+    def _after_wrap(self, agent_id: int, media: str) -> None:
+        ag = self.agents[agent_id]
+        ch = ag.voice if media == "voice" else ag.mm[media]
+        ch.busy = False
+        self.become_ready(agent_id, media)
+
+    # -- inbound voice ----------------------------------------------------------------------
+    def _new_ixn(self, media: str, direction: str, service: str | None) -> Ixn:
+        self.n_calls += 1
+        callid = guid(self.p.seed, "call", self.n_calls)
+        ix = Ixn(Entity(key=callid, start=self.now),
+                 Story(callid=callid, media=media, direction=direction, start=self.now,
+                       service=service))
+        self.active[callid] = ix
+        return ix
+
+    def _voice_call(self, ix: Ixn, call_type: CallType, parent: Call | None = None,
+                    ani: str | None = None, dnis: str | None = None) -> Call:
+        n = self.ids.id("voicecall")
+        callid = ix.story.callid if parent is None else guid(self.p.seed, "call-c", n)
+        call = Call(ix.entity, self.ids, self.now, callid=callid,
+                    irid=guid(self.p.seed, "ir", n), connid=f"{self.p.seed % 4096:03X}"
+                    f"{n:013X}", call_type=int(call_type), media_type=0, media_name="voice",
+                    switch=self.c.voice_switch, tenant=self.c.tenant_id, domain=VOICE_DOMAIN,
+                    ani=ani, dnis=dnis, parent=parent,
+                    root_irid=parent.ir["ROOTIRID"] if parent else None)
+        ix.calls.append(call)
+        return call
+
+    def _party(self, call: Call, *, ptype: PartyType, role: PartyRole, dn: str,
+               state: PartyState, event: CCEvent, endpoint: int | None = None,
+               dn_type: int | None = None, parent: Party | None = None,
+               link: LinkType = LinkType.NONE, agent: Any = None,
+               guid_of: Party | None = None) -> Party:
+        n = self.ids.id("party")
+        return call.party(
+            self.now, party_id=guid(self.p.seed, "party", n),
+            party_guid=guid_of.row["PARTYGUID"] if guid_of else guid(self.p.seed, "pguid", n),
+            ptype=int(ptype), role=int(role), dn=dn, endpoint_id=endpoint,
+            endpoint_type=dn_type, state=state, event=event, parent=parent, link=int(link),
+            agent_id=agent.dbid if agent else None, place_id=agent.place_id if agent else None)
+
+    def inbound_call(self) -> None:
+        group = self.c.groups[self.rng.randrange(len(self.c.groups))]
+        ix = self._new_ixn("voice", "inbound", group.name)
+        ix.group = group.dbid
+        ani = f"+1555{self.rng.randint(1000000, 9999999)}"
+        call = self._voice_call(ix, CallType.INBOUND, ani=ani, dnis=self.c.rp_dn)
+        ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.ORIGINATION,
+                                  dn=ani, state=PartyState.CONNECTED, event=CCEvent.DIALING)
+        rp = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
+                         dn=self.c.rp_dn, endpoint=self.c.rp_id,
+                         dn_type=int(DnType.ROUTING_POINT), state=PartyState.QUEUED,
+                         event=CCEvent.QUEUED, parent=ix.customer)
+        self._attach(ix, call, {"CustomerSegment": self.rng.choice(CUSTOMER_SEGMENTS),
+                                "ServiceType": group.name,
+                                "ServiceSubType": self.rng.choice(("New", "Existing")),
+                                "CustomerID": f"C{self.rng.randint(100000, 999999)}"})
+        rp_part = ix.story.part("ROUTING_POINT", self.c.rp_id, "RoutedTo", self.now)
+        ix.waiting, ix.wait_part = rp, rp_part
+        dwell = self.rng.randint(2, 6)
+        patience = self._patience()
+        via_vq = self.rng.random() < 0.7
+        self.at(self.now + dwell, self.route, ix.story.callid, via_vq)
+        self._arm_patience(ix, self.now + patience)
+
+    def _patience(self) -> int:
+        return max(1, int(self.rng.expovariate(1 / 150)))
+
+    def _arm_patience(self, ix: Ixn, at: int) -> None:
+        ix.patience_token += 1
+        self.at(at, self.give_up, ix.story.callid, ix.patience_token)
+
+    def _attach(self, ix: Ixn, call: Call, values: dict[str, str], agent: Any = None,
+                party: Party | None = None) -> None:
+        """Attached data: history rows per key, and the principal user-data row."""
+        for key, value in values.items():
+            change = 2 if key in ix.ud_keys else 1
+            ix.ud_keys.add(key)
+            ix.entity.add_history(idb.G_USERDATA_HISTORY.name, {
+                "ID": self.ids.id("G_USERDATA_HISTORY"), "CALLID": call.callid,
+                "PARTYID": party.row["PARTYID"] if party else None,
+                "ENDPOINTID": agent.ext_id if agent else None,
+                "ENDPOINTDN": agent.ext_dn if agent else None,
+                "AGENTID": agent.dbid if agent else None, "CSEQ": call.cseq + 1,
+                "KEYNAME": key, "VALUE": value, "CHANGETYPE": change,
+                **triple("ADDED", self.now), **self.ids.gsys(self.now, call.domain)})
+        if ix.story.media != "voice":
+            return
+        if ix.ud is None:
+            ix.ud = ix.entity.add_state(idb.G_CALL_USERDATA.name, {
+                "ID": self.ids.id("G_CALL_USERDATA"), "CALLID": call.callid,
+                "G_CUSTOMER_SEGMENT": None, "G_SERVICE_TYPE": None, "G_SERVICE_SUBTYPE": None,
+                "G_BUSINESS_RESULT": None, "CUSTOMER_ID": None, "TRANSACTION_ID": None,
+                "CAUSE_ID": None, "ACCOUNT_ID": None, "DESTINATION_ID": None,
+                "TARGET_ID": None, **triple("CREATED", self.now),
+                **triple("LASTCHANGE", self.now), **self.ids.gsys(self.now, call.domain)})
+        columns = {"CustomerSegment": "G_CUSTOMER_SEGMENT", "ServiceType": "G_SERVICE_TYPE",
+                   "ServiceSubType": "G_SERVICE_SUBTYPE", "BusinessResult": "G_BUSINESS_RESULT",
+                   "CustomerID": "CUSTOMER_ID"}
+        for key, value in values.items():
+            if key in columns:
+                ix.ud[columns[key]] = value
+        self.ids.touch(ix.ud, self.now)
+
+    def route(self, callid: str, via_vq: bool) -> None:
+        """The routing strategy decided: wait in the group's virtual queue (the call stays
+        on the routing point) or in its ACD queue."""
+        ix = self.active.get(callid)
+        if ix is None or ix.ended:
+            return
+        group = self.c.group(ix.group)
+        ix.wait_part.end = self.now
+        ix.wait_part.outcome = "Routed"
+        if via_vq:
+            ix.vq_start = self.now
+            ix.wait_kind, ix.wait_resource = "VQ", group.vq_id
+            ix.wait_part = ix.story.part("VQ", group.vq_id, "Received", self.now)
+        else:
+            self._route_result(ix, RouteResult.ROUTED, target=group.queue_dn)
+            ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
+            self._enter_acd(ix, group, parent=ix.waiting, link=LinkType.ROUTED)
+            return
+        ix.wait_since = self.now
+        self.truth.queue_event(group.vq_id, "VQ", self.now, "ENTERED", self.now)
+        self._dispatch(ix)
+
+    def _enter_acd(self, ix: Ixn, group: Any, parent: Party | None, link: LinkType) -> None:
+        call = ix.calls[0]
+        ix.waiting = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
+                                 dn=group.queue_dn, endpoint=group.queue_id,
+                                 dn_type=int(DnType.ACD_QUEUE), state=PartyState.QUEUED,
+                                 event=CCEvent.QUEUED, parent=parent, link=link)
+        ix.group = group.dbid
+        ix.vq_start = None
+        ix.wait_kind, ix.wait_resource = "ACD_QUEUE", group.queue_id
+        ix.wait_part = ix.story.part("ACD_QUEUE", group.queue_id, "Received", self.now)
+        ix.wait_since = self.now
+        self.truth.queue_event(group.queue_id, "ACD_QUEUE", self.now, "ENTERED", self.now)
+        self._dispatch(ix)
+
+    def _dispatch(self, ix: Ixn) -> None:
+        ag = self._pop_ready(ix.group)
+        if ag is not None:
+            self.deliver(ix, ag)
+        else:
+            self.queues.setdefault(ix.group, deque()).append(ix)
+
+    def _route_result(self, ix: Ixn, result: RouteResult, target: str | None = None,
+                      agent: Any = None) -> None:
+        call = ix.calls[0]
+        rp = next((p for p in call.parties if p.row["ENDPOINTID"] == self.c.rp_id), None)
+        ix.entity.add_history(idb.G_ROUTE_RESULT.name, {
+            "ID": self.ids.id("G_ROUTE_RESULT"), "CALLID": call.callid,
+            "CONNID": call.row["CONNID"], "PARTYID": rp.row["PARTYID"] if rp else "",
+            "IRID": call.ir["IRID"], "ENDPOINTID": self.c.rp_id,
+            "RTARGETRULESELECTED": None,
+            "RTARGETOBJECTSELECTED": target or (agent.username if agent else None),
+            "RTARGETTYPESELECTED": 1 if agent else 3,
+            "RTARGETAGENTSELECTED": agent.username if agent else None,
+            "RTARGETPLACESELECTED": agent.place_name if agent else None,
+            "RSTRATEGYNAME": "Inbound_Strategy", "RTENANT": "Resources",
+            "RESULT": int(result), "DURATION": self.now - call.row["CREATED_TS"],
+            **triple("ADDED", self.now), **self.ids.gsys(self.now, VOICE_DOMAIN)})
+
+    def _vq_row(self, ix: Ixn, result: VqResult, agent: Any = None) -> None:
+        call = ix.calls[0]
+        group = self.c.group(ix.group)
+        ix.entity.add_history(idb.G_VIRTUAL_QUEUE.name, {
+            "ID": self.ids.id("G_VIRTUAL_QUEUE"), "CALLID": call.callid,
+            "CONNID": call.row["CONNID"], "PARTYID": ix.waiting.row["PARTYID"],
+            "IRID": call.ir["IRID"], "ENDPOINTID": group.vq_id, "ENDPOINTDN": group.vq_dn,
+            "TENANTID": self.c.tenant_id, "SWITCHID": self.c.voice_switch,
+            "RESULT": int(result), "TARGETAGENTID": agent.dbid if agent else None,
+            **triple("ADDED", ix.vq_start), **triple("REMOVED", self.now),
+            **self.ids.gsys(self.now, VOICE_DOMAIN)})
+
+    def give_up(self, callid: str, token: int) -> None:
+        """The customer's patience ran out while waiting."""
+        ix = self.active.get(callid)
+        if ix is None or ix.ended or token != ix.patience_token or ix.wait_part is None or \
+                ix.wait_part.end is not None:
+            return
+        waited = self.now - ix.wait_part.start
+        queued = ix.wait_kind in ("VQ", "ACD_QUEUE", "IXN_QUEUE")
+        ix.wait_part.end = self.now
+        ix.wait_part.outcome = "Abandoned"
+        if queued:
+            ix.wait_part.queue = waited
+            self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since, "ABANDONED",
+                                   self.now, waited)
+            if waited < SHORT_ABANDON:
+                self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since,
+                                       "SHORT_ABANDONED", self.now)
+        total = self.now - ix.story.start
+        ix.story.outcome = "short_abandon" if total < SHORT_ABANDON else "abandoned_queue"
+        if ix.wait_kind == "VQ":
+            self._vq_row(ix, VqResult.ABANDONED)
+            self._route_result(ix, RouteResult.ABANDONED)
+        ix.waiting.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
+        ix.count("abandoned")
+        self.finish(ix)
+
+    def deliver(self, ix: Ixn, ag: AgentRt) -> None:
+        """Distribute a waiting call to an agent: it rings there."""
+        ch = ag.voice
+        ch.busy = True
+        a = ag.cfg
+        waited = self.now - ix.wait_since
+        if ix.wait_part is not None and ix.wait_part.end is None:
+            ix.wait_part.end = self.now
+            ix.wait_part.queue = waited
+            ix.wait_part.outcome = "Distributed"
+            self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since,
+                                   "DISTRIBUTED", self.now, waited)
+        if ix.wait_kind == "VQ":
+            self._vq_row(ix, VqResult.DIVERTED, agent=a)
+            self._route_result(ix, RouteResult.ROUTED, agent=a)
+        parent = ix.waiting
+        ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
+        ix.count("diverts")
+        call = ix.calls[0]
+        party = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
+                            dn=a.ext_dn, endpoint=a.ext_id, dn_type=int(DnType.EXTENSION),
+                            state=PartyState.ALERTING, event=CCEvent.RINGING, parent=parent,
+                            link=LinkType.ROUTED, agent=a)
+        part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+        ix.wait_part = None
+        self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now, self.now)
+        ring = self.rng.randint(2, 8)
+        roll = self.rng.random()
+        if roll < 0.03:
+            self.at(self.now + RONA_AFTER, self.rona, ix.story.callid, a.dbid, party, part)
+        elif roll < 0.05:
+            self.at(self.now + self.rng.randint(1, ring), self.abandon_ringing,
+                    ix.story.callid, a.dbid, party, part)
+        else:
+            self.at(self.now + ring, self.answer, ix.story.callid, a.dbid, party, part)
+
+    def rona(self, callid: str, agent_id: int, party: Party, part: Part) -> None:
+        """Redirected on no answer: the agent goes not ready, the call queues again."""
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        part.ring = self.now - part.start
+        part.end, part.outcome = self.now, "RouteOnNoAnswer"
+        party.end(self.now, CCEvent.RELEASED, CCCause.NO_ANSWER)
+        ag.voice.busy = False
+        self._set(ag, ag.voice, AgentState.NOT_READY, reason="RONA")
+        self.at(self.now + 30, self.become_ready, agent_id, "voice")
+        group = self.c.group(ix.group)
+        self._enter_acd(ix, group, parent=party, link=LinkType.ROUTED)
+
+    def abandon_ringing(self, callid: str, agent_id: int, party: Party, part: Part) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        part.ring = self.now - part.start
+        part.end, part.outcome = self.now, "AbandonedWhileRinging"
+        ix.story.outcome = "abandoned_ringing"
+        self.truth.agent_count(agent_id, "voice", "ABANDONED", part.start, self.now)
+        party.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
+        ix.customer.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
+        ix.count("abandoned")
+        self.finish(ix)
+        ag.voice.busy = False
+        self.become_ready(agent_id, "voice")
+
+    def answer(self, callid: str, agent_id: int, party: Party, part: Part) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        part.ring = self.now - part.start
+        part.accepted = True
+        ix.story.outcome = "handled"
+        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start, self.now)
+        party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        ix.stats["conn"] = ix.stats["conn_extn"] = 1
+        self._set(ag, ag.voice, AgentState.BUSY)
+        self._talk(ix, ag, party, part, first=True)
+
+    def _talk(self, ix: Ixn, ag: AgentRt, party: Party, part: Part, first: bool) -> None:
+        """Plan a stretch of conversation: holds inside it, then how it ends."""
+        talk = int(min(1800, max(15, self.rng.lognormvariate(math.log(160), 0.6))))
+        t = self.now
+        holds = 0
+        if self.rng.random() < 0.3:
+            holds = 2 if self.rng.random() < 0.3 else 1
+        cursor = t
+        for _ in range(holds):
+            start = cursor + self.rng.randint(5, max(6, talk // 2))
+            length = self.rng.randint(10, 60)
+            if start + length >= t + talk:
+                break
+            self.at(start, self.hold, ix.story.callid, party, part, True)
+            self.at(start + length, self.hold, ix.story.callid, party, part, False)
+            cursor = start + length
+        roll = self.rng.random()
+        if first and roll < 0.08:
+            action = "blind"
+        elif first and roll < 0.15:
+            action = "consult-transfer"
+        elif first and roll < 0.20:
+            action = "consult-conference"
+        else:
+            action = "release"
+        part_talk_start = t
+        self.at(t + talk, self.end_talk, ix.story.callid, ag.cfg.dbid, party, part, action,
+                part_talk_start)
+        if first and ix.story.media == "voice":
+            self.at(t + min(talk, 20), self._attach_result, ix.story.callid, ag.cfg.dbid,
+                    party)
+
+    def _attach_result(self, callid: str, agent_id: int, party: Party) -> None:
+        ix = self.active.get(callid)
+        if ix is None or ix.ended or party.ended:
+            return
+        self._attach(ix, ix.calls[0], {"BusinessResult": self.rng.choice(BUSINESS_RESULTS)},
+                     agent=self.agents[agent_id].cfg, party=party)
+
+    def hold(self, callid: str, party: Party, part: Part, on: bool) -> None:
+        ix = self.active.get(callid)
+        if ix is None or ix.ended or party.ended:
+            return
+        if on and party.state == PartyState.CONNECTED:
+            party.set(self.now, PartyState.HELD, CCEvent.HELD)
+            ix.count("holds")
+        elif not on and party.state == PartyState.HELD:
+            party.set(self.now, PartyState.CONNECTED, CCEvent.RETRIEVED)
+
+    def end_talk(self, callid: str, agent_id: int, party: Party, part: Part, action: str,
+                 _since: int) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        if party.state == PartyState.HELD:  # a hold that would end after the talk
+            party.set(self.now, PartyState.CONNECTED, CCEvent.RETRIEVED)
+        if action == "blind":
+            self.blind_transfer(ix, ag, party, part)
+        elif action.startswith("consult"):
+            self.consult(ix, ag, party, part, conference=action.endswith("conference"))
+        else:
+            self._close_part(party, part, "Completed")
+            party.end(self.now, CCEvent.RELEASED)
+            self.finish(ix)
+            self.work_done(ag, ag.voice, self._wrap(), part)
+
+    def _wrap(self) -> int:
+        return 0 if self.rng.random() < 0.2 else self.rng.randint(5, 60)
+
+    def _close_part(self, party: Party, part: Part, outcome: str) -> None:
+        """Fold the party's time per state into the participant's truth."""
+        t = dict(party.times)
+        t[party.state] = t.get(party.state, 0) + self.now - party.since
+        part.talk += t.get(PartyState.CONNECTED, 0)
+        part.hold += t.get(PartyState.HELD, 0)
+        part.end, part.outcome = self.now, outcome
+
+    def _other_group(self, ix: Ixn) -> Any:
+        others = [g for g in self.c.groups if g.dbid != ix.group]
+        return others[self.rng.randrange(len(others))]
+
+    def blind_transfer(self, ix: Ixn, ag: AgentRt, party: Party, part: Part) -> None:
+        group = self._other_group(ix)
+        self._close_part(party, part, "Transferred")
+        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER)
+        ix.story.transfers += 1
+        ix.count("transfers")
+        self._enter_acd(ix, group, parent=party, link=LinkType.TRANSFERRED)
+        self._arm_patience(ix, self.now + self._patience())
+        self.work_done(ag, ag.voice, self._wrap(), part)
+
+    def consult(self, ix: Ixn, ag: AgentRt, party: Party, part: Part,
+                conference: bool) -> None:
+        """Hold the customer and call an agent of another group; then transfer or
+        conference. With no agent ready there, the call is transferred blind."""
+        group = self._other_group(ix)
+        target = self._pop_ready(group.dbid, exclude={ag.cfg.dbid})
+        if target is None:
+            self.blind_transfer(ix, ag, party, part)
+            return
+        target.voice.busy = True
+        party.set(self.now, PartyState.HELD, CCEvent.HELD)
+        ix.count("holds")
+        main = ix.calls[0]
+        c2 = self._voice_call(ix, CallType.CONSULT, parent=main, ani=ag.cfg.ext_dn,
+                              dnis=target.cfg.ext_dn)
+        a2 = self._party(c2, ptype=PartyType.INTERNAL, role=PartyRole.ORIGINATION,
+                         dn=ag.cfg.ext_dn, endpoint=ag.cfg.ext_id,
+                         dn_type=int(DnType.EXTENSION), state=PartyState.DIALING,
+                         event=CCEvent.DIALING, agent=ag.cfg)
+        b2 = self._party(c2, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
+                         dn=target.cfg.ext_dn, endpoint=target.cfg.ext_id,
+                         dn_type=int(DnType.EXTENSION), state=PartyState.ALERTING,
+                         event=CCEvent.RINGING, parent=a2, link=LinkType.CONSULTED,
+                         agent=target.cfg)
+        bpart = ix.story.part("AGENT", target.cfg.dbid, "ReceivedConsult", self.now)
+        self.truth.agent_count(target.cfg.dbid, "voice", "OFFERED", self.now, self.now)
+        ring = self.rng.randint(2, 6)
+        talk = self.rng.randint(20, 90)
+        self.at(self.now + ring, self.consult_answered, ix.story.callid, target.cfg.dbid, a2,
+                b2, bpart)
+        self.at(self.now + ring + talk, self.consult_complete, ix.story.callid, ag.cfg.dbid,
+                target.cfg.dbid, party, part, a2, b2, bpart, conference)
+
+    def consult_answered(self, callid: str, target_id: int, a2: Party, b2: Party,
+                         bpart: Part) -> None:
+        tg = self.agents[target_id]
+        bpart.ring = self.now - bpart.start
+        bpart.accepted = True
+        self.truth.agent_count(target_id, "voice", "ACCEPTED", bpart.start, self.now)
+        a2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        b2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        self._set(tg, tg.voice, AgentState.BUSY)
+
+    def consult_complete(self, callid: str, agent_id: int, target_id: int, party: Party,
+                         part: Part, a2: Party, b2: Party, bpart: Part,
+                         conference: bool) -> None:
+        ix = self.active[callid]
+        ag, tg = self.agents[agent_id], self.agents[target_id]
+        main, c2 = ix.calls[0], ix.calls[-1]
+        consult = self.now - a2.since if a2.state == PartyState.CONNECTED else 0
+        part.consult += consult
+        bpart.consult += consult
+        a2.end(self.now, CCEvent.RELEASED, CCCause.TRANSFER if not conference
+               else CCCause.CONFERENCE)
+        b2.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER if not conference
+               else CCCause.CONFERENCE)
+        c2.end(self.now, merged_into=main,
+               merge_type=int(MergeType.CONFERENCE if conference else MergeType.TRANSFER))
+        b1 = self._party(main, ptype=PartyType.INTERNAL,
+                         role=PartyRole.CONFERENCE_MEMBER if conference
+                         else PartyRole.DESTINATION,
+                         dn=tg.cfg.ext_dn, endpoint=tg.cfg.ext_id,
+                         dn_type=int(DnType.EXTENSION), state=PartyState.CONNECTED,
+                         event=CCEvent.PARTY_ADDED if conference else CCEvent.PARTY_CHANGED,
+                         parent=party, link=LinkType.CONFERENCED if conference
+                         else LinkType.MERGED, agent=tg.cfg, guid_of=b2)
+        if conference:
+            ix.story.conferences += 1
+            ix.count("conferences")
+            party.set(self.now, PartyState.CONNECTED, CCEvent.RETRIEVED)
+            stay = self.rng.randint(20, 60)
+            self.at(self.now + stay, self.leave_conference, callid, agent_id, party, part,
+                    target_id, b1, bpart)
+            return
+        ix.story.transfers += 1
+        ix.count("transfers")
+        self._close_part(party, part, "Transferred")
+        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER)
+        self.work_done(ag, ag.voice, self._wrap(), part)
+        self._talk(ix, tg, b1, bpart, first=False)
+
+    def leave_conference(self, callid: str, agent_id: int, party: Party, part: Part,
+                         target_id: int, b1: Party, bpart: Part) -> None:
+        """The initiator leaves the conference; the consulted agent goes on alone."""
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        self._close_part(party, part, "Conferenced")
+        party.end(self.now, CCEvent.PARTY_DELETED, CCCause.CONFERENCE)
+        self.work_done(ag, ag.voice, self._wrap(), part)
+        self._talk(ix, self.agents[target_id], b1, bpart, first=False)
+
+    def finish(self, ix: Ixn) -> None:
+        """The customer is gone: every party and call ends; the interaction is written."""
+        if ix.ended:
+            return
+        ix.ended = True
+        for call in ix.calls:
+            for p in call.parties:
+                if not p.ended:
+                    # Agents still on the call (a conference) leave with it.
+                    p.end(self.now, CCEvent.RELEASED)
+            call.end(self.now, stats=ix.stats if call is ix.calls[0] else None)
+        for p in ix.story.parts:
+            if p.end is None:
+                p.end = self.now
+                if p.outcome == "active":
+                    p.outcome = "Completed"
+        ix.story.end = self.now
+        ix.entity.end = self.now
+        del self.active[ix.story.callid]
+        self.emit(ix.entity, ix.story, True)
+
+    # -- multimedia ---------------------------------------------------------------------------
+    def _mm_ixn(self, media: str, queue_id: int, queue_name: str) -> Ixn:
+        ix = self._new_ixn(media, "inbound", queue_name)
+        n = self.ids.id("mmcall")
+        sender = f"customer{self.rng.randint(1, 99999)}@example.org"
+        call = Call(ix.entity, self.ids, self.now, callid=ix.story.callid,
+                    irid=guid(self.p.seed, "ir-mm", n), connid=None,
+                    call_type=int(CallType.INBOUND),
+                    media_type=5 if media == "chat" else 2, media_name=media,
+                    switch=self.c.mm_switch, tenant=self.c.tenant_id, domain=MM_DOMAIN,
+                    ani=sender, dnis=queue_name, subtype="InboundNew")
+        ix.calls.append(call)
+        ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.ORIGINATION,
+                                  dn=sender, state=PartyState.CONNECTED,
+                                  event=CCEvent.DIALING)
+        ix.entity.add_state(idb.GM_F_USERDATA.name, {
+            "ID": self.ids.id("GM_F_USERDATA"), "CALLID": call.callid,
+            "G_FROM_NAME": sender.split("@")[0], "G_CALLED_BACK": None,
+            "G_SUBJECT": f"Question about order {self.rng.randint(1000, 9999)}",
+            "G_ORIGIN_SOURCE": "web" if media == "chat" else "mail",
+            "G_FROM_ADDRESS": sender, "G_SUB_TYPE": "InboundNew",
+            **triple("CREATED", self.now), **triple("LASTCHANGE", self.now),
+            **self.ids.gsys(self.now, MM_DOMAIN)})
+        self._attach(ix, call, {"ServiceType": media.capitalize(),
+                                "CustomerSegment": self.rng.choice(CUSTOMER_SEGMENTS)})
+        ix.waiting = self._party(call, ptype=PartyType.INTERACTION_QUEUE,
+                                 role=PartyRole.DESTINATION, dn=queue_name, endpoint=queue_id,
+                                 state=PartyState.QUEUED, event=CCEvent.QUEUED,
+                                 parent=ix.customer, link=LinkType.ROUTED)
+        ix.wait_kind, ix.wait_resource, ix.wait_since = "IXN_QUEUE", queue_id, self.now
+        ix.wait_part = ix.story.part("IXN_QUEUE", queue_id, "Received", self.now)
+        self.truth.queue_event(queue_id, "IXN_QUEUE", self.now, "ENTERED", self.now)
+        return ix
+
+    def chat_arrives(self) -> None:
+        ix = self._mm_ixn("chat", self.c.chat_queue, "Chat_Inbound")
+        self._arm_patience(ix, self.now + max(5, int(self.rng.expovariate(1 / 240))))
+        self._mm_dispatch(ix, "chat")
+
+    def email_arrives(self) -> None:
+        ix = self._mm_ixn("email", self.c.email_queue, "Email_Inbound")
+        self._mm_dispatch(ix, "email")
+
+    def _mm_dispatch(self, ix: Ixn, media: str) -> None:
+        ag = self._pop_ready(media, media=media)
+        if ag is not None:
+            self.mm_deliver(ix, ag, ag.mm[media])
+        else:
+            self.queues.setdefault(media, deque()).append(ix)
+
+    def mm_deliver(self, ix: Ixn, ag: AgentRt, ch: Channel) -> None:
+        ch.busy = True
+        a = ag.cfg
+        waited = self.now - ix.wait_since
+        ix.wait_part.end, ix.wait_part.queue = self.now, waited
+        ix.wait_part.outcome = "Distributed"
+        self.truth.queue_event(ix.wait_resource, "IXN_QUEUE", ix.wait_since, "DISTRIBUTED",
+                               self.now, waited)
+        ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
+        call = ix.calls[0]
+        party = self._party(call, ptype=PartyType.PLACE, role=PartyRole.DESTINATION,
+                            dn=a.place_name, endpoint=a.place_id, state=PartyState.ALERTING,
+                            event=CCEvent.RINGING, parent=ix.waiting, link=LinkType.ROUTED,
+                            agent=a)
+        part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+        ix.wait_part = None
+        self.truth.agent_count(a.dbid, ch.media, "OFFERED", self.now, self.now)
+        self.at(self.now + self.rng.randint(2, 10), self.mm_accept, ix.story.callid, a.dbid,
+                ch.media, party, part)
+
+    def mm_accept(self, callid: str, agent_id: int, media: str, party: Party,
+                  part: Part) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        ch = ag.mm[media]
+        part.ring = self.now - part.start
+        part.accepted = True
+        ix.story.outcome = "handled"
+        self.truth.agent_count(agent_id, media, "ACCEPTED", part.start, self.now)
+        party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        self._set(ag, ch, AgentState.BUSY)
+        length = self.rng.randint(120, 600) if media == "chat" else self.rng.randint(180, 900)
+        self.at(self.now + length, self.mm_done, callid, agent_id, media, party, part)
+
+    def mm_done(self, callid: str, agent_id: int, media: str, party: Party,
+                part: Part) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        ch = ag.mm.get(media)
+        if media == "email":
+            self._email_reply(ix, ag)
+        self._close_part(party, part, "Completed")
+        party.end(self.now, CCEvent.RELEASED)
+        ix.entity.add_state(idb.GM_L_USERDATA.name, {
+            "ID": self.ids.id("GM_L_USERDATA"), "CALLID": callid, "G_S_RESPONSE": None,
+            "G_A_RESPONSE": None, "G_A_ACK": None, "G_STOP_REASON": "Completed",
+            "G_UCS_CONTACT_ID": f"UCS{self.rng.randint(10000, 99999)}", "G_RESERVED1": None,
+            "G_RESERVED2": None, **triple("CREATED", self.now),
+            **triple("LASTCHANGE", self.now), **self.ids.gsys(self.now, MM_DOMAIN)})
+        self.finish(ix)
+        if ch is not None:
+            self.work_done(ag, ch, 0, part)
+
+    def _email_reply(self, ix: Ixn, ag: AgentRt) -> None:
+        """The agent's reply: an outbound interaction under the same root, sent at once."""
+        inbound = ix.calls[0]
+        n = self.ids.id("mmcall")
+        reply = Call(ix.entity, self.ids, self.now, callid=guid(self.p.seed, "reply", n),
+                     irid=guid(self.p.seed, "ir-mm", n), connid=None,
+                     call_type=int(CallType.OUTBOUND), media_type=2, media_name="email",
+                     switch=self.c.mm_switch, tenant=self.c.tenant_id, domain=MM_DOMAIN,
+                     ani=inbound.row["DNIS"], dnis=inbound.row["ANI"], parent=inbound,
+                     subtype="OutboundReply", root_irid=inbound.ir["ROOTIRID"])
+        ix.calls.append(reply)
+        self._party(reply, ptype=PartyType.PLACE, role=PartyRole.ORIGINATION,
+                    dn=ag.cfg.place_name, endpoint=ag.cfg.place_id, state=PartyState.CONNECTED,
+                    event=CCEvent.DIALING, agent=ag.cfg)
+        self._party(reply, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
+                    dn=inbound.row["ANI"], state=PartyState.CONNECTED, event=CCEvent.DIALING)
+        reply.end(self.now)
+
+    # -- outbound -----------------------------------------------------------------------------
+    def campaign_load(self, day: int) -> None:
+        sessid = guid(self.p.seed, "campaign", day)
+        entity = Entity(key=f"CAMP:{sessid}", start=self.now)
+        row = entity.add_state(idb.GO_CAMPAIGN.name, {
+            "ID": self.ids.id("GO_CAMPAIGN"), "SESSID": sessid, "CAMPAIGNID": self.c.campaign_id,
+            "GROUPID": self.c.outbound_group, "STATE": int(CampaignState.LOADED),
+            "OCSID": self.c.ocs, "DIALMODE": 2 if day % 2 == 0 else 1, "OPTIMMODE": 1,
+            "OPTIMVALUE": 80, "TENANTID": self.c.tenant_id, **triple("LOADED", self.now),
+            **triple("TERMINATED", None), **triple("LASTCHANGE", self.now),
+            **self.ids.gsys(self.now, OCS_DOMAIN)})
+        self.campaign = {"sessid": sessid, "entity": entity, "row": row,
+                         "state": CampaignState.LOADED, "since": self.now,
+                         "dialmode": row["DIALMODE"]}
+        self._campaign_history(CampaignState.LOADED, CampaignState.TERMINATED)
+        entity.add_history(idb.GO_CAMPPROP_HIST.name, {
+            "ID": self.ids.id("GO_CAMPPROP_HIST"), "SESSID": sessid, "SEQ": 1,
+            "DIALMODE": row["DIALMODE"], "PREVDIALMODE": None, **triple("PREVDMENTER", None),
+            "OPTIMMODE": 1, "OPTIMVALUE": 80, "PREVOPTIMMODE": None, "PREVOPTIMVALUE": None,
+            **triple("ADDED", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
+        self.at(self.now + 300, self.campaign_state, CampaignState.STARTED)
+        self.at(self.now + 300 + 8 * 3600, self.campaign_state, CampaignState.UNLOADING)
+        self.at(self.now + 600 + 8 * 3600, self.campaign_state, CampaignState.TERMINATED)
+
+    def _campaign_history(self, state: CampaignState, prev: CampaignState) -> None:
+        camp = self.campaign
+        camp["entity"].add_history(idb.GO_CAMPAIGNHISTORY.name, {
+            "ID": self.ids.id("GO_CAMPAIGNHISTORY"), "SESSID": camp["sessid"],
+            "STATE": int(state), "PREVSTATE": int(prev), "CAUSE": 0,
+            **triple("PREVSENTER", camp["since"]), **triple("ADDED", self.now),
+            **self.ids.gsys(self.now, OCS_DOMAIN)})
+
+    def campaign_state(self, state: CampaignState) -> None:
+        camp = self.campaign
+        if camp is None:
+            return
+        prev = camp["state"]
+        self._campaign_history(state, prev)
+        camp["state"], camp["since"] = state, self.now
+        camp["row"]["STATE"] = int(state)
+        if state == CampaignState.TERMINATED:
+            camp["row"].update(triple("TERMINATED", self.now))
+        self.ids.touch(camp["row"], self.now)
+        if state == CampaignState.STARTED:
+            for ag in self.agents.values():
+                if ag.cfg.outbound and ag.voice.state == AgentState.READY and not ag.voice.busy:
+                    self.dial(ag)
+        if state == CampaignState.TERMINATED:
+            camp["entity"].end = self.now
+            self.emit(camp["entity"], None, True)
+            self.campaign = None
+
+    def dial(self, ag: AgentRt) -> None:
+        """Progressive / predictive dialing of the next record for a ready agent."""
+        camp = self.campaign
+        ag.voice.busy = True
+        self.n_chains += 1
+        n = self.n_chains
+        chain = guid(self.p.seed, "chain", n)
+        attempt = guid(self.p.seed, "attempt", n)
+        entity = Entity(key=f"CHAIN:{chain}", start=self.now)
+        phone = f"+1444{self.rng.randint(1000000, 9999999)}"
+        chain_row = entity.add_state(idb.GO_CHAIN.name, {
+            "ID": self.ids.id("GO_CHAIN"), "CHAINGUID": chain, "PARENTGUID": None,
+            "SESSID": camp["sessid"], "CAMPAIGNID": self.c.campaign_id,
+            "GROUPID": self.c.outbound_group, "CALLINGLISTID": self.c.calling_list_id,
+            "CHAINID": n, "STATE": int(ChainState.PROCESSING), **triple("LOADED", self.now),
+            **triple("FINISHED", None), **triple("LASTCHANGE", self.now),
+            **self.ids.gsys(self.now, OCS_DOMAIN)})
+        rec = {"chain": chain, "handle": n, "attempt": attempt, "phone": phone, "seq": 0,
+               "state": ChainState.SCHEDULED, "since": self.now, "entity": entity,
+               "row": chain_row}
+        self.chains[chain] = rec
+        self._chain_record(rec, ChainState.PROCESSING, call_result=28)
+        ix = self._new_ixn("voice", "outbound", "Outbound")
+        ix.group = self.c.outbound_group
+        call = self._voice_call(ix, CallType.OUTBOUND, ani=self.c.dialer_rp_dn, dnis=phone)
+        ix.entity.add_history(idb.GOX_CHAIN_CALL.name, {
+            "ID": self.ids.id("GOX_CHAIN_CALL"), "CALLID": call.callid, "CHAINGUID": chain,
+            "CALLATTID": attempt, **triple("ADDED", self.now),
+            **self.ids.gsys(self.now, OCS_DOMAIN)})
+        dialer = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.ORIGINATION,
+                             dn=self.c.dialer_rp_dn, endpoint=self.c.dialer_rp_id,
+                             dn_type=int(DnType.ROUTING_POINT), state=PartyState.DIALING,
+                             event=CCEvent.DIALING)
+        ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
+                                  dn=phone, state=PartyState.ALERTING, event=CCEvent.RINGING,
+                                  parent=dialer)
+        roll = self.rng.random()
+        if roll < 0.45:
+            result, wait = 33, self.rng.randint(5, 20)  # Answer
+        elif roll < 0.70:
+            result, wait = 7, self.rng.randint(20, 30)  # No Answer
+        elif roll < 0.82:
+            result, wait = 6, 2  # Busy
+        elif roll < 0.95:
+            result, wait = 9, self.rng.randint(5, 12)  # Answering Machine Detected
+        else:
+            result, wait = 11, 3  # SIT Invalid Num
+        self.at(self.now + wait, self.dial_result, ix.story.callid, ag.cfg.dbid, dialer,
+                rec, result)
+
+    def _chain_record(self, rec: dict, state: ChainState, call_result: int) -> None:
+        rec["seq"] += 1
+        rec["entity"].add_history(idb.GO_CHAINREC_HIST.name, {
+            "ID": self.ids.id("GO_CHAINREC_HIST"), "CHAINGUID": rec["chain"],
+            "RECORDHANDLE": rec["handle"], "STATE": int(state),
+            "PREVSTATE": int(rec["state"]), **triple("PREVSENTER", rec["since"]),
+            "SEQ": rec["seq"], "CALLATTID": rec["attempt"], "RECORDID": rec["handle"],
+            "CONTACTINFO": rec["phone"], "CONTACTINFOTYPE": 1, "RECORDTYPE": 2,
+            "RECORDSTATUS": 2 if state == ChainState.PROCESSING else 3,
+            "CALLRESULT": call_result, "ATTEMPT": 1, "CAUSE": 0,
+            **triple("ADDED", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
+        rec["state"], rec["since"] = state, self.now
+
+    def dial_result(self, callid: str, agent_id: int, dialer: Party, rec: dict,
+                    result: int) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        ix.story.outcome = {33: "handled", 7: "no_answer", 6: "busy",
+                            9: "answering_machine"}.get(result, "failed")
+        rec["result"] = result
+        rec["agent"] = None
+        if result == 33:
+            ix.customer.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+            dialer.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
+            a = ag.cfg
+            party = self._party(ix.calls[0], ptype=PartyType.INTERNAL,
+                                role=PartyRole.DESTINATION, dn=a.ext_dn, endpoint=a.ext_id,
+                                dn_type=int(DnType.EXTENSION), state=PartyState.ALERTING,
+                                event=CCEvent.RINGING, parent=dialer, link=LinkType.ROUTED,
+                                agent=a)
+            part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+            self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now, self.now)
+            rec["agent"] = a.dbid
+            self.at(self.now + self.rng.randint(1, 3), self.outbound_answer, callid, agent_id,
+                    party, part, rec)
+            return
+        if result == 9:
+            ix.customer.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        dialer.end(self.now, CCEvent.RELEASED)
+        ix.customer.end(self.now, CCEvent.RELEASED, CCCause.BUSY if result == 6
+                        else CCCause.NORMAL)
+        self.finish(ix)
+        self._chain_done(rec, ix)
+        ag.voice.busy = False
+        self.at(self.now + self.rng.randint(2, 5), self.become_ready, agent_id, "voice")
+
+    def outbound_answer(self, callid: str, agent_id: int, party: Party, part: Part,
+                        rec: dict) -> None:
+        ag = self.agents[agent_id]
+        part.ring = self.now - part.start
+        part.accepted = True
+        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start, self.now)
+        party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        self._set(ag, ag.voice, AgentState.BUSY)
+        talk = self.rng.randint(60, 300)
+        self.at(self.now + talk, self.outbound_done, callid, agent_id, party, part, rec)
+
+    def outbound_done(self, callid: str, agent_id: int, party: Party, part: Part,
+                      rec: dict) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        self._close_part(party, part, "Completed")
+        party.end(self.now, CCEvent.RELEASED)
+        rec["entity"].add_state(idb.GO_CUSTOM_FIELDS.name, {
+            "ID": self.ids.id("GO_CUSTOM_FIELDS"), "CHAINGUID": rec["chain"],
+            "RECORDHANDLE": rec["handle"], "FIELDID": 1,
+            "VALUE": str(self.rng.randint(0, 5000)), "LASTCHAINUPDSEQ": rec["seq"],
+            **triple("LASTCHANGED", self.now), **triple("LOADED", rec["entity"].start),
+            "LASTCHANGE_TS": self.now, **self.ids.gsys(self.now, OCS_DOMAIN)})
+        self.finish(ix)
+        self._chain_done(rec, ix)
+        self.work_done(ag, ag.voice, self._wrap(), part)
+
+    def _chain_done(self, rec: dict, ix: Ixn) -> None:
+        self._chain_record(rec, ChainState.PROCESSED, call_result=rec["result"])
+        rec["row"].update(STATE=int(ChainState.PROCESSED), **triple("FINISHED", self.now))
+        self.ids.touch(rec["row"], self.now)
+        rec["entity"].end = self.now
+        del self.chains[rec["chain"]]
+        rec["entity"].ledger["SIM_OUTBOUND_ATTEMPT"] = [{
+            "CALL_ATTEMPT_GUID": rec["attempt"], "CHAINGUID": rec["chain"],
+            "RECORD_HANDLE": rec["handle"], "CAMPAIGN_ID": self.c.campaign_id,
+            "CALLID": ix.story.callid, "DIALING_MODE": self.campaign["dialmode"]
+            if self.campaign else 2, "CALL_RESULT": rec["result"], "AGENT_ID": rec["agent"],
+            "START_TS": rec["entity"].start, "END_TS": self.now}]
+        self.emit(rec["entity"], None, True)
+
+    # -- end of the run ---------------------------------------------------------------------
+    def close_open(self, until: int) -> None:
+        """Account open agent states up to `until` and write what is still active."""
+        for ag in self.agents.values():
+            for ch in self._channels(ag):
+                if ch.state != AgentState.LOGGED_OFF:
+                    self._account(ag.cfg.dbid, ch.media, ch.state, ch.reason, ch.since, until)
+                    self.truth.agent_time(ag.cfg.dbid, ch.media, "LOGIN_S", ch.login_at,
+                                          until, until)
+                    if ch.dnd is not None:
+                        self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since,
+                                              until, until)
+            if ag.voice_entity is not None:
+                self.emit(ag.voice_entity, None, False)
+            if ag.mm_entity is not None:
+                self.emit(ag.mm_entity, None, False)
+        for ix in list(self.active.values()):
+            self.emit(ix.entity, ix.story, False)
+        if self.campaign is not None:
+            self.emit(self.campaign["entity"], None, False)
+        for rec in self.chains.values():
+            self.emit(rec["entity"], None, False)

@@ -1,0 +1,147 @@
+"""The truth ledger: what really happened in a simulated contact center, written beside the
+IDB in SIM_* tables (not ICON's), so that the Info Mart can be judged against it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from gim.schema.base import Int, Str, col
+
+ledger_metadata = sa.MetaData()
+
+
+def _t(name: str, *items: object, key: tuple[str, ...], comment: str) -> sa.Table:
+    t = sa.Table(name, ledger_metadata, *items, quote=False, comment=comment)
+    t.info["key"] = key
+    return t
+
+
+SIM_RUN = _t(
+    "SIM_RUN",
+    col("RUN_KEY", Int, primary_key=True, autoincrement=False),  # always 1
+    col("SEED", Int, nullable=False),
+    col("START_TS", Int, nullable=False),
+    col("END_TS", Int, nullable=False),
+    col("PARAMS", sa.Text, nullable=False),  # JSON of the simulation parameters
+    col("GIM_VERSION", Str(32), nullable=False),
+    key=("RUN_KEY",),
+    comment="The simulation that wrote this IDB: parameters and how far it has run.",
+)
+
+SIM_INTERACTION = _t(
+    "SIM_INTERACTION",
+    col("CALLID", Str(50), primary_key=True),  # the root interaction
+    col("MEDIA", Str(16), nullable=False),  # voice | chat | email
+    col("DIRECTION", Str(16), nullable=False),  # inbound | outbound | internal
+    col("START_TS", Int, nullable=False),
+    col("END_TS", Int),  # NULL while active
+    col("STATUS", Str(16), nullable=False),  # completed | active
+    col("OUTCOME", Str(32), nullable=False),  # handled | abandoned_queue |
+    # abandoned_ringing | short_abandon | no_answer | busy | answering_machine | unhandled
+    col("SERVICE", Str(32)),  # the agent group it was meant for
+    col("HANDLING_AGENT_ID", Int),  # the first agent who accepted it
+    col("AGENTS", Int, nullable=False),  # agents who accepted it
+    col("RING_S", Int, nullable=False),
+    col("TALK_S", Int, nullable=False),
+    col("HOLD_S", Int, nullable=False),
+    col("ACW_S", Int, nullable=False),
+    col("CONSULT_S", Int, nullable=False),
+    col("QUEUE_S", Int, nullable=False),
+    col("TRANSFERS", Int, nullable=False),
+    col("CONFERENCES", Int, nullable=False),
+    key=("CALLID",),
+    comment="One row per customer interaction; durations summed over its participants.",
+)
+
+SIM_PARTICIPATION = _t(
+    "SIM_PARTICIPATION",
+    col("CALLID", Str(50), primary_key=True),  # root interaction
+    col("SEQ", Int, primary_key=True, autoincrement=False),  # 1.. in start order
+    col("RESOURCE_KIND", Str(16), nullable=False),  # AGENT | ACD_QUEUE | VQ | ROUTING_POINT
+    col("RESOURCE_ID", Int, nullable=False),  # agent DBID, or DN / script DBID        | IXN_QUEUE
+    col("ROLE", Str(32), nullable=False),  # Received | ReceivedConsult | InitiatedConsult |
+    col("START_TS", Int, nullable=False),  # RoutedTo | Initiated
+    col("END_TS", Int),
+    col("RING_S", Int, nullable=False),
+    col("TALK_S", Int, nullable=False),
+    col("HOLD_S", Int, nullable=False),
+    col("ACW_S", Int, nullable=False),
+    col("CONSULT_S", Int, nullable=False),
+    col("QUEUE_S", Int, nullable=False),
+    col("OUTCOME", Str(32), nullable=False),
+    key=("CALLID", "SEQ"),
+    comment="One row per resource's part in an interaction (agent, queue, routing point).",
+)
+
+SIM_AGENT_INTERVAL = _t(
+    "SIM_AGENT_INTERVAL",
+    col("AGENT_ID", Int, primary_key=True, autoincrement=False),
+    col("MEDIA", Str(16), primary_key=True),
+    col("INTERVAL_KEY", Int, primary_key=True, autoincrement=False),  # UTC 15-minute start
+    col("LOGIN_S", Int, nullable=False),
+    col("READY_S", Int, nullable=False),
+    col("NOT_READY_S", Int, nullable=False),
+    col("BUSY_S", Int, nullable=False),
+    col("ACW_S", Int, nullable=False),
+    col("DND_S", Int, nullable=False),
+    col("OFFERED", Int, nullable=False),
+    col("ACCEPTED", Int, nullable=False),
+    col("ABANDONED", Int, nullable=False),  # customer hung up while it rang at the agent
+    key=("AGENT_ID", "MEDIA", "INTERVAL_KEY"),
+    comment="Per agent, media and 15-minute interval: seconds in each state, offers.",
+)
+
+SIM_AGENT_REASON_INTERVAL = _t(
+    "SIM_AGENT_REASON_INTERVAL",
+    col("AGENT_ID", Int, primary_key=True, autoincrement=False),
+    col("MEDIA", Str(16), primary_key=True),
+    col("INTERVAL_KEY", Int, primary_key=True, autoincrement=False),
+    col("REASON", Str(64), primary_key=True),
+    col("NOT_READY_S", Int, nullable=False),
+    key=("AGENT_ID", "MEDIA", "INTERVAL_KEY", "REASON"),
+    comment="Not-ready seconds by reason code, per agent, media and interval.",
+)
+
+SIM_QUEUE_INTERVAL = _t(
+    "SIM_QUEUE_INTERVAL",
+    col("QUEUE_ID", Int, primary_key=True, autoincrement=False),  # DN or script DBID
+    col("INTERVAL_KEY", Int, primary_key=True, autoincrement=False),  # of the entry
+    col("QUEUE_KIND", Str(16), nullable=False),
+    col("ENTERED", Int, nullable=False),
+    col("ABANDONED", Int, nullable=False),
+    col("SHORT_ABANDONED", Int, nullable=False),
+    col("DISTRIBUTED", Int, nullable=False),
+    col("CLEARED", Int, nullable=False),
+    col("QUEUE_S", Int, nullable=False),  # of the entries that left the queue
+    key=("QUEUE_ID", "INTERVAL_KEY"),
+    comment="Per queue and entry interval: entries and how they left, time queued.",
+)
+
+SIM_OUTBOUND_ATTEMPT = _t(
+    "SIM_OUTBOUND_ATTEMPT",
+    col("CALL_ATTEMPT_GUID", Str(64), primary_key=True),
+    col("CHAINGUID", Str(64), nullable=False),
+    col("RECORD_HANDLE", Int, nullable=False),
+    col("CAMPAIGN_ID", Int, nullable=False),
+    col("CALLID", Str(50)),
+    col("DIALING_MODE", Int, nullable=False),
+    col("CALL_RESULT", Int, nullable=False),
+    col("AGENT_ID", Int),
+    col("START_TS", Int, nullable=False),
+    col("END_TS", Int),
+    key=("CALL_ATTEMPT_GUID",),
+    comment="One row per outbound call attempt with its true call result.",
+)
+
+SIM_FAULT = _t(
+    "SIM_FAULT",
+    col("FAULT_ID", sa.BigInteger, primary_key=True, autoincrement=False),
+    col("KIND", Str(32), nullable=False),
+    col("TABLE_NAME", Str(64), nullable=False),
+    col("ROW_ID", sa.BigInteger, nullable=False),
+    col("CALLID", Str(50)),
+    col("DESCRIPTION", Str(255), nullable=False),
+    key=("FAULT_ID",),
+    comment="Every defect injected on purpose (--faults), with the row it is in.",
+)

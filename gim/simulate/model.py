@@ -1,0 +1,294 @@
+"""The simulated contact center's configuration: tenant, switches, DNs, persons, places,
+groups, skills, queues, campaigns; and the rows ICON's cfg role would write for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from gim.schema import idb
+from gim.schema.icon_codes import (
+    AppType,
+    CfgStatus,
+    DnType,
+    DsType,
+    GroupType,
+    ScriptType,
+    SwitchType,
+)
+
+FIRST_NAMES = ("Alice", "Bruno", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hugo", "Ines",
+               "Jonas", "Keiko", "Liam", "Maya", "Nils", "Olga", "Pedro", "Quinn", "Rosa",
+               "Sven", "Tara", "Ugo", "Vera", "Wade", "Xenia", "Yusuf", "Zoe")
+LAST_NAMES = ("Adams", "Berger", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Horvat",
+              "Ivanova", "Jensen", "Kowalski", "Lopez", "Moreau", "Novak", "Olsen", "Petrov",
+              "Quist", "Rossi", "Schmidt", "Tanaka", "Urban", "Varga", "Weber", "Young")
+SERVICES = ("Sales", "Support", "Billing")
+REASONS = ("Break", "Lunch", "Training", "Meeting")
+
+
+def guid(seed: int, kind: str, n: int) -> str:
+    """A deterministic 32-hex-digit identifier, unique per (seed, kind, n)."""
+    return hashlib.md5(f"{seed}:{kind}:{n}".encode()).hexdigest().upper()
+
+
+def when(ts: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def triple(name: str, ts: int | None) -> dict[str, Any]:
+    """ICON's three forms of one time: GMT date-time, UTC seconds, time code."""
+    if ts is None:
+        return {name: None, f"{name}_TS": None, f"{name}_TCODE": None}
+    return {name: when(ts), f"{name}_TS": ts, f"{name}_TCODE": ts // 300}
+
+
+@dataclass
+class AgentCfg:
+    dbid: int
+    username: str
+    first: str
+    last: str
+    employee_id: str
+    place_id: int
+    place_name: str
+    ext_id: int
+    ext_dn: str
+    login_id: int
+    login_code: str
+    groups: list[int]
+    skills: dict[int, int]
+    index: int
+    shift_start: int  # seconds after local midnight
+    shift_len: int
+    mm: bool = False  # also handles chats and e-mails
+    outbound: bool = False  # works the outbound campaign instead of inbound queues
+
+
+@dataclass
+class GroupCfg:
+    dbid: int
+    name: str
+    queue_id: int  # its ACD queue DN
+    queue_dn: str
+    vq_id: int  # its virtual queue DN
+    vq_dn: str
+
+
+@dataclass
+class Center:
+    seed: int
+    tenant_id: int = 101
+    voice_switch: int = 201
+    mm_switch: int = 202
+    tserver: int = 901
+    ixn_server: int = 902
+    ocs: int = 903
+    icon: int = 904
+    confserv: int = 905
+    rp_id: int = 1001
+    rp_dn: str = "7000"
+    dialer_rp_id: int = 1002
+    dialer_rp_dn: str = "7100"
+    dn_group: int = 551
+    outbound_group: int = 504
+    campaign_id: int = 801
+    calling_list_id: int = 851
+    chat_queue: int = 701
+    email_queue: int = 702
+    agents: list[AgentCfg] = field(default_factory=list)
+    groups: list[GroupCfg] = field(default_factory=list)
+    skills: dict[int, str] = field(default_factory=dict)
+    dns: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (dn, type)
+
+    def group(self, dbid: int) -> GroupCfg:
+        return next(g for g in self.groups if g.dbid == dbid)
+
+
+def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool) -> Center:
+    """The configuration, a pure function of its arguments."""
+    rng = random.Random(f"center:{seed}")
+    c = Center(seed=seed)
+    c.dns[c.rp_id] = (c.rp_dn, DnType.ROUTING_POINT)
+    c.dns[c.dialer_rp_id] = (c.dialer_rp_dn, DnType.ROUTING_POINT)
+    for i, name in enumerate(SERVICES):
+        g = GroupCfg(dbid=501 + i, name=name, queue_id=1101 + i, queue_dn=f"{8001 + i}",
+                     vq_id=1201 + i, vq_dn=f"VQ_{name}")
+        c.groups.append(g)
+        c.dns[g.queue_id] = (g.queue_dn, DnType.ACD_QUEUE)
+        c.dns[g.vq_id] = (g.vq_dn, DnType.VIRTUAL_QUEUE)
+    c.skills = {601: "English", 602: "Spanish", 603: "Escalations"}
+    n_out = max(1, agents // 10) if outbound else 0
+    for i in range(agents):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        is_out = i >= agents - n_out
+        groups = [c.outbound_group] if is_out else [c.groups[i % len(SERVICES)].dbid]
+        if not is_out and rng.random() < 0.25:  # some agents serve a second group
+            other = c.groups[(i + 1) % len(SERVICES)].dbid
+            groups.append(other)
+        skills = {601: rng.randint(3, 10)}
+        if rng.random() < 0.3:
+            skills[602] = rng.randint(1, 10)
+        a = AgentCfg(
+            dbid=2001 + i, username=f"{first.lower()}.{last.lower()}{i}", first=first,
+            last=last, employee_id=f"E{10000 + i}", place_id=3001 + i,
+            place_name=f"Place_{5000 + i}", ext_id=1501 + i, ext_dn=f"{5000 + i}",
+            login_id=4001 + i, login_code=f"{6000 + i}", groups=groups, skills=skills,
+            index=i,
+            # Shifts start between 06:00 and 13:00 UTC so that 06:00-21:00 is covered.
+            shift_start=6 * 3600 + (i * 7919 % 29) * 900, shift_len=8 * 3600,
+            mm=("chat" in media or "email" in media) and not is_out and i % 3 == 0,
+            outbound=is_out)
+        c.agents.append(a)
+        c.dns[a.ext_id] = (a.ext_dn, DnType.EXTENSION)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration rows
+
+
+class ConfigStore:
+    """GC_* rows by (table, ID), and GCX_* association rows; updated as configuration
+    changes during the simulation, written out at the end (as ICON keeps them: the latest
+    state of each object, associations as [CREATED, DELETED) rows)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.objects: dict[tuple[str, int], dict[str, Any]] = {}
+        self.links: dict[tuple[str, int], dict[str, Any]] = {}
+        self.next_link_id = 1
+        self.seq = 0
+
+    def _gsys(self, ts: int) -> dict[str, Any]:
+        self.seq += 1
+        return {"GSYS_DOMAIN": 1, "GSYS_PARTITION": 0, "GSYS_SYS_ID": 0,
+                "GSYS_SEQ": self.seq, "GSYS_USEQ": self.seq, "GSYS_TS": when(ts),
+                "GSYS_TC": ts // 300, "GSYS_EXT_VCH1": None, "GSYS_EXT_VCH2": None,
+                "GSYS_EXT_INT1": 0, "GSYS_EXT_INT2": None}
+
+    def add(self, table: Any, ts: int, **values: Any) -> None:
+        row = {"FOLDERID": None, "STATE": 1, "STATUS": int(CfgStatus.ACTIVE),
+               **triple("CREATED", ts), **triple("DELETED", None),
+               **triple("LASTCHANGE", ts), **self._gsys(ts), **values}
+        self.objects[(table.name, values["ID"])] = row
+
+    def change(self, table: Any, dbid: int, ts: int, **values: Any) -> None:
+        row = self.objects[(table.name, dbid)]
+        row.update(values)
+        row.update(triple("LASTCHANGE", ts))
+        self.seq += 1
+        row["GSYS_USEQ"] = self.seq
+
+    def link(self, table: Any, ts: int, **values: Any) -> int:
+        link_id = self.next_link_id
+        self.next_link_id += 1
+        self.links[(table.name, link_id)] = {
+            "ID": link_id, "STATUS": int(CfgStatus.ACTIVE), **triple("CREATED", ts),
+            **triple("DELETED", None), "LASTCHANGE_TS": ts, **self._gsys(ts), **values}
+        return link_id
+
+    def unlink(self, table: Any, ts: int, **match: Any) -> None:
+        for (name, _), row in sorted(self.links.items()):
+            if name == table.name and row["STATUS"] == CfgStatus.ACTIVE and all(
+                    row[k] == v for k, v in match.items()):
+                row.update(STATUS=int(CfgStatus.DELETED), **triple("DELETED", ts),
+                           LASTCHANGE_TS=ts)
+                self.seq += 1
+                row["GSYS_USEQ"] = self.seq
+
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for (name, _), row in sorted(self.objects.items()):
+            out.setdefault(name, []).append(row)
+        for (name, _), row in sorted(self.links.items()):
+            out.setdefault(name, []).append(row)
+        return out
+
+
+def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...],
+                   outbound: bool) -> None:
+    """The configuration as ICON's first synchronization records it, at `ts`."""
+    t = c.tenant_id
+    store.add(idb.GC_TENANT, ts, ID=t, NAME="Resources")
+    store.add(idb.GC_TIME_ZONE, ts, ID=301, TENANTID=t, NAME="GMT",
+              DESCRIPTION="Greenwich Mean Time", GMT_OFFSET=0, IS_DST_OBSERVED=0)
+    for dbid, name, kind in ((c.tserver, "SIP_Server", AppType.T_SERVER),
+                             (c.ixn_server, "Interaction_Server", AppType.INTERACTION_SERVER),
+                             (c.ocs, "OCServer", AppType.OCS),
+                             (c.icon, "ICON", AppType.ICON),
+                             (c.confserv, "confserv", 0)):
+        store.add(idb.GC_APPLICATION, ts, ID=dbid, TENANTID=t, NAME=name, TYPE=int(kind),
+                  VERSION="8.5")
+    store.add(idb.GC_SWITCH, ts, ID=c.voice_switch, TENANTID=t, NAME="SIP_Switch",
+              TYPE=int(SwitchType.SIP), LINKTYPE=0)
+    store.add(idb.GC_SWITCH, ts, ID=c.mm_switch, TENANTID=t, NAME="MM_Switch",
+              TYPE=int(SwitchType.MULTIMEDIA), LINKTYPE=0)
+    for dbid, (dn, dn_type) in sorted(c.dns.items()):
+        store.add(idb.GC_ENDPOINT, ts, ID=dbid, TENANTID=t, SWITCHID=c.voice_switch, DN=dn,
+                  TYPE=int(dn_type), ASSOCIATION=None, NAME=dn)
+    for g in c.groups:
+        store.add(idb.GC_GROUP, ts, ID=g.dbid, TENANTID=t, NAME=g.name,
+                  TYPE=int(GroupType.AGENT), DNGROUPTYPE=None, SCRIPT=None)
+    store.add(idb.GC_GROUP, ts, ID=c.dn_group, TENANTID=t, NAME="All_Queues",
+              TYPE=int(GroupType.DN), DNGROUPTYPE=1, SCRIPT=None)
+    for g in c.groups:
+        store.link(idb.GCX_GROUP_ENDPOINT, ts, GROUPID=c.dn_group, ENDPOINTID=g.queue_id)
+    for dbid, name in sorted(c.skills.items()):
+        store.add(idb.GC_SKILL, ts, ID=dbid, TENANTID=t, NAME=name)
+    if "chat" in media:
+        store.add(idb.GC_SCRIPT, ts, ID=c.chat_queue, TENANTID=t, NAME="Chat_Inbound",
+                  TYPE=int(ScriptType.INTERACTION_QUEUE))
+    if "email" in media:
+        store.add(idb.GC_SCRIPT, ts, ID=c.email_queue, TENANTID=t, NAME="Email_Inbound",
+                  TYPE=int(ScriptType.INTERACTION_QUEUE))
+    if outbound:
+        store.add(idb.GC_GROUP, ts, ID=c.outbound_group, TENANTID=t, NAME="Outbound",
+                  TYPE=int(GroupType.AGENT), DNGROUPTYPE=None, SCRIPT=None)
+        store.add(idb.GC_CAMPAIGN, ts, ID=c.campaign_id, TENANTID=t, NAME="Collections",
+                  SCRIPTID=None)
+        store.add(idb.GC_CALLING_LIST, ts, ID=c.calling_list_id, TENANTID=t,
+                  NAME="CL_Collections", TABLENAME="cl_collections")
+        store.link(idb.GCX_CAMPLIST, ts, CAMPAIGNID=c.campaign_id,
+                   CALLINGLISTID=c.calling_list_id)
+        store.link(idb.GCX_GROUP_CAMPAIGN, ts, GROUPID=c.outbound_group,
+                   CAMPAIGNID=c.campaign_id, DIALMODE=2)
+    for a in c.agents:
+        store.add(idb.GC_PLACE, ts, ID=a.place_id, TENANTID=t, NAME=a.place_name)
+        store.add(idb.GC_LOGIN, ts, ID=a.login_id, TENANTID=t, SWITCHID=c.voice_switch,
+                  LOGINCODE=a.login_code)
+        store.add(idb.GC_AGENT, ts, ID=a.dbid, TENANTID=t, USERNAME=a.username,
+                  FIRSTNAME=a.first, LASTNAME=a.last, EMPLOYEEID=a.employee_id,
+                  EMAIL=f"{a.username}@example.com", TYPE=2, PLACEID=a.place_id)
+        store.link(idb.GCX_AGENT_PLACE, ts, PLACEID=a.place_id, AGENTID=a.dbid)
+        store.link(idb.GCX_ENDPOINT_PLACE, ts, ENDPOINTID=a.ext_id, PLACEID=a.place_id)
+        store.link(idb.GCX_LOGIN_INFO, ts, LOGINID=a.login_id, AGENTID=a.dbid, WRAPUPTIME=0)
+        for g in a.groups:
+            store.link(idb.GCX_GROUP_AGENT, ts, GROUPID=g, AGENTID=a.dbid)
+        for skill, level in sorted(a.skills.items()):
+            store.link(idb.GCX_SKILL_LEVEL, ts, SKILLID=skill, AGENTID=a.dbid, SLEVEL=level)
+
+
+def dss_rows(c: Center, start: int, end: int) -> dict[str, list[dict[str, Any]]]:
+    """One data-source session per provider, open from the start of the simulation."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    providers = ((idb.G_DSS_CFG_PROVIDER, c.confserv, DsType.CONFIG_SERVER, None),
+                 (idb.G_DSS_GCC_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
+                 (idb.G_DSS_GLS_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
+                 (idb.G_DSS_GUD_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
+                 (idb.G_DSS_GOS_PROVIDER, c.ocs, DsType.OCS, None))
+    for table, ds, ds_type, switch in providers:
+        out[table.name] = [{
+            "DSS_ID": 1, "ICON_DBID": c.icon, "DS_DBID": ds, "DS_DBID_PRIM": ds,
+            "DS2_DBID": switch, "DS_TYPE": int(ds_type), "ICON_STIME": when(start),
+            "DSCONN_STIME": when(start), "DSCONN_SDSTIME": when(start),
+            "DSCONN_SDSTS": start, "DSCONN_TYPE": 1, "ICON_ETIME": None,
+            "DSCONN_ETIME": None, "FEVENT_ITIME": when(start), "FEVENT_DSTIME": when(start),
+            "FEVENT_DSSEQ": "1", "DSCONN_STS": start, "DSCONN_ETS": None, "ICON_ETS": None,
+            "FEVENT_ITS": start, "LEVENT_ITIME": when(end), "LEVENT_ITS": end,
+            "LASTCHANGE_TS": end}]
+    return out
