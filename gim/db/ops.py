@@ -40,6 +40,27 @@ class Partition:
     upper: int | None
 
 
+def _sqlite_datetime(value: dt.datetime) -> str:
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
+def _convert_row(row: Sequence[Any], converters: list) -> list[Any]:
+    out = list(row)
+    for i, proc, memo in converters:
+        value = out[i]
+        if value is None:
+            continue
+        try:
+            out[i] = memo[value]
+        except KeyError:
+            if len(memo) > 100_000:
+                memo.clear()
+            out[i] = memo[value] = proc(value)
+        except TypeError:  # unhashable
+            out[i] = proc(value)
+    return out
+
+
 def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
@@ -146,8 +167,19 @@ class SqliteOps(Ops):
     def _executemany(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
                      columns: Sequence[str], suffix: str) -> int:
         dialect = conn.dialect
-        procs = [table.c[c].type.bind_processor(dialect) for c in columns]
-        convert = any(procs)
+        # Only the columns whose type converts values (dates, decimals) are touched; their
+        # conversions are memoized, since the same instants recur across many rows.
+        converters = []
+        for i, c in enumerate(columns):
+            impl = table.c[c].type.dialect_impl(dialect)
+            proc = impl.bind_processor(dialect)
+            if proc is None:
+                continue
+            if type(impl) is sqlite.DATETIME and impl._storage_format == \
+                    sqlite.DATETIME._storage_format:
+                # The same text SQLAlchemy's default storage format produces, in C.
+                proc = _sqlite_datetime
+            converters.append((i, proc, {}))
         sql = (f"INSERT INTO {safe_identifier(table.name)} "
                f"({', '.join(safe_identifier(c) for c in columns)}) "
                f"VALUES ({', '.join('?' for _ in columns)}){suffix}")
@@ -155,9 +187,8 @@ class SqliteOps(Ops):
         count = 0
         try:
             for batch in batched(rows, self.batch_size):
-                if convert:
-                    batch = [tuple(p(v) if p and v is not None else v
-                                   for p, v in zip(procs, row, strict=True)) for row in batch]
+                if converters:
+                    batch = [_convert_row(row, converters) for row in batch]
                 cursor.executemany(sql, batch)
                 count += len(batch)
         finally:

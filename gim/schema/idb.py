@@ -17,6 +17,9 @@ idb_metadata = sa.MetaData()
 
 Ts = sa.DateTime
 SmallInt = sa.SmallInteger
+# numeric(20) columns: SQLite would store them as floating point and lose digits, so there
+# they are 64-bit integers (ConnIDs below 2**63 fit).
+BigNum = sa.Numeric(20).with_variant(sa.BigInteger(), "sqlite")
 
 
 def _gsys() -> list[sa.Column]:
@@ -161,7 +164,7 @@ G_CALL = _state(
     col("MERGECALLID", Str(50)),
     col("MERGETYPE", Int),  # inferred dict: 0 none, 1 transfer, 2 conference
     col("CONNID", Str(50)),
-    col("CONNIDNUM", sa.Numeric(20)),
+    col("CONNIDNUM", BigNum),
     col("SWITCHCALLID", Int),
     col("IRID", Str(50), nullable=False),
     # Inferred from here on.
@@ -214,7 +217,7 @@ G_IR_HISTORY = _history(
     "G_IR_HISTORY",
     col("IRHID", Id, primary_key=True, autoincrement=False),
     col("IRID", Str(50), nullable=False),
-    col("XSEQ", sa.Numeric(19)),
+    col("XSEQ", BigNum),
     col("CHANGETYPE", Int),  # dict 3: 1 created, 2 terminated, 3 merged
     col("REFID", Str(50)),
     *_triple("ADDED", nullable=False),

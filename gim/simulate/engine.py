@@ -470,7 +470,7 @@ class Sim:
         n = self.ids.id("voicecall")
         callid = ix.story.callid if parent is None else guid(self.p.seed, "call-c", n)
         call = Call(ix.entity, self.ids, self.now, callid=callid,
-                    irid=guid(self.p.seed, "ir", n), connid=f"{self.p.seed % 4096:03X}"
+                    irid=guid(self.p.seed, "ir", n), connid=f"{self.p.seed % 2048:03X}"
                     f"{n:013X}", call_type=int(call_type), media_type=0, media_name="voice",
                     switch=self.c.voice_switch, tenant=self.c.tenant_id, domain=VOICE_DOMAIN,
                     ani=ani, dnis=dnis, parent=parent,

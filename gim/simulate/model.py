@@ -5,6 +5,7 @@ groups, skills, queues, campaigns; and the rows ICON's cfg role would write for 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ def guid(seed: int, kind: str, n: int) -> str:
     return hashlib.md5(f"{seed}:{kind}:{n}".encode()).hexdigest().upper()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def when(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
 

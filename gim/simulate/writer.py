@@ -5,6 +5,7 @@ previous run's end.
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +28,23 @@ UNKNOWN_AGENT, UNKNOWN_PLACE = 999_999, 999_998
 def _table(name: str) -> sa.Table:
     return idb_metadata.tables.get(name) if name in idb_metadata.tables else \
         ledger_metadata.tables[name]
+
+
+def _tuples(rows: list[dict[str, Any]], columns: list[str], key: list[str],
+            dedupe: bool) -> list[tuple]:
+    """Rows as tuples in column order (missing columns as NULL); with dedupe, the last
+    version of each key only (an upsert may not touch a row twice in one statement)."""
+    getter = operator.itemgetter(*columns)
+    out = []
+    for row in rows:
+        try:
+            out.append(getter(row))
+        except KeyError:
+            out.append(tuple(row.get(c) for c in columns))
+    if not dedupe:
+        return out
+    at = [columns.index(k) for k in key]
+    return list({tuple(t[i] for i in at): t for t in out}.values())
 
 
 class Writer:
@@ -95,9 +113,9 @@ class Writer:
                 table = _table(name)
                 columns = [c.name for c in table.columns]
                 key = [c.name for c in table.primary_key.columns]
-                tuples = list({tuple(r.get(k) for k in key): tuple(r.get(c) for c in columns)
-                               for r in rows}.values())  # the last version of a row wins
-                if self.since is None and table.name not in ledger_metadata.tables:
+                insert = self.since is None and table.name not in ledger_metadata.tables
+                tuples = _tuples(rows, columns, key, dedupe=not insert)
+                if insert:
                     ops.bulk_insert(conn, table, tuples, columns)
                 else:
                     ops.bulk_upsert(conn, table, tuples, columns, key)
@@ -110,7 +128,8 @@ class Writer:
         h = zlib.crc32(f"{self.seed}:fault:{callid}".encode())
         if (h % 1_000_000) / 1_000_000 >= self.fault_rate:
             return None
-        return FAULT_KINDS[(h // 1_000_000) % len(FAULT_KINDS)]
+        return FAULT_KINDS[zlib.crc32(f"{self.seed}:kind:{callid}".encode())
+                           % len(FAULT_KINDS)]
 
     def _inject(self, callid: str, rows: list, final: bool):  # noqa: ANN202
         """Damage the interaction's rows in one of the known ways, the same way every time
