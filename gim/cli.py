@@ -110,6 +110,31 @@ def migrate(config: ConfigOpt = None, verbose: VerboseOpt = 0,
                  gated=False), config, verbose, as_json, migrate_job.run)
 
 
+RoleOpt = Annotated[str, typer.Option("--role", help="ICON_CFG, ICON_CORE, ICON_OCS, ICON_MM, "
+                                     "or all.")]
+
+
+@app.command()
+def extract(role: RoleOpt, dap: Annotated[str | None, typer.Option(
+                "--dap", help="Only this DAP (and its HA partner).")] = None,
+            config: ConfigOpt = None, verbose: VerboseOpt = 0, as_json: JsonOpt = False) -> None:
+    """Extract new and changed IDB rows into the Info Mart's GIDB tables (Job_ExtractICON),
+    window by window from each table's high-water mark; safe to kill and run again.
+
+    Example: gim extract --role ICON_CORE -c /etc/gim/gim.toml
+    """
+    from gim.jobs import extract as extract_job
+    from gim.runner import EXTRACT_LOCKS
+
+    key = role.strip().lower()
+    locks = EXTRACT_LOCKS if key == "all" else (f"extract-{key}",)
+    if key != "all" and locks[0] not in EXTRACT_LOCKS:
+        _fail(UsageError(f"--role {role}: unknown role (choose among ICON_CFG, ICON_CORE, "
+                         "ICON_OCS, ICON_MM or all)"), "extract")
+    _run(JobSpec("extract", locks=locks), config, verbose, as_json,
+         lambda ctx: extract_job.run(ctx, role, dap))
+
+
 @app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show the schema version, the last run and outcome of each job, and the locks held now.

@@ -110,8 +110,6 @@ _opt(_ETL, "partitioning-ahead-range", "int", 14,
 _opt(_ETL, "partitioning-interval-size-gim", "int", 86400,
      "PostgreSQL: partition size in seconds for fact and control tables (PostgreSQL advice: "
      "2592000, one month, when days-to-keep-gim-facts < 1095).", min=900)
-_opt(_ETL, "partitioning-interval-size-gidb", "int", 86400,
-     "PostgreSQL: partition size in seconds for GIDB tables.", min=900)
 _opt(_ETL, "extract-data-chunk-size", "int", 3600,
      "Seconds of source time extracted per chunk (one Info Mart transaction per chunk).",
      min=60, max=86400 * 7)

@@ -144,14 +144,17 @@ class JobContext:
         self.notes.append(text)
         self.log.warning(text)
 
-    def new_audit_key(self, conn: Connection, *, min_key: int = 0, max_key: int = 0,
+    def new_audit_key(self, conn: Connection, *, key: int | None = None, min_key: int = 0,
+                      max_key: int = 0,
                       row_count: int = 0, max_chunk_ts: int | None = None,
                       data_source_key: int | None = None, dap_name: str | None = None,
                       table_name: str | None = None) -> int:
-        """Write this transaction's CTL_AUDIT_LOG row (in `conn`'s transaction); return its key."""
+        """Write this transaction's CTL_AUDIT_LOG row (in `conn`'s transaction); return its key
+        (`key` when the caller drew it beforehand, to stamp rows with it)."""
         from gim.schema.control import CTL_AUDIT_LOG
 
-        key = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        if key is None:
+            key = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         now = time.time()
         when = _utc_naive(now)
         conn.execute(CTL_AUDIT_LOG.insert().values(

@@ -164,7 +164,14 @@ INTEGRITY = [
     ("agent of an unknown place",
      "SELECT ID FROM GC_AGENT WHERE PLACEID NOT IN (SELECT ID FROM GC_PLACE)", None),
     ("rows of an unknown data-source session",
-     "SELECT ID FROM G_CALL WHERE GSYS_DOMAIN NOT IN (1, 2, 3)", None),
+     "SELECT ID FROM G_CALL WHERE GSYS_DOMAIN NOT IN (SELECT DSS_ID FROM G_DSS_GCC_PROVIDER)",
+     None),
+    ("agent states of an unknown data-source session",
+     "SELECT ID FROM G_AGENT_STATE_HISTORY WHERE GSYS_DOMAIN NOT IN "
+     "(SELECT DSS_ID FROM G_DSS_GLS_PROVIDER)", None),
+    ("outbound rows of an unknown data-source session",
+     "SELECT ID FROM GO_CHAIN WHERE GSYS_DOMAIN NOT IN (SELECT DSS_ID FROM G_DSS_GOS_PROVIDER)",
+     None),
 ]
 
 

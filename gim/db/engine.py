@@ -6,6 +6,8 @@ Connection failures become one-line errors that name the database (password mask
 from __future__ import annotations
 
 import contextlib
+import decimal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +54,14 @@ def make_engine(url: str, label: str = "Info Mart") -> Engine:
                                   f"in {mask_url(url)} (use sqlite or postgresql)")
     engine.info = {"label": label, "url": mask_url(url)}  # type: ignore[attr-defined]
     return engine
+
+
+def _decimal_for_sqlite(value: decimal.Decimal) -> int | float:
+    # numeric(20) values read from PostgreSQL (ConnIDs) are integers; SQLite has no decimal.
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+sqlite3.register_adapter(decimal.Decimal, _decimal_for_sqlite)
 
 
 def _sqlite_engine(parsed: sa.engine.URL, label: str) -> Engine:

@@ -83,6 +83,35 @@ class Ops:
     def _fold(self, name: str) -> str:
         return name
 
+    def fold(self, name: str) -> str:
+        """The name the database stores an (unquoted) table name under."""
+        return self._fold(name)
+
+    def clock(self, conn: Connection) -> int:
+        """The database's current time, UTC epoch seconds."""
+        raise NotImplementedError
+
+    @staticmethod
+    def temp_name(table: sa.Table) -> str:
+        return safe_identifier(f"tmp_{table.name.lower()}"[:63])
+
+    def temp_copy(self, conn: Connection, table: sa.Table) -> str:
+        """An empty temporary table shaped like `table`, private to this connection."""
+        raise NotImplementedError
+
+    def upsert_from(self, conn: Connection, table: sa.Table, source: str,
+                    columns: Sequence[str], key: Sequence[str],
+                    update: Sequence[str]) -> None:
+        """INSERT INTO table SELECT ... FROM source, replacing rows whose key exists (only
+        the `update` columns change)."""
+        cols = ", ".join(safe_identifier(c) for c in columns)
+        action = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}"
+                  if update else "DO NOTHING")
+        conn.exec_driver_sql(
+            f"INSERT INTO {safe_identifier(table.name)} ({cols}) SELECT {cols} FROM "
+            f"{safe_identifier(source)} WHERE 1 = 1 ON CONFLICT "
+            f"({', '.join(safe_identifier(k) for k in key)}) {action}")
+
     # -- writing --------------------------------------------------------------------------
     def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
                     columns: Sequence[str]) -> int:
@@ -156,6 +185,17 @@ class SqliteOps(Ops):
 
     def _insert(self, table: sa.Table):  # noqa: ANN202
         return sqlite.insert(table)
+
+    def clock(self, conn: Connection) -> int:
+        return int(conn.exec_driver_sql("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
+                   .scalar_one())
+
+    def temp_copy(self, conn: Connection, table: sa.Table) -> str:
+        name = self.temp_name(table)
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS "
+                             f"SELECT * FROM {safe_identifier(table.name)} WHERE 0")
+        conn.exec_driver_sql(f"DELETE FROM {name}")
+        return name
 
     def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
                     columns: Sequence[str]) -> int:
@@ -231,6 +271,18 @@ class PostgresOps(Ops):
     def _insert(self, table: sa.Table):  # noqa: ANN202
         return postgresql.insert(table)
 
+    def clock(self, conn: Connection) -> int:
+        return int(conn.exec_driver_sql(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)").scalar_one())
+
+    def temp_copy(self, conn: Connection, table: sa.Table) -> str:
+        name = self.temp_name(table)
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} "
+                             f"(LIKE {self._fold(table.name)} INCLUDING DEFAULTS) "
+                             "ON COMMIT DROP")
+        conn.exec_driver_sql(f"TRUNCATE {name}")
+        return name
+
     def bulk_insert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
                     columns: Sequence[str]) -> int:
         """COPY ... FROM STDIN through psycopg 3, in the caller's transaction."""
@@ -248,7 +300,7 @@ class PostgresOps(Ops):
                     columns: Sequence[str], key: Sequence[str]) -> int:
         """COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE."""
         name = safe_identifier(self._fold(table.name))
-        temp = safe_identifier(f"tmp_{name}"[:63])
+        temp = self.temp_name(table)
         cols = ", ".join(safe_identifier(c) for c in columns)
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {temp} "
                              f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP")

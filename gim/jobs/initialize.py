@@ -40,11 +40,31 @@ def run(ctx: JobContext) -> str:
     """`gim init`."""
     version = installed_version(ctx.engine)
     initialize(ctx)
+    prepare_idbs(ctx)
     if version is None:
         return f"Info Mart initialized at schema version {SCHEMA_VERSION}"
     return f"Info Mart already at schema version {version}; nothing was missing" if not any(
         ctx.counts.values()) else f"Info Mart at schema version {version}; completed what " \
                                   "was missing"
+
+
+def prepare_idbs(ctx: JobContext) -> None:
+    """Create on every configured IDB the indexes extraction needs (an IDB out of reach is
+    reported, not fatal: extraction creates them too)."""
+    from gim.db import make_engine
+    from gim.db.engine import check_connection
+    from gim.errors import DatabaseUnavailable
+    from gim.jobs.extract import Idb, ensure_indexes
+
+    for dap in ctx.config.daps:
+        engine = make_engine(dap.url, label=f"DAP {dap.name}")
+        try:
+            check_connection(engine)
+            ensure_indexes(ctx, Idb(dap=dap, engine=engine, key=0))
+        except DatabaseUnavailable as exc:
+            ctx.note(f"{exc.message}; its indexes will be created by gim extract")
+        finally:
+            engine.dispose()
 
 
 def initialize(ctx: JobContext) -> None:
@@ -156,8 +176,7 @@ def _settle_settings(ctx: JobContext) -> dt.date:
 
 
 def partition_interval(config: Config, table: sa.Table) -> int:
-    group = table.info.get("partition_group", "gim")
-    return config.get("gim-etl", f"partitioning-interval-size-{group}")
+    return config.get("gim-etl", "partitioning-interval-size-gim")
 
 
 def ensure_partitions(ctx: JobContext, start_day: dt.date, now: float | None = None) -> int:

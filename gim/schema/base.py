@@ -27,12 +27,11 @@ def col(name: str, type_: Any, *args: Any, **kw: Any) -> sa.Column:
 
 
 def table(metadata: sa.MetaData, name: str, *items: Any, partition_by: str | None = None,
-          partition_group: str = "gim", category: str, comment: str | None = None,
-          ours: bool = False) -> sa.Table:
+          category: str, comment: str | None = None, ours: bool = False) -> sa.Table:
     """Declare a table.
 
-    partition_by: the epoch-seconds column PostgreSQL range-partitions the table on.
-    partition_group: which partitioning-interval-size-* option sizes its partitions.
+    partition_by: the epoch-seconds column PostgreSQL range-partitions the table on (its
+    partitions are partitioning-interval-size-gim seconds long).
     category: control | dimension | fact | gidb | staging | aggregate (drives export, purge).
     ours: True for tables gim adds that the product does not have.
     """
@@ -42,7 +41,7 @@ def table(metadata: sa.MetaData, name: str, *items: Any, partition_by: str | Non
     t = sa.Table(name, metadata, *items, quote=False, comment=comment, **kw)
     t.info.update(category=category, ours=ours)
     if partition_by:
-        t.info.update(partition_by=partition_by, partition_group=partition_group)
+        t.info.update(partition_by=partition_by)
     return t
 
 

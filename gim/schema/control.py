@@ -155,3 +155,34 @@ CTL_INFOMART_SETTINGS = table(
     category="control",
     ours=True,
 )
+
+# Data sources: one row per DAP gim has extracted from; DATA_SOURCE_KEY is stamped on every
+# GIDB row that came from it. The columns after DAP_NAME are ours.
+CTL_DS = table(
+    metadata, "CTL_DS",
+    col("DATA_SOURCE_KEY", Int, primary_key=True, autoincrement=False),
+    col("DAP_NAME", Str(255), nullable=False, unique=True),
+    col("HA_SET", Str(255)),  # the redundant set the DAP belongs to, if any
+    col("SOURCE_NAME", Str(255), nullable=False),  # HA_SET, or DAP_NAME alone
+    col("ROLES", Str(255), nullable=False),
+    col("TENANT", Str(255)),
+    col("CREATED_TS", Int, nullable=False),
+    col("UPDATED_TS", Int, nullable=False),
+    category="control",
+)
+
+# Ours: the committed high-water mark of each (logical source, GIDB table): the end of the
+# last extracted window, which the next window starts at. It commits with the chunk it marks.
+CTL_EXTRACT_HWM = table(
+    metadata, "CTL_EXTRACT_HWM",
+    col("SOURCE_NAME", Str(255), primary_key=True),
+    col("TABLE_NAME", Str(64), primary_key=True),
+    col("MARK_TS", Int, nullable=False),
+    col("DAP_NAME", Str(255), nullable=False),  # the DAP the last window came from
+    col("ROW_COUNT", Key, nullable=False),  # rows extracted so far
+    col("JOB_ID", Str(64), nullable=False),
+    col("AUDIT_KEY", Key, nullable=False),
+    col("UPDATED_TS", Int, nullable=False),
+    category="control",
+    ours=True,
+)

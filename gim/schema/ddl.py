@@ -1,5 +1,6 @@
 """DDL scripts generated from the metadata: `python -m gim.schema.ddl --write` refreshes
-sql/<dialect>/infomart.sql; a test fails when the files and the metadata drift apart.
+sql/<dialect>/infomart.sql and sql/idb/<dialect>/indexes.sql; a test fails when the files
+and the metadata drift apart.
 """
 
 from __future__ import annotations
@@ -36,8 +37,22 @@ def render(dialect_name: str, tables: list[sa.Table] | None = None,
     return "\n".join(out)
 
 
+def render_idb_indexes(dialect_name: str) -> str:
+    """The index statements extraction relies on, for DBAs (sql/idb/<dialect>/indexes.sql)."""
+    from gim.schema.idb import extraction_indexes
+
+    lines = [f"-- Indexes gim's extraction relies on, for an ICON IDB on {dialect_name}.",
+             "-- gim init and gim extract create the missing ones themselves; this script is",
+             "-- for DBAs who prefer to create them beforehand. Generated; do not edit.", ""]
+    lines += [index.ddl() + ";" for index in extraction_indexes()]
+    return "\n".join(lines) + "\n"
+
+
 def targets() -> dict[Path, str]:
-    return {ROOT / name / "infomart.sql": render(name) for name in DIALECTS}
+    out = {ROOT / name / "infomart.sql": render(name) for name in DIALECTS}
+    out.update({ROOT / "idb" / name / "indexes.sql": render_idb_indexes(name)
+                for name in DIALECTS})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

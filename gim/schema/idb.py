@@ -8,6 +8,8 @@ unpublished are ours too, and the simulator writes them into G_DICTIONARY.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from gim.schema.base import Int, Str, col
@@ -644,3 +646,33 @@ for _t in idb_metadata.tables.values():
 
 def tables_for_role(role: str) -> list[sa.Table]:
     return [t for t in idb_metadata.sorted_tables if role in t.info["roles"]]
+
+
+# --------------------------------------------------------------------------------------------
+# Indexes extraction relies on. ICON's own scripts do not create them; gim creates the
+# missing ones on every IDB it extracts from (`gim init`, `gim extract`), as the product does
+# from 8.5.006; sql/idb/ holds the same statements for DBAs who prefer to run them.
+
+@dataclass(frozen=True)
+class IdbIndex:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+
+    def ddl(self) -> str:
+        # Plain text, not sa.Index: an Index object would attach itself to the table and be
+        # created with it by `gim idb create`.
+        return (f"CREATE INDEX IF NOT EXISTS {self.name} ON {self.table} "
+                f"({', '.join(self.columns)})")
+
+
+def extraction_indexes() -> list[IdbIndex]:
+    """An index on each extracted table's window column, and on G_CALL's state."""
+    indexes = []
+    for t in idb_metadata.sorted_tables:
+        column = t.info["time_column"]
+        if column and t.info["kind"] != "dss":
+            indexes.append(IdbIndex(f"gim_ix_{t.name.lower()}_{column.lower()}", t.name,
+                                    (column,)))
+    indexes.append(IdbIndex("gim_ix_g_call_state", "G_CALL", ("STATE", "LASTCHANGE_TS")))
+    return indexes

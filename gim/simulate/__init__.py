@@ -103,7 +103,8 @@ def simulate(url: str, *, start: dt.date | None = None, days: int = 1,
         sim = Sim(params, center, store, writer.emit)
         sim.run(params.end)
         _write_config(writer, store, since)
-        for name, rows in dss_rows(center, params.start - 7 * DAY, params.end).items():
+        for name, rows in dss_rows(center, params.start - 7 * DAY, params.end, params.media,
+                                   params.outbound).items():
             writer.add_all(name, rows)
         if since is None:
             for dict_type, (name, enum) in sorted(DICTIONARIES.items()):

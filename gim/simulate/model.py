@@ -30,6 +30,7 @@ LAST_NAMES = ("Adams", "Berger", "Costa", "Dubois", "Eriksen", "Fischer", "Garci
               "Quist", "Rossi", "Schmidt", "Tanaka", "Urban", "Varga", "Weber", "Young")
 SERVICES = ("Sales", "Support", "Billing")
 REASONS = ("Break", "Lunch", "Training", "Meeting")
+CFG_DOMAIN = 4  # GSYS_DOMAIN of configuration rows: the Configuration Server's session
 
 
 def guid(seed: int, kind: str, n: int) -> str:
@@ -168,7 +169,7 @@ class ConfigStore:
 
     def _gsys(self, ts: int) -> dict[str, Any]:
         self.seq += 1
-        return {"GSYS_DOMAIN": 1, "GSYS_PARTITION": 0, "GSYS_SYS_ID": 0,
+        return {"GSYS_DOMAIN": CFG_DOMAIN, "GSYS_PARTITION": 0, "GSYS_SYS_ID": 0,
                 "GSYS_SEQ": self.seq, "GSYS_USEQ": self.seq, "GSYS_TS": when(ts),
                 "GSYS_TC": ts // 300, "GSYS_EXT_VCH1": None, "GSYS_EXT_VCH2": None,
                 "GSYS_EXT_INT1": 0, "GSYS_EXT_INT2": None}
@@ -275,22 +276,27 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
             store.link(idb.GCX_SKILL_LEVEL, ts, SKILLID=skill, AGENTID=a.dbid, SLEVEL=level)
 
 
-def dss_rows(c: Center, start: int, end: int) -> dict[str, list[dict[str, Any]]]:
-    """One data-source session per provider, open from the start of the simulation."""
+def dss_rows(c: Center, start: int, end: int, media: tuple[str, ...],
+             outbound: bool) -> dict[str, list[dict[str, Any]]]:
+    """One data-source session per data source and provider, from ICON's first start to the
+    end of the simulation, when ICON is stopped. DSS_ID is the GSYS_DOMAIN of the rows each
+    session wrote: 1 the T-Server, 2 Interaction Server, 3 OCS, 4 Configuration Server."""
+    sessions = [(idb.G_DSS_CFG_PROVIDER, 4, c.confserv, DsType.CONFIG_SERVER, None)]
+    for table in (idb.G_DSS_GCC_PROVIDER, idb.G_DSS_GLS_PROVIDER, idb.G_DSS_GUD_PROVIDER):
+        sessions.append((table, 1, c.tserver, DsType.T_SERVER, c.voice_switch))
+        if "chat" in media or "email" in media:
+            sessions.append((table, 2, c.ixn_server, DsType.INTERACTION_SERVER, c.mm_switch))
+    if outbound:
+        sessions.append((idb.G_DSS_GOS_PROVIDER, 3, c.ocs, DsType.OCS, None))
     out: dict[str, list[dict[str, Any]]] = {}
-    providers = ((idb.G_DSS_CFG_PROVIDER, c.confserv, DsType.CONFIG_SERVER, None),
-                 (idb.G_DSS_GCC_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
-                 (idb.G_DSS_GLS_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
-                 (idb.G_DSS_GUD_PROVIDER, c.tserver, DsType.T_SERVER, c.voice_switch),
-                 (idb.G_DSS_GOS_PROVIDER, c.ocs, DsType.OCS, None))
-    for table, ds, ds_type, switch in providers:
-        out[table.name] = [{
-            "DSS_ID": 1, "ICON_DBID": c.icon, "DS_DBID": ds, "DS_DBID_PRIM": ds,
+    for table, dss_id, ds, ds_type, switch in sessions:
+        out.setdefault(table.name, []).append({
+            "DSS_ID": dss_id, "ICON_DBID": c.icon, "DS_DBID": ds, "DS_DBID_PRIM": ds,
             "DS2_DBID": switch, "DS_TYPE": int(ds_type), "ICON_STIME": when(start),
             "DSCONN_STIME": when(start), "DSCONN_SDSTIME": when(start),
-            "DSCONN_SDSTS": start, "DSCONN_TYPE": 1, "ICON_ETIME": None,
-            "DSCONN_ETIME": None, "FEVENT_ITIME": when(start), "FEVENT_DSTIME": when(start),
-            "FEVENT_DSSEQ": "1", "DSCONN_STS": start, "DSCONN_ETS": None, "ICON_ETS": None,
-            "FEVENT_ITS": start, "LEVENT_ITIME": when(end), "LEVENT_ITS": end,
-            "LASTCHANGE_TS": end}]
+            "DSCONN_SDSTS": start, "DSCONN_TYPE": 1, "ICON_ETIME": when(end),
+            "DSCONN_ETIME": when(end), "FEVENT_ITIME": when(start),
+            "FEVENT_DSTIME": when(start), "FEVENT_DSSEQ": "1", "DSCONN_STS": start,
+            "DSCONN_ETS": end, "ICON_ETS": end, "FEVENT_ITS": start,
+            "LEVENT_ITIME": when(end), "LEVENT_ITS": end, "LASTCHANGE_TS": end})
     return out

@@ -1,0 +1,143 @@
+"""GIDB_* tables: the Info Mart's copies of the IDB tables, filled by extraction and read by
+transformation.
+
+Each copy keeps the IDB columns but the time codes and the GSYS columns the product drops,
+and adds DATA_SOURCE_KEY (the DAP the row came from; with the IDB row ID it is the row's
+identity), START_DATE_TIME_KEY (the 15-minute interval the row's interaction, session or
+event started in) and the audit keys of the transactions that inserted and last updated it.
+Voice and multimedia rows of the shared interaction tables go to separate copies (_V, _MM),
+as in the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from gim.schema import idb
+from gim.schema.base import Int, Key, col, table
+from gim.schema.meta import metadata
+
+_DROPPED = {"GSYS_PARTITION", "GSYS_SEQ", "GSYS_USEQ", "GSYS_TS", "GSYS_TC"}
+
+# The column each table's rows start at (for START_DATE_TIME_KEY), where it is not
+# CREATED_TS / ADDED_TS.
+_START = {
+    "G_IS_LINK": "INITIATED_TS", "G_VIRTUAL_QUEUE": "ADDED_TS", "GO_CAMPAIGN": "LOADED_TS",
+    "GO_CHAIN": "LOADED_TS", "GO_CUSTOM_FIELDS": "LOADED_TS", "G_AGENT_STATE_RC": "CREATED_TS",
+}
+
+# Natural keys of rows ICON updates in place: how the same row is recognized in the two
+# IDBs of an HA pair (whose own IDs differ).
+NATURAL_KEYS = {
+    "G_CALL": ("CALLID",), "G_IR": ("IRID",), "G_PARTY": ("PARTYID",),
+    "G_IS_LINK": ("LINKID", "CALLID"), "G_CALL_USERDATA": ("CALLID",),
+    "GM_F_USERDATA": ("CALLID",), "GM_L_USERDATA": ("CALLID",),
+    "G_LOGIN_SESSION": ("LOGINSESSIONID",),
+    "GX_SESSION_ENDPOINT": ("LOGINSESSIONID", "ENDPOINTID", "CREATED_TS"),
+    "G_DND_HISTORY": ("LOGINSESSIONID", "ENDPOINTID", "CREATED_TS"),
+    "GO_CAMPAIGN": ("SESSID",), "GO_CHAIN": ("CHAINGUID",),
+    "GO_CUSTOM_FIELDS": ("CHAINGUID", "RECORDHANDLE", "FIELDID"),
+}
+
+# The data-source session table that tells whether an IDB holds a table's data for a time.
+_PROVIDER_BY_PREFIX = (("GC", idb.G_DSS_CFG_PROVIDER), ("G_DICT", idb.G_DSS_CFG_PROVIDER),
+                       ("GO", idb.G_DSS_GOS_PROVIDER), ("GM_", idb.G_DSS_GUD_PROVIDER))
+_GLS = {"G_LOGIN_SESSION", "GX_SESSION_ENDPOINT", "G_AGENT_STATE_HISTORY", "G_AGENT_STATE_RC",
+        "G_DND_HISTORY"}
+_GUD = {"G_USERDATA_HISTORY", "G_SECURE_USERDATA_HISTORY", "G_CALL_USERDATA"}
+
+
+def provider_of(name: str) -> sa.Table:
+    if name in _GLS:
+        return idb.G_DSS_GLS_PROVIDER
+    if name in _GUD:
+        return idb.G_DSS_GUD_PROVIDER
+    for prefix, provider in _PROVIDER_BY_PREFIX:
+        if name.startswith(prefix):
+            return provider
+    return idb.G_DSS_GCC_PROVIDER
+
+
+@dataclass(frozen=True)
+class Copy:
+    """How one IDB table is extracted for one role into one GIDB table."""
+
+    source: sa.Table  # the IDB table
+    target: sa.Table  # the GIDB table
+    role: str
+    columns: tuple[str, ...]  # IDB columns copied, in target order
+    time_column: str | None  # the window column (None: copied whole each cycle)
+    start_column: str | None
+    natural_key: tuple[str, ...]
+    completed_only: bool  # voice calls: extracted once terminated (or stuck)
+
+    @property
+    def provider(self) -> sa.Table:
+        return provider_of(self.source.name)
+
+
+COPIES: list[Copy] = []
+
+
+def _copy(source: sa.Table, role: str, suffix: str) -> None:
+    name = f"GIDB_{source.name}{suffix}"
+    columns = [c for c in source.columns
+               if not c.name.endswith("_TCODE") and c.name not in _DROPPED]
+    items: list[object] = [
+        col("DATA_SOURCE_KEY", Int, primary_key=True, autoincrement=False),
+    ]
+    pk = [c.name for c in source.primary_key.columns]
+    for c in columns:
+        items.append(col(c.name, c.type, primary_key=c.name in pk, autoincrement=False,
+                         nullable=c.name not in pk))
+    items += [
+        col("START_DATE_TIME_KEY", Int),
+        col("CREATE_AUDIT_KEY", Key, nullable=False),
+        col("UPDATE_AUDIT_KEY", Key, nullable=False),
+    ]
+    natural = NATURAL_KEYS.get(source.name, ())
+    index_name = name.lower()
+    items += [sa.Index(f"ix_{index_name}_upd", "UPDATE_AUDIT_KEY"),
+              sa.Index(f"ix_{index_name}_sdt", "START_DATE_TIME_KEY")]
+    if natural:
+        items.append(sa.Index(f"ix_{index_name}_nat", *natural))
+    for join_col in ("CALLID", "PARTYID", "LOGINSESSIONID", "CHAINGUID"):
+        if join_col in source.c and join_col not in natural[:1]:
+            items.append(sa.Index(f"ix_{index_name}_{join_col.lower()}", join_col))
+    target = table(metadata, name, *items, category="gidb",
+                   comment=f"Extracted copy of the IDB table {source.name} ({role}).")
+    time_column = source.info["time_column"]
+    start = _START.get(source.name) or next(
+        (c for c in ("CREATED_TS", "ADDED_TS", "LASTCHANGE_TS") if c in source.c), None)
+    COPIES.append(Copy(source=source, target=target, role=role,
+                       columns=tuple(c.name for c in columns), time_column=time_column,
+                       start_column=start, natural_key=natural,
+                       completed_only=(source.name == "G_CALL" and role == "ICON_CORE")))
+
+
+for _t in idb.idb_metadata.sorted_tables:
+    if _t.info["kind"] == "dss" or _t.name == "G_DICT_TYPE":
+        continue
+    _roles = _t.info["roles"]
+    if len(_roles) == 2:  # shared by voice and multimedia
+        _copy(_t, "ICON_CORE", "_V")
+        _copy(_t, "ICON_MM", "_MM")
+    else:
+        _copy(_t, _roles[0], "")
+
+COPY_BY_TARGET = {c.target.name: c for c in COPIES}
+
+
+def copies_for(role: str) -> list[Copy]:
+    return [c for c in COPIES if c.role == role]
+
+
+def gidb(source: str, role: str = "ICON_CORE") -> sa.Table:
+    """The GIDB copy of an IDB table for a role (voice copies for the shared tables)."""
+    for c in COPIES:
+        if c.source.name == source and c.role in (role, "ICON_CFG", "ICON_OCS") and (
+                c.role == role or len(c.source.info["roles"]) == 1):
+            return c.target
+    raise KeyError(f"no GIDB copy of {source} for {role}")

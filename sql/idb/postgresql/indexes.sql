@@ -1,0 +1,57 @@
+-- Indexes gim's extraction relies on, for an ICON IDB on postgresql.
+-- gim init and gim extract create the missing ones themselves; this script is
+-- for DBAs who prefer to create them beforehand. Generated; do not edit.
+
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_agent_place_lastchange_ts ON GCX_AGENT_PLACE (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_camplist_lastchange_ts ON GCX_CAMPLIST (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_endpoint_place_lastchange_ts ON GCX_ENDPOINT_PLACE (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_group_agent_lastchange_ts ON GCX_GROUP_AGENT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_group_campaign_lastchange_ts ON GCX_GROUP_CAMPAIGN (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_group_endpoint_lastchange_ts ON GCX_GROUP_ENDPOINT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_group_place_lastchange_ts ON GCX_GROUP_PLACE (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_login_info_lastchange_ts ON GCX_LOGIN_INFO (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gcx_skill_level_lastchange_ts ON GCX_SKILL_LEVEL (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_agent_lastchange_ts ON GC_AGENT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_application_lastchange_ts ON GC_APPLICATION (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_calling_list_lastchange_ts ON GC_CALLING_LIST (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_campaign_lastchange_ts ON GC_CAMPAIGN (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_endpoint_lastchange_ts ON GC_ENDPOINT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_group_lastchange_ts ON GC_GROUP (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_login_lastchange_ts ON GC_LOGIN (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_place_lastchange_ts ON GC_PLACE (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_script_lastchange_ts ON GC_SCRIPT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_skill_lastchange_ts ON GC_SKILL (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_switch_lastchange_ts ON GC_SWITCH (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_tenant_lastchange_ts ON GC_TENANT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gc_time_zone_lastchange_ts ON GC_TIME_ZONE (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gm_f_userdata_lastchange_ts ON GM_F_USERDATA (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gm_l_userdata_lastchange_ts ON GM_L_USERDATA (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gox_chain_call_added_ts ON GOX_CHAIN_CALL (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_campaign_lastchange_ts ON GO_CAMPAIGN (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_campaignhistory_added_ts ON GO_CAMPAIGNHISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_campprop_hist_added_ts ON GO_CAMPPROP_HIST (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_chain_lastchange_ts ON GO_CHAIN (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_chainrec_hist_added_ts ON GO_CHAINREC_HIST (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_custom_fields_lastchange_ts ON GO_CUSTOM_FIELDS (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_fieldhist_added_ts ON GO_FIELDHIST (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_go_sec_fieldhist_added_ts ON GO_SEC_FIELDHIST (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_gx_session_endpoint_lastchange_ts ON GX_SESSION_ENDPOINT (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_agent_state_history_added_ts ON G_AGENT_STATE_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_agent_state_rc_terminated_ts ON G_AGENT_STATE_RC (TERMINATED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_call_lastchange_ts ON G_CALL (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_call_history_added_ts ON G_CALL_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_call_stat_added_ts ON G_CALL_STAT (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_call_userdata_lastchange_ts ON G_CALL_USERDATA (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_dnd_history_lastchange_ts ON G_DND_HISTORY (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_ir_lastchange_ts ON G_IR (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_ir_history_added_ts ON G_IR_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_is_link_lastchange_ts ON G_IS_LINK (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_login_session_lastchange_ts ON G_LOGIN_SESSION (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_party_lastchange_ts ON G_PARTY (LASTCHANGE_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_party_history_added_ts ON G_PARTY_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_party_stat_added_ts ON G_PARTY_STAT (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_route_result_added_ts ON G_ROUTE_RESULT (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_secure_userdata_history_added_ts ON G_SECURE_USERDATA_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_userdata_history_added_ts ON G_USERDATA_HISTORY (ADDED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_virtual_queue_removed_ts ON G_VIRTUAL_QUEUE (REMOVED_TS);
+CREATE INDEX IF NOT EXISTS gim_ix_g_call_state ON G_CALL (STATE, LASTCHANGE_TS);
