@@ -430,7 +430,7 @@ def run_job(spec: JobSpec, config: Config, body: JobBody, output: Output | None 
             log.info("%s %s starting (job id %s, gim %s, Info Mart %s)", spec.name,
                      command, job_id, __version__, mask_url(config.infomart_url))
             stack.enter_context(file_locks(config, spec.locks, spec.name, job_id))
-            engine = make_engine(config.infomart_url)
+            engine = make_engine(config.infomart_url, fast_commit=True)
             stack.callback(engine.dispose)
             check_connection(engine)
             stack.enter_context(advisory_locks(config, engine, spec.locks, spec.name))

@@ -72,6 +72,22 @@ def pg_database(prefix: str = "gim_test") -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def pg_clone(url: str) -> Iterator[str]:
+    """A copy of a PostgreSQL database (CREATE DATABASE ... TEMPLATE); dropped on exit."""
+    import psycopg
+
+    source = url.rsplit("/", 1)[1]
+    name = f"gim_clone_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {source}")
+    try:
+        yield _pg_url(name)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
 def new_database(kind: str, directory: Path, name: str = "infomart") -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{directory / (name + '.db')}"

@@ -3,17 +3,19 @@ the extractable rows, nothing twice, nothing lost when killed, HA pairs, late ro
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import hashlib
 import json
 import random
+import shutil
 import signal
 import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import invoke, new_database, run_gim, spawn_gim, write_config
+from conftest import invoke, new_database, pg_clone, run_gim, spawn_gim, write_config
 
 from gim.config import load_config
 from gim.jobs import extract as extract_job
@@ -130,8 +132,12 @@ def _floor() -> int:
     return int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp())
 
 
-def _config(tmp_path, infomart_url, daps: list[tuple[str, str, str | None]], extra=""):
-    text = f'[gim-etl]\netl-start-date = "{START}"\n{extra}\n'
+def _config(tmp_path, infomart_url, daps: list[tuple[str, str, str | None]],
+            extra="extract-data-chunk-size = 21600\n"):
+    # A short calendar ahead keeps initialization quick.
+    text = (f'[date-time]\ndate-time-max-days-ahead = 20\ndate-time-min-days-ahead = 10\n\n'
+            f'[gim-etl]\netl-start-date = "{START}"\npartitioning-interval-size-gim = 604800\n'
+            f'{extra}\n')
     for name, url, ha in daps:
         text += (f'\n[[dap]]\nname = "{name}"\nurl = "{url}"\n'
                  f'roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]\n')
@@ -262,7 +268,7 @@ def test_late_committed_rows_are_not_lost(cli, tmp_path, idb_and_infomart):
 def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
     """SIGKILL at random moments, twenty times and more, then let it finish: the same GIDB
     content as one uninterrupted run."""
-    extra = "extract-data-chunk-size = 600\nextract-data-batch-rows = 500\n"
+    extra = "extract-data-chunk-size = 1800\nextract-data-batch-rows = 500\n"
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
@@ -277,7 +283,7 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
         kills = 0
         for _ in range(KILLS):
             proc = spawn_gim("extract", "--role", "all", "-c", str(killed))
-            time.sleep(rng.uniform(0.4, 1.6))
+            time.sleep(rng.uniform(0.25, 0.9))
             if proc.poll() is not None:  # it finished first: nothing left to interrupt
                 assert proc.returncode == 0, proc.stderr.read()
                 break
@@ -292,14 +298,20 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
         assert marks(im2) == marks(im1)
 
 
-def _gap_copy(kind: str, tmp_path, gap_start: int, gap_end: int):
-    """A second IDB of the same simulation whose ICON missed [gap_start, gap_end): no rows
-    stamped in the gap, and data-source sessions that say so."""
+def _clone(kind: str, url: str, tmp_path):
+    """A copy of a database: the same simulation, as the partner IDB of an HA pair holds."""
+    if kind == "sqlite":
+        path = tmp_path / "idbgap.db"
+        shutil.copy(url.removeprefix("sqlite:///"), path)
+        return contextlib.nullcontext(f"sqlite:///{path}")
+    return pg_clone(url)
+
+
+def _cut_gap(url: str, gap_start: int, gap_end: int) -> None:
+    """Make an IDB whose ICON missed [gap_start, gap_end): no rows stamped in the gap, and
+    data-source sessions that say so."""
     from gim.schema.idb import idb_metadata
 
-    ctx = new_database(kind, tmp_path, "idbgap")
-    url = ctx.__enter__()
-    simulate(url, start=START, days=1, **SIM)
     engine = _engine(url)
     with engine.begin() as conn:
         for t in idb_metadata.sorted_tables:
@@ -317,18 +329,17 @@ def _gap_copy(kind: str, tmp_path, gap_start: int, gap_end: int):
                     dict(r, DSS_ID=r["DSS_ID"] + 100, DSCONN_STS=gap_end, FEVENT_ITS=gap_end,
                          DSCONN_TYPE=2)))
     engine.dispose()
-    return ctx, url
 
 
 def test_ha_pair_fills_the_gap_of_one_idb_from_the_other(cli, db_kind, tmp_path):
     gap_start = _floor() + 11 * 3600
     gap_end = gap_start + 3600
-    ctx, gappy = _gap_copy(db_kind, tmp_path, gap_start, gap_end)
-    try:
-        with new_database(db_kind, tmp_path, "idbfull") as full, \
-                new_database(db_kind, tmp_path, "imha") as im_ha, \
-                new_database(db_kind, tmp_path, "imone") as im_one:
-            simulate(full, start=START, days=1, **SIM)
+    with new_database(db_kind, tmp_path, "idbfull") as full, \
+            new_database(db_kind, tmp_path, "imha") as im_ha, \
+            new_database(db_kind, tmp_path, "imone") as im_one:
+        simulate(full, start=START, days=1, **SIM)
+        with _clone(db_kind, full, tmp_path) as gappy:
+            _cut_gap(gappy, gap_start, gap_end)
             (tmp_path / "ha").mkdir()
             (tmp_path / "one").mkdir()
             ha = _config(tmp_path / "ha", im_ha, [("a", gappy, "pair"), ("b", full, "pair")])
@@ -343,8 +354,6 @@ def test_ha_pair_fills_the_gap_of_one_idb_from_the_other(cli, db_kind, tmp_path)
                     "SELECT DAP_NAME, COUNT(*) FROM CTL_EXTRACT_HISTORY GROUP BY DAP_NAME")).all())
             engine.dispose()
             assert used.get("a", 0) > 0 and used.get("b", 0) > 0  # both IDBs served
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def test_unreachable_dap_fails_naming_it_and_keeps_the_marks(cli, tmp_path, db_url):
@@ -403,14 +412,16 @@ def test_same_gidb_from_sqlite_and_postgres_idbs(cli, tmp_path):
 
     require_pg()
     results = []
-    for kind_idb, kind_im in (("sqlite", "sqlite"), ("postgresql", "postgresql"),
-                              ("sqlite", "postgresql"), ("postgresql", "sqlite")):
-        sub = tmp_path / f"{kind_idb}-{kind_im}"
-        sub.mkdir()
-        with new_database(kind_idb, sub, "idb") as idb_url, \
-                new_database(kind_im, sub, "im") as im_url:
-            simulate(idb_url, start=START, days=1, **SIM)
-            _extract(cli, _config(sub, im_url, [("site", idb_url, None)]))
-            results.append(gidb_content(im_url))
+    with new_database("sqlite", tmp_path, "idb") as lite, \
+            new_database("postgresql", tmp_path, "idb") as pg:
+        idbs = {"sqlite": lite, "postgresql": pg}
+        for url in idbs.values():
+            simulate(url, start=START, days=1, **SIM)
+        for kind_idb, kind_im in (("sqlite", "sqlite"), ("postgresql", "postgresql"),
+                                  ("sqlite", "postgresql"), ("postgresql", "sqlite")):
+            sub = tmp_path / f"{kind_idb}-{kind_im}"
+            sub.mkdir()
+            with new_database(kind_im, sub, "im") as im_url:
+                _extract(cli, _config(sub, im_url, [("site", idbs[kind_idb], None)]))
+                results.append(gidb_content(im_url))
     assert all(r == results[0] for r in results[1:])
-

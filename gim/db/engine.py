@@ -33,8 +33,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, label: str = "Info Mart") -> Engine:
-    """An engine for `url`; `label` names the database in error messages."""
+def make_engine(url: str, label: str = "Info Mart", fast_commit: bool = False) -> Engine:
+    """An engine for `url`; `label` names the database in error messages.
+
+    fast_commit (PostgreSQL): commits do not wait for the WAL flush. A crash may then lose
+    the last transactions, never part of one; since every chunk commits its rows with its
+    high-water mark, lost chunks are simply extracted or transformed again.
+    """
     url = normalize_url(url)
     try:
         parsed = sa.engine.make_url(url)
@@ -47,7 +52,9 @@ def make_engine(url: str, label: str = "Info Mart") -> Engine:
             parsed,
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S,
-                          "application_name": f"gim ({label})"[:63]},
+                          "application_name": f"gim ({label})"[:63],
+                          **({"options": "-c synchronous_commit=off"} if fast_commit
+                             else {})},
         )
     else:
         raise DatabaseUnavailable(f"{label}: unsupported database {parsed.get_backend_name()!r} "

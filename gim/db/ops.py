@@ -264,6 +264,10 @@ class SqliteOps(Ops):
 class PostgresOps(Ops):
     name = "postgresql"
 
+    def __init__(self) -> None:
+        # (database, sequence) pairs known to exist: sequences are never dropped.
+        self._sequences: set[tuple[str, str]] = set()
+
     def _fold(self, name: str) -> str:
         # Tables are created unquoted, so PostgreSQL stores their names in lower case.
         return name.lower()
@@ -278,8 +282,7 @@ class PostgresOps(Ops):
     def temp_copy(self, conn: Connection, table: sa.Table) -> str:
         name = self.temp_name(table)
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} "
-                             f"(LIKE {self._fold(table.name)} INCLUDING DEFAULTS) "
-                             "ON COMMIT DROP")
+                             f"(LIKE {self._fold(table.name)} INCLUDING DEFAULTS)")
         conn.exec_driver_sql(f"TRUNCATE {name}")
         return name
 
@@ -303,7 +306,7 @@ class PostgresOps(Ops):
         temp = self.temp_name(table)
         cols = ", ".join(safe_identifier(c) for c in columns)
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {temp} "
-                             f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP")
+                             f"(LIKE {name} INCLUDING DEFAULTS)")
         conn.exec_driver_sql(f"TRUNCATE {temp}")
         raw = conn.connection.driver_connection
         count = 0
@@ -322,7 +325,10 @@ class PostgresOps(Ops):
 
     def allocate_keys(self, conn: Connection, sequence: str, count: int = 1) -> int:
         name = self.sequence_name(sequence)
-        conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+        known = (str(conn.engine.url), name)
+        if known not in self._sequences:
+            conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+            self._sequences.add(known)
         if count == 1:
             return conn.exec_driver_sql(f"SELECT nextval('{name}')").scalar_one()
         # A session advisory lock (released at once, since setval does not roll back) makes
