@@ -131,7 +131,7 @@ def extract(role: RoleOpt, dap: Annotated[str | None, typer.Option(
     if key != "all" and locks[0] not in EXTRACT_LOCKS:
         _fail(UsageError(f"--role {role}: unknown role (choose among ICON_CFG, ICON_CORE, "
                          "ICON_OCS, ICON_MM or all)"), "extract")
-    _run(JobSpec("extract", locks=locks), config, verbose, as_json,
+    _run(JobSpec("extract", locks=locks, fast_commit=True), config, verbose, as_json,
          lambda ctx: extract_job.run(ctx, role, dap))
 
 

@@ -110,7 +110,7 @@ _opt(_ETL, "partitioning-ahead-range", "int", 14,
 _opt(_ETL, "partitioning-interval-size-gim", "int", 86400,
      "PostgreSQL: partition size in seconds for fact and control tables (PostgreSQL advice: "
      "2592000, one month, when days-to-keep-gim-facts < 1095).", min=900)
-_opt(_ETL, "extract-data-chunk-size", "int", 3600,
+_opt(_ETL, "extract-data-chunk-size", "int", 21600,
      "Seconds of source time extracted per chunk (one Info Mart transaction per chunk).",
      min=60, max=86400 * 7)
 _opt(_ETL, "extract-data-safety-lag", "int", 120,

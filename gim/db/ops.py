@@ -144,6 +144,10 @@ class Ops:
     def _insert(self, table: sa.Table):  # noqa: ANN202
         raise NotImplementedError
 
+    def insert(self, table: sa.Table):  # noqa: ANN201
+        """The dialect's INSERT, which has on_conflict_do_update / _do_nothing."""
+        return self._insert(table)
+
     def bulk_upsert(self, conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]],
                     columns: Sequence[str], key: Sequence[str]) -> int:
         """Insert tuples, replacing the rows whose `key` already exists; returns the count."""

@@ -42,9 +42,14 @@ def demo_config(directory: Path, start: dt.date) -> str:
 
 def steps() -> list[tuple[str, JobSpec, Callable]]:
     """The jobs the demo runs, in cycle order."""
-    from gim.jobs import initialize
+    from gim.jobs import extract, initialize
+    from gim.runner import EXTRACT_LOCKS
 
-    return [("init", JobSpec("init", locks=("init",), initializes=False), initialize.run)]
+    return [
+        ("init", JobSpec("init", locks=("init",), initializes=False), initialize.run),
+        ("extract --role all", JobSpec("extract", locks=EXTRACT_LOCKS, fast_commit=True),
+         lambda ctx: extract.run(ctx, "all")),
+    ]
 
 
 def run(directory: Path, days: int = 3, calls_per_day: int = 300) -> int:

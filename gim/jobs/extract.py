@@ -293,12 +293,13 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
     for window in windows:
         if busy is not None and window.start not in busy and window is not windows[-1]:
             continue  # empty: the next loaded window's mark moves past it
-        for part, idb in _assign(ctx, source, copy, window, stuck):
+        for part, idb in _assign(source, copy, window, stuck, preferred):
             if idb is None:
                 ctx.note(f"{source.name}: no IDB holds {copy.source.name} data for "
                          f"{_iso(part.start)}..{_iso(part.end)} yet; waiting")
                 return rows
             rows += load_window(ctx, source, copy, idb, part, now - stuck)
+            preferred = idb
     return rows
 
 
@@ -328,12 +329,11 @@ def _preferred(ctx: JobContext, source: Source, copy: Copy) -> Idb:
     return next((i for i in source.idbs if i.dap.name == last), source.idbs[0])
 
 
-def _assign(ctx: JobContext, source: Source, copy: Copy, window: Window,
-            stuck: int) -> list[tuple[Window, Idb | None]]:
+def _assign(source: Source, copy: Copy, window: Window, stuck: int,
+            preferred: Idb) -> list[tuple[Window, Idb | None]]:
     """Which IDB to read each part of a window from: one whose data-source sessions show no
     gap over it, preferring the one used last. A part no IDB covers is None (wait), unless
     it is older than the stuck threshold (then the data is not coming: take what there is)."""
-    preferred = _preferred(ctx, source, copy)
     if not source.ha:
         return [(window, preferred)]
     ordered = [preferred] + [i for i in source.idbs if i is not preferred]
@@ -411,15 +411,19 @@ def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: W
     """One Info Mart transaction: the window's rows, its audit and history rows, the mark."""
     started = time.time()
     target = copy.target
+    batch = ctx.config.get("gim-etl", "extract-data-batch-rows")
     with write_tx(ctx.engine) as conn:
         ops = ops_for(conn)
         audit = ops.allocate_keys(conn, "AUDIT_KEY")
         query = _source_query(idb, copy, window, audit, stuck_before)
-        staged = stage(conn, idb, query, target,
-                       ctx.config.get("gim-etl", "extract-data-batch-rows"))
-        count = 0
-        if staged:
-            count, lo, hi = _merge_staged(conn, target, copy, source, idb)
+        loaded = _load_history(conn, idb, copy, query, audit, batch)
+        if loaded is None:
+            if stage(conn, idb, query, ops.temp_copy(conn, target), target, batch):
+                loaded = _merge_staged(conn, target, copy, source, idb)
+            else:
+                loaded = (0, None, None)
+        count, lo, hi = loaded
+        if count:
             ctx.new_audit_key(conn, key=audit, min_key=lo or 0, max_key=hi or 0,
                               row_count=count, max_chunk_ts=window.end - 1,
                               data_source_key=idb.key, dap_name=idb.dap.name,
@@ -431,32 +435,66 @@ def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: W
     return count
 
 
-def stage(conn: Connection, idb: Idb, query: sa.Select, target: sa.Table,
+def _load_history(conn: Connection, idb: Idb, copy: Copy, query: sa.Select, audit: int,
+                  batch: int) -> tuple[int, int | None, int | None] | None:
+    """Insert-only IDB tables: windows never overlap and a window commits whole, so its rows
+    cannot be in the GIDB table yet and go straight in, with no staging and no upsert. If
+    they are there after all (a mark reset by hand), this returns None and the caller takes
+    the replacing path."""
+    if copy.source.info["kind"] != "history":
+        return None
+    target = copy.target
+    savepoint = conn.begin_nested()
+    try:
+        stage(conn, idb, query, target.name, target, batch)
+        savepoint.commit()
+    except sa.exc.IntegrityError:
+        savepoint.rollback()
+        return None
+    count, lo, hi = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(target.c.START_DATE_TIME_KEY),
+                  sa.func.max(target.c.START_DATE_TIME_KEY))
+        .where(target.c.UPDATE_AUDIT_KEY == audit)).one()
+    return count, lo, hi
+
+
+def stage(conn: Connection, idb: Idb, query: sa.Select, into: str, target: sa.Table,
           batch_rows: int) -> int:
-    """Stream the query's rows from the IDB into a temporary copy of `target`; returns the
-    row count. PostgreSQL to PostgreSQL is a COPY TO piped into a COPY FROM; other pairs
-    move bounded batches of rows."""
+    """Stream the query's rows from the IDB into the table `into` (shaped like `target`);
+    returns the row count. PostgreSQL to PostgreSQL is a COPY TO piped into a COPY FROM;
+    other pairs move bounded batches of rows."""
     ops = ops_for(conn)
-    temp = ops.temp_copy(conn, target)
     columns = [c.name for c in target.columns]
     if conn.dialect.name == "postgresql" and idb.engine.dialect.name == "postgresql":
         sql = str(query.compile(dialect=idb.engine.dialect,
                                 compile_kwargs={"literal_binds": True}))
+        count = 0
         with idb.engine.connect() as src:
             raw_src = src.connection.driver_connection
             raw_dst = conn.connection.driver_connection
             with raw_src.cursor() as out_cur, raw_dst.cursor() as in_cur, \
                     out_cur.copy(f"COPY ({sql}) TO STDOUT") as out_copy, \
-                    in_cur.copy(f"COPY {temp} ({', '.join(columns)}) FROM STDIN") as in_copy:
+                    in_cur.copy(f"COPY {ops.fold(into)} ({', '.join(columns)}) "
+                                "FROM STDIN") as in_copy:
+                # COPY TO hands over one row at a time; writing them in blocks saves most of
+                # the per-call cost.
+                block: list[bytes] = []
                 for data in out_copy:
-                    in_copy.write(data)
-            return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {temp}").scalar_one()
+                    block.append(data)
+                    if len(block) >= 512:
+                        in_copy.write(b"".join(block))
+                        count += len(block)
+                        block = []
+                if block:
+                    in_copy.write(b"".join(block))
+                    count += len(block)
+        return count
     count = 0
     with idb.engine.connect() as src:
         result = src.execution_options(stream_results=True, yield_per=batch_rows).execute(
             query)
         for batch in result.partitions(batch_rows):
-            count += ops.bulk_insert(conn, _named(target, temp), (tuple(r) for r in batch),
+            count += ops.bulk_insert(conn, _named(target, into), (tuple(r) for r in batch),
                                      columns)
     return count
 
@@ -520,13 +558,18 @@ def _utc(ts: float) -> dt.datetime:
 def _advance(conn: Connection, ctx: JobContext, source: Source, copy: Copy, idb: Idb,
              window: Window, count: int, audit: int) -> None:
     hwm = CTL_EXTRACT_HWM
-    done = conn.execute(sa.select(hwm.c.ROW_COUNT).where(
-        hwm.c.SOURCE_NAME == source.name, hwm.c.TABLE_NAME == copy.target.name)).scalar()
-    ops_for(conn).upsert(conn, hwm, [{
-        "SOURCE_NAME": source.name, "TABLE_NAME": copy.target.name, "MARK_TS": window.end,
-        "DAP_NAME": idb.dap.name, "ROW_COUNT": (done or 0) + count, "JOB_ID": ctx.job_id,
-        "AUDIT_KEY": audit if count else 0, "UPDATED_TS": int(time.time())}],
-        key=["SOURCE_NAME", "TABLE_NAME"])
+    stmt = ops_for(conn).insert(hwm).values(
+        SOURCE_NAME=source.name, TABLE_NAME=copy.target.name, MARK_TS=window.end,
+        DAP_NAME=idb.dap.name, ROW_COUNT=count, JOB_ID=ctx.job_id,
+        AUDIT_KEY=audit if count else 0, UPDATED_TS=int(time.time()))
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[hwm.c.SOURCE_NAME, hwm.c.TABLE_NAME],
+        set_={"MARK_TS": stmt.excluded.MARK_TS, "DAP_NAME": stmt.excluded.DAP_NAME,
+              "ROW_COUNT": hwm.c.ROW_COUNT + stmt.excluded.ROW_COUNT,
+              "JOB_ID": stmt.excluded.JOB_ID,
+              "AUDIT_KEY": sa.case((stmt.excluded.ROW_COUNT > 0, stmt.excluded.AUDIT_KEY),
+                                   else_=hwm.c.AUDIT_KEY),
+              "UPDATED_TS": stmt.excluded.UPDATED_TS}))
 
 
 def _copy_whole(ctx: JobContext, source: Source, copy: Copy) -> int:
@@ -537,8 +580,10 @@ def _copy_whole(ctx: JobContext, source: Source, copy: Copy) -> int:
         return 0
     idb = source.idbs[0]
     with write_tx(ctx.engine) as conn:
-        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
-        stage(conn, idb, _source_query(idb, copy, None, audit, 0), copy.target,
+        ops = ops_for(conn)
+        audit = ops.allocate_keys(conn, "AUDIT_KEY")
+        stage(conn, idb, _source_query(idb, copy, None, audit, 0),
+              ops.temp_copy(conn, copy.target), copy.target,
               ctx.config.get("gim-etl", "extract-data-batch-rows"))
         count, _, _ = _merge_staged(conn, copy.target, copy, source, idb)
         ctx.new_audit_key(conn, key=audit, row_count=count, data_source_key=idb.key,
