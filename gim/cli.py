@@ -136,6 +136,21 @@ def extract(role: RoleOpt, dap: Annotated[str | None, typer.Option(
 
 
 @app.command()
+def transform(config: ConfigOpt = None, verbose: VerboseOpt = 0,
+              as_json: JsonOpt = False) -> None:
+    """Transform extracted GIDB rows into dimensions and facts (Job_TransformGIM): the
+    interactions and login sessions new rows touched are recomputed whole, chunk by chunk;
+    safe to kill and run again.
+
+    Example: gim transform -c /etc/gim/gim.toml
+    """
+    from gim.jobs import transform as transform_job
+
+    _run(JobSpec("transform", locks=("transform",), fast_commit=True), config, verbose,
+         as_json, transform_job.run_job)
+
+
+@app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show the schema version, the last run and outcome of each job, and the locks held now.
     Read-only.

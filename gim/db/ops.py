@@ -91,6 +91,10 @@ class Ops:
         """The database's current time, UTC epoch seconds."""
         raise NotImplementedError
 
+    def has_control_chars(self, expr: str) -> str:
+        """A condition true when the text `expr` holds a control character."""
+        raise NotImplementedError
+
     @staticmethod
     def temp_name(table: sa.Table) -> str:
         return safe_identifier(f"tmp_{table.name.lower()}"[:63])
@@ -194,6 +198,11 @@ class SqliteOps(Ops):
         return int(conn.exec_driver_sql("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
                    .scalar_one())
 
+    def has_control_chars(self, expr: str) -> str:
+        chars = " OR ".join(f"INSTR({expr}, CHAR({i})) > 0" for i in range(1, 32)
+                            if i not in (9, 10, 13))
+        return f"({chars})"
+
     def temp_copy(self, conn: Connection, table: sa.Table) -> str:
         name = self.temp_name(table)
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS "
@@ -282,6 +291,9 @@ class PostgresOps(Ops):
     def clock(self, conn: Connection) -> int:
         return int(conn.exec_driver_sql(
             "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)").scalar_one())
+
+    def has_control_chars(self, expr: str) -> str:
+        return f"({expr} ~ '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]')"
 
     def temp_copy(self, conn: Connection, table: sa.Table) -> str:
         name = self.temp_name(table)

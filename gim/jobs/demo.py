@@ -42,13 +42,15 @@ def demo_config(directory: Path, start: dt.date) -> str:
 
 def steps() -> list[tuple[str, JobSpec, Callable]]:
     """The jobs the demo runs, in cycle order."""
-    from gim.jobs import extract, initialize
+    from gim.jobs import extract, initialize, transform
     from gim.runner import EXTRACT_LOCKS
 
     return [
         ("init", JobSpec("init", locks=("init",), initializes=False), initialize.run),
         ("extract --role all", JobSpec("extract", locks=EXTRACT_LOCKS, fast_commit=True),
          lambda ctx: extract.run(ctx, "all")),
+        ("transform", JobSpec("transform", locks=("transform",), fast_commit=True),
+         transform.run_job),
     ]
 
 

@@ -83,6 +83,7 @@ def ensure_schema(ctx: JobContext) -> None:
     start_day = _settle_settings(ctx)
     ensure_partitions(ctx, start_day)
     write_fixed_dimensions(ctx)
+    seed_user_data_mapping(ctx)
     fill_calendar(ctx, start_day, _calendar_end_day(ctx.config))
 
 
@@ -238,6 +239,23 @@ def write_fixed_dimensions(ctx: JobContext) -> int:
             written += len(rows)
     ctx.count("dimension rows", written)
     return written
+
+
+def seed_user_data_mapping(ctx: JobContext) -> int:
+    """The attached-data keys gim maps out of the box, written once: operators change or add
+    mappings in CTL_UD_TO_UDE_MAPPING itself, and gim leaves their rows alone."""
+    from gim.schema.facts import CTL_UD_TO_UDE_MAPPING
+
+    with write_tx(ctx.engine) as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(CTL_UD_TO_UDE_MAPPING)).scalar():
+            return 0
+        rows = [{"ID": i, "UD_KEY_NAME": key, "UDE_TABLE_NAME": table, "UDE_COLUMN_NAME": col,
+                 "PROPAGATION_RULE": "CALL", "DEFAULT_VALUE": None, "ACTIVE_FLAG": 1,
+                 "CONVERT_EXPRESSION": None}
+                for i, (key, table, col) in enumerate(seed.USER_DATA_MAPPING, start=1)]
+        conn.execute(CTL_UD_TO_UDE_MAPPING.insert(), rows)
+    ctx.count("user data mappings", len(rows))
+    return len(rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The Info Mart schema, declared once as SQLAlchemy metadata; DDL and docs derive from it."""
 
-from gim.schema import control, dims, gidb  # noqa: F401 - registers the tables
+from gim.schema import control, dims, facts, gidb  # noqa: F401 - registers the tables
 from gim.schema.meta import metadata
 
 __all__ = ["metadata", "tables_in", "partitioned_tables"]

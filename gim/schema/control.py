@@ -70,6 +70,7 @@ CTL_AUDIT_LOG = table(
     col("ROW_COUNT", Int),
     col("CREATED_TS", Int, primary_key=True, autoincrement=False),
     sa.Index("ix_ctl_audit_log_job", "JOB_ID"),
+    sa.Index("ix_ctl_audit_log_name", "JOB_NAME", "AUDIT_KEY"),
     partition_by="CREATED_TS",
     category="control",
 )
@@ -98,20 +99,23 @@ CTL_EXTRACT_HISTORY = table(
     category="control",
 )
 
-# Transformation progress: per consumed GIDB table, the highest extraction audit key
-# transformed, recorded in the same transaction as the facts.
+# Transformation progress: one row per extraction chunk (audit key) the transformation has
+# read, recorded in the transaction that made its interactions and sessions pending. Chunks
+# are tracked one by one, not by a highest key, because concurrent extractions may commit
+# their keys out of order.
 CTL_TRANSFORM_HISTORY = table(
     metadata, "CTL_TRANSFORM_HISTORY",
     col("JOB_ID", Str(64), nullable=False),
     col("JOB_VERSION", Str(64)),
-    col("HWM_NAME", Str(255), primary_key=True),
-    col("HWM_VALUE", Key, nullable=False),
+    col("HWM_NAME", Str(255), primary_key=True),  # the GIDB table the chunk loaded
+    col("HWM_VALUE", Key, primary_key=True, autoincrement=False),  # the chunk's audit key
     col("HWM_VALUE2", Str(255)),
     col("TRANSFORM_START_TIME", sa.DateTime),
     col("TRANSFORM_END_TIME", sa.DateTime),
     col("ROW_COUNT", Int),
-    col("AUDIT_KEY", Key, primary_key=True, autoincrement=False),
+    col("AUDIT_KEY", Key, nullable=False),  # the transformation transaction that read it
     col("CREATED_TS", Int, primary_key=True, autoincrement=False),
+    sa.Index("ix_ctl_transform_history_value", "HWM_VALUE"),
     partition_by="CREATED_TS",
     category="control",
 )

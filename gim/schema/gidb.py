@@ -102,11 +102,15 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
     # Transformation reads rows by audit key and joins them by interaction, party, session
     # and chain; purge's scan by START_DATE_TIME_KEY runs daily and does without an index.
     items.append(sa.Index(f"ix_{index_name}_upd", "UPDATE_AUDIT_KEY"))
+    # Joins are always within one data source: the key leads, and the planner uses these
+    # rather than the primary key's prefix.
     if natural:
-        items.append(sa.Index(f"ix_{index_name}_nat", *natural))
-    for join_col in ("CALLID", "PARTYID", "LOGINSESSIONID", "CHAINGUID"):
+        items.append(sa.Index(f"ix_{index_name}_nat", "DATA_SOURCE_KEY", *natural))
+    for join_col in ("CALLID", "PARTYID", "LOGINSESSIONID", "CHAINGUID", "ROOTIRID",
+                     "SESSIONID"):
         if join_col in source.c and join_col not in natural[:1]:
-            items.append(sa.Index(f"ix_{index_name}_{join_col.lower()}", join_col))
+            items.append(sa.Index(f"ix_{index_name}_{join_col.lower()}", "DATA_SOURCE_KEY",
+                                  join_col))
     target = table(metadata, name, *items, category="gidb",
                    comment=f"Extracted copy of the IDB table {source.name} ({role}).")
     time_column = source.info["time_column"]

@@ -254,3 +254,18 @@ def fixed_rows() -> dict[str, list[dict[str, Any]]]:
             for k, t, tc, n, nc in _RESOURCE_STATES],
         dims.TECHNICAL_DESCRIPTOR.name: technical_descriptor_rows(),
     }
+
+
+# Attached-data keys mapped to user-data extensions by default (key, table, column): the
+# keys ICON's principal user data names (G_CALL_USERDATA) and the interaction descriptor's.
+USER_DATA_MAPPING = (
+    ("CustomerSegment", "INTERACTION_DESCRIPTOR", "CUSTOMER_SEGMENT"),
+    ("ServiceType", "INTERACTION_DESCRIPTOR", "SERVICE_TYPE"),
+    ("ServiceSubType", "INTERACTION_DESCRIPTOR", "SERVICE_SUBTYPE"),
+    ("BusinessResult", "INTERACTION_DESCRIPTOR", "BUSINESS_RESULT"),
+    ("CustomerID", "IRF_USER_DATA_GEN_1", "CUSTOMER_ID"),
+    ("TransactionID", "IRF_USER_DATA_GEN_1", "TRANSACTION_ID"),
+    ("AccountID", "IRF_USER_DATA_GEN_1", "ACCOUNT_ID"),
+    ("Revenue", "IRF_USER_DATA_GEN_1", "REVENUE"),
+    ("Satisfaction", "IRF_USER_DATA_GEN_1", "SATISFACTION"),
+)

@@ -1,0 +1,335 @@
+"""Job_TransformGIM: turn extracted GIDB rows into the dimensional model.
+
+1. Configuration dimensions are brought up to date from the GIDB configuration copies.
+2. The extraction chunks (audit keys) not consumed yet are read: the interactions and login
+   sessions their rows belong to become pending, and the chunks are recorded consumed
+   (CTL_TRANSFORM_HISTORY), in one transaction.
+3. Pending login sessions are recomputed, then pending interactions that are ready (their
+   secondary data extracted past their end, agents' after-call work over), in chunks: each
+   chunk's facts, its aggregation-queue entries and the removal of its pending entries
+   commit together. An interaction waiting longer than dependency-wait-timeout goes ahead.
+4. Active interactions older than days-to-keep-active-facts are terminated artificially.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gim.db import ops_for, write_tx
+from gim.runner import JobContext
+from gim.schema import facts as f
+from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
+from gim.transform import agents, dimensions, interactions
+from gim.transform.sqlkit import count, drop, run, temp
+
+CHUNK_INTERACTIONS = 2000
+CHUNK_SESSIONS = 500
+
+# GIDB tables whose rows make an interaction pending, and how to reach its root IRID.
+_BY_CALL = ("G_PARTY", "G_USERDATA_HISTORY", "G_VIRTUAL_QUEUE", "G_ROUTE_RESULT",
+            "G_CALL_STAT", "G_CALL_HISTORY")
+_BY_PARTY = ("G_PARTY_HISTORY", "G_PARTY_STAT")
+_SESSION_TABLES = (("G_LOGIN_SESSION", "LOGINSESSIONID"),
+                   ("GX_SESSION_ENDPOINT", "LOGINSESSIONID"),
+                   ("G_AGENT_STATE_HISTORY", "LOGINSESSIONID"),
+                   ("G_AGENT_STATE_RC", "SESSIONID"), ("G_DND_HISTORY", "LOGINSESSIONID"))
+# Tables whose extraction must have passed an interaction's end before it is transformed.
+_DEPENDENCIES = ("G_PARTY", "G_PARTY_HISTORY", "G_USERDATA_HISTORY", "G_AGENT_STATE_HISTORY")
+
+
+def run_job(ctx: JobContext) -> str:
+    started = time.time()
+    with write_tx(ctx.engine) as conn:
+        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        n = dimensions.refresh(conn, audit)
+        if n:
+            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="dimensions")
+            ctx.count("dimension rows", n)
+    consumed = collect(ctx, started)
+    sessions = _process(ctx, "session", CHUNK_SESSIONS)
+    done, waiting = _process_interactions(ctx)
+    closed = terminate_long_active(ctx)
+    parts = [f"{consumed} extraction chunks read", f"{sessions} login sessions",
+             f"{done} interactions"]
+    if waiting:
+        parts.append(f"{waiting} interactions waiting for their data")
+    if closed:
+        parts.append(f"{closed} interactions terminated artificially")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: what changed
+
+
+def collect(ctx: JobContext, started: float) -> int:
+    """Make pending every interaction and session that unconsumed extraction chunks touched,
+    and record those chunks consumed, in one transaction. Returns the chunks read."""
+    now = int(time.time())
+    with write_tx(ctx.engine) as conn:
+        chunks = temp(conn, "tx_chunks", """
+            SELECT a.AUDIT_KEY, a.TABLE_NAME, a.ROW_COUNT FROM CTL_AUDIT_LOG a
+            WHERE a.JOB_NAME = 'extract' AND a.ROW_COUNT > 0 AND NOT EXISTS (
+                SELECT 1 FROM CTL_TRANSFORM_HISTORY h WHERE h.HWM_VALUE = a.AUDIT_KEY)""")
+        n = count(conn, chunks)
+        if not n:
+            drop(conn, chunks)
+            return 0
+        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        keys = f"(SELECT AUDIT_KEY FROM {chunks})"
+        for suffix in ("_V", "_MM"):
+            call = f"GIDB_G_CALL{suffix}"
+            _pending(conn, "interaction", f"""
+                SELECT DATA_SOURCE_KEY, ROOTIRID AS ENTITY_ID FROM {call}
+                WHERE UPDATE_AUDIT_KEY IN {keys}
+                """, now)
+            for table in _BY_CALL:
+                _pending(conn, "interaction", f"""
+                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
+                    JOIN {call} c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
+                         AND c.CALLID = x.CALLID
+                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
+            for table in _BY_PARTY:
+                _pending(conn, "interaction", f"""
+                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
+                    JOIN GIDB_G_PARTY{suffix} p ON p.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
+                         AND p.PARTYID = x.PARTYID
+                    JOIN {call} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+                         AND c.CALLID = p.CALLID
+                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
+            for table, column in _SESSION_TABLES:
+                _pending(conn, "session", f"""
+                    SELECT DATA_SOURCE_KEY, {column} AS ENTITY_ID FROM GIDB_{table}{suffix}
+                    WHERE UPDATE_AUDIT_KEY IN {keys}""", now)
+        for table in ("GIDB_GM_F_USERDATA", "GIDB_GM_L_USERDATA"):
+            _pending(conn, "interaction", f"""
+                SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {table} x
+                JOIN GIDB_G_CALL_MM c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
+                     AND c.CALLID = x.CALLID WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
+        _orphans(ctx, conn, audit, now)
+        run(conn, f"""INSERT INTO CTL_TRANSFORM_HISTORY (JOB_ID, JOB_VERSION, HWM_NAME,
+            HWM_VALUE, HWM_VALUE2, TRANSFORM_START_TIME, TRANSFORM_END_TIME, ROW_COUNT,
+            AUDIT_KEY, CREATED_TS)
+            SELECT :job, :version, TABLE_NAME, AUDIT_KEY, NULL, :began, :ended, ROW_COUNT,
+                   {audit}, {now} FROM {chunks}""",
+            job=ctx.job_id, version=__import__("gim").__version__,
+            began=_utc(started), ended=_utc(time.time()))
+        ctx.new_audit_key(conn, key=audit, row_count=n, table_name=CTL_TRANSFORM_HISTORY.name)
+        drop(conn, chunks)
+    ctx.count("extraction chunks read", n)
+    return n
+
+
+def _utc(ts: float):  # noqa: ANN202
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def _pending(conn: Connection, kind: str, select_sql: str, now: int) -> None:
+    """`select_sql` yields DATA_SOURCE_KEY and ENTITY_ID columns."""
+    run(conn, f"""INSERT INTO CTL_TRANSFORM_PENDING (KIND, DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS)
+        SELECT DISTINCT '{kind}', x.DATA_SOURCE_KEY, x.ENTITY_ID, {now} FROM ({select_sql}) x
+        WHERE x.ENTITY_ID IS NOT NULL
+        ON CONFLICT (KIND, DATA_SOURCE_KEY, ENTITY_ID) DO NOTHING""")
+
+
+def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> None:
+    """Parties whose call never reached the Info Mart, although the calls' extraction has
+    passed their end by more than max-call-duration: their call does not exist."""
+    policy = ctx.config.get("error-policy", "error-policy-irf-exception")
+    if policy == "resume":
+        return
+    slack = ctx.config.get("gim-etl", "max-call-duration")
+    for suffix in ("_V", "_MM"):
+        table = f"GIDB_G_PARTY{suffix}"
+        orphan_sql = f"""
+            FROM {table} p JOIN CTL_DS d ON d.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+            JOIN CTL_EXTRACT_HWM m ON m.SOURCE_NAME = d.SOURCE_NAME
+                 AND m.TABLE_NAME = 'GIDB_G_CALL{suffix}'
+            WHERE p.TERMINATED_TS IS NOT NULL AND p.TERMINATED_TS + {slack} < m.MARK_TS
+            AND NOT EXISTS (SELECT 1 FROM GIDB_G_CALL{suffix} c WHERE
+                            c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID)
+            AND NOT EXISTS (SELECT 1 FROM STG_TRANSFORM_DISCARDS s WHERE s.TABLE_NAME =
+                            '{table}' AND s.GUID = p.PARTYID AND s.CODE =
+                            {interactions.CODE_ORPHAN})"""
+        n = run(conn, f"SELECT COUNT(*) {orphan_sql}").scalar_one()
+        if not n:
+            continue
+        if policy == "exception":
+            from gim.errors import JobFailed
+
+            raise JobFailed(f"{n} party row(s) of {table} name a call that does not exist "
+                            "(error-policy-irf-exception = exception)")
+        run(conn, f"""INSERT INTO STG_TRANSFORM_DISCARDS (TABLE_NAME, GUID, CODE,
+            INTERACTION_ID, CREATE_AUDIT_KEY, REASON, ETL_TS, ETL_DATE_TIME_KEY)
+            SELECT DISTINCT '{table}', p.PARTYID, {interactions.CODE_ORPHAN}, -2, {audit},
+                   'party of a call that does not exist', {now}, {(now // 900) * 900}
+            {orphan_sql}""")
+        ctx.count("discarded (party of a call that does not exist)", n)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 3: recomputing
+
+
+def _process(ctx: JobContext, kind: str, size: int) -> int:
+    """Sessions: every pending one, chunk by chunk."""
+    total = 0
+    last = ""
+    while True:
+        with write_tx(ctx.engine) as conn:
+            chunk = temp(conn, "tx_pending", f"""
+                SELECT DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS FROM CTL_TRANSFORM_PENDING
+                WHERE KIND = '{kind}' AND ENTITY_ID > :last ORDER BY ENTITY_ID LIMIT {size}""",
+                         last=last)
+            n = count(conn, chunk)
+            if not n:
+                drop(conn, chunk)
+                break
+            last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
+            audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+            counts = agents.transform_sessions(conn, chunk, audit)
+            _done(conn, kind, chunk)
+            rows = sum(v for k, v in counts.items() if k.endswith("rows"))
+            ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="SM_* facts",
+                              **_key_range(conn, f.SM_RES_SESSION_FACT, audit))
+            drop(conn, chunk)
+        for key, value in counts.items():
+            if value:
+                ctx.count(key, value)
+        total += n
+    return total
+
+
+def _done(conn: Connection, kind: str, chunk: str, where: str = "") -> None:
+    run(conn, f"""DELETE FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}' AND EXISTS (
+        SELECT 1 FROM {chunk} c WHERE c.DATA_SOURCE_KEY = CTL_TRANSFORM_PENDING.DATA_SOURCE_KEY
+        AND c.ENTITY_ID = CTL_TRANSFORM_PENDING.ENTITY_ID {where})""")
+
+
+def _key_range(conn: Connection, table: sa.Table, audit: int) -> dict[str, int]:
+    lo, hi = conn.execute(sa.select(sa.func.min(table.c.START_DATE_TIME_KEY),
+                                    sa.func.max(table.c.START_DATE_TIME_KEY))
+                          .where(table.c.UPDATE_AUDIT_KEY == audit)).one()
+    return {"min_key": lo or 0, "max_key": hi or 0}
+
+
+def _marks(conn: Connection) -> dict[tuple[int, str], int]:
+    """Per (data source key, media suffix): the point up to which every table an
+    interaction depends on has been extracted."""
+    rows = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY, CTL_EXTRACT_HWM.c.TABLE_NAME,
+                                  CTL_EXTRACT_HWM.c.MARK_TS)
+                        .join(CTL_EXTRACT_HWM,
+                              CTL_EXTRACT_HWM.c.SOURCE_NAME == CTL_DS.c.SOURCE_NAME)).all()
+    got = {(k, t): m for k, t, m in rows}
+    out = {}
+    for key in {k for k, _, _ in rows}:
+        for suffix in ("_V", "_MM"):
+            marks = [got.get((key, f"GIDB_{t}{suffix}")) for t in _DEPENDENCIES]
+            out[(key, suffix)] = min(m for m in marks if m is not None) \
+                if any(m is not None for m in marks) else 0
+    return out
+
+
+def _process_interactions(ctx: JobContext) -> tuple[int, int]:
+    timeout = ctx.config.get("gim-transformation", "dependency-wait-timeout")
+    done = waiting_total = 0
+    last = ""
+    while True:
+        now = int(time.time())
+        with write_tx(ctx.engine) as conn:
+            marks = _marks(conn)
+            ready = " OR ".join(
+                f"(p.DATA_SOURCE_KEY = {k} AND x.IS_MM = {1 if s == '_MM' else 0} AND "
+                f"COALESCE(x.END_TS, x.LAST_TS) <= {m})" for (k, s), m in marks.items()) \
+                or "1 = 0"
+            chunk = temp(conn, "tx_roots", f"""
+                SELECT p.DATA_SOURCE_KEY, p.ENTITY_ID, p.SINCE_TS, 0 AS DONE
+                FROM CTL_TRANSFORM_PENDING p JOIN (
+                    SELECT DATA_SOURCE_KEY, ROOTIRID, MAX(IS_MM) AS IS_MM,
+                           MAX(LASTCHANGE_TS) AS LAST_TS,
+                           CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0
+                                THEN NULL ELSE MAX(TERMINATED_TS) END AS END_TS
+                    FROM (SELECT DATA_SOURCE_KEY, ROOTIRID, 0 AS IS_MM, STATE, LASTCHANGE_TS,
+                                 TERMINATED_TS FROM GIDB_G_CALL_V
+                          UNION ALL SELECT DATA_SOURCE_KEY, ROOTIRID, 1, STATE, LASTCHANGE_TS,
+                                 TERMINATED_TS FROM GIDB_G_CALL_MM) c
+                    WHERE EXISTS (SELECT 1 FROM CTL_TRANSFORM_PENDING q WHERE q.KIND =
+                                  'interaction' AND q.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
+                                  AND q.ENTITY_ID = c.ROOTIRID AND q.ENTITY_ID > :last)
+                    GROUP BY DATA_SOURCE_KEY, ROOTIRID
+                ) x ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.ROOTIRID = p.ENTITY_ID
+                WHERE p.KIND = 'interaction' AND p.ENTITY_ID > :last
+                  AND (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS < {now - timeout})
+                  AND (({ready}) OR p.SINCE_TS < {now - timeout})
+                  AND NOT EXISTS (SELECT 1 FROM INTERACTION_FACT i WHERE
+                                  i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID
+                                  AND i.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+                                  AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
+                ORDER BY p.ENTITY_ID LIMIT {CHUNK_INTERACTIONS}""", last=last)
+            n = count(conn, chunk)
+            if not n:
+                drop(conn, chunk)
+                break
+            last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
+            late = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE SINCE_TS < "
+                             f"{now - timeout}").scalar_one()
+            audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+            result = interactions.transform_interactions(conn, chunk, audit, ctx.config, now,
+                                                         timeout)
+            _done(conn, "interaction", chunk, "AND c.DONE = 1")
+            finished = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE DONE = 1").scalar_one()
+            rows = sum(v for k, v in result.counts.items() if k.endswith("rows"))
+            ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="interaction facts",
+                              **_key_range(conn, f.INTERACTION_RESOURCE_FACT, audit))
+            drop(conn, chunk)
+        for key, value in result.counts.items():
+            ctx.count(key, value)
+        if late:
+            ctx.note(f"{late} interactions went ahead after waiting more than "
+                     f"{timeout}s for their data (dependency-wait-timeout)")
+        done += finished
+        waiting_total += result.not_ready
+    with ctx.engine.connect() as conn:
+        waiting = conn.execute(sa.text("SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE "
+                                       "KIND = 'interaction'")).scalar_one()
+    return done, waiting
+
+
+# --------------------------------------------------------------------------------------------
+# Step 4: long-active interactions
+
+
+def terminate_long_active(ctx: JobContext) -> int:
+    """Active interactions older than days-to-keep-active-facts end artificially, so that
+    they stop being recomputed (and re-aggregated) for ever."""
+    days = ctx.config.get("gim-etl", "days-to-keep-active-facts")
+    with write_tx(ctx.engine) as conn:
+        newest = run(conn, "SELECT MAX(START_TS) FROM INTERACTION_FACT").scalar()
+        if newest is None:
+            return 0
+        cutoff = newest - days * 86400
+        old = temp(conn, "tx_old", f"""
+            SELECT INTERACTION_ID, START_TS FROM INTERACTION_FACT
+            WHERE ACTIVE_FLAG = 1 AND START_TS < {cutoff}""")
+        n = count(conn, old)
+        if n:
+            audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+            end = f"(SELECT o.START_TS FROM {old} o WHERE o.INTERACTION_ID = {{t}}.INTERACTION_ID) + {days * 86400}"
+            for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
+                          f.MEDIATION_SEGMENT_FACT):
+                e = end.format(t=table.name)
+                extra = f", STATUS = {f.STATUS_ARTIFICIAL_END}" \
+                    if table is f.INTERACTION_FACT else ""
+                run(conn, f"""UPDATE {table.name} SET ACTIVE_FLAG = 0, END_TS = {e},
+                    END_DATE_TIME_KEY = (({e}) / 900) * 900, UPDATE_AUDIT_KEY = {audit}{extra}
+                    WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN (SELECT INTERACTION_ID
+                    FROM {old})""")
+            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends")
+            ctx.count("interactions terminated artificially", n)
+        drop(conn, old)
+    return n

@@ -1,0 +1,116 @@
+"""Set-based building blocks of the transformation: temporary tables, surrogate keys for new
+dimension members, and replacing the facts of recomputed entities. Everything runs as SQL
+inside the caller's transaction; Python never loops over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gim.db import ops_for, safe_identifier
+
+
+def run(conn: Connection, sql: str, **params: Any) -> Any:
+    return conn.execute(sa.text(sql), params)
+
+
+def temp(conn: Connection, name: str, select_sql: str, **params: Any) -> str:
+    """(Re)create temporary table `name` from a SELECT."""
+    name = safe_identifier(name)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    run(conn, f"CREATE TEMP TABLE {name} AS {select_sql}", **params)
+    return name
+
+
+def drop(conn: Connection, *names: str) -> None:
+    for name in names:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {safe_identifier(name)}")
+
+
+def count(conn: Connection, table: str) -> int:
+    return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {safe_identifier(table)}").scalar_one()
+
+
+def same(a: str, b: str) -> str:
+    """NULL-safe equality of two expressions, portable."""
+    return f"(({a}) = ({b}) OR (({a}) IS NULL AND ({b}) IS NULL))"
+
+
+def greatest(a: str, b: str) -> str:
+    return f"(CASE WHEN ({a}) >= ({b}) THEN ({a}) ELSE ({b}) END)"
+
+
+def least(a: str, b: str) -> str:
+    return f"(CASE WHEN ({a}) <= ({b}) THEN ({a}) ELSE ({b}) END)"
+
+
+def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: str,
+                natural: Sequence[str], sequence: str) -> int:
+    """Give each row of temp table `rows` the key of the `target` row with the same natural
+    columns, or a new key from `sequence`; returns how many keys were new.
+
+    `rows` must already have a `key` column (NULL) and the natural columns, under the same
+    names as in `target`.
+    """
+    match = " AND ".join(same(f"t.{c}", f"{rows}.{c}") for c in natural)
+    run(conn, f"UPDATE {rows} SET {key} = (SELECT t.{target_key} FROM {target} t "
+              f"WHERE {match}) WHERE {key} IS NULL")
+    new = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {rows} WHERE {key} IS NULL").scalar_one()
+    if new:
+        base = ops_for(conn).allocate_keys(conn, sequence, new)
+        order = ", ".join(natural)
+        numbered = temp(conn, f"{rows}_new",
+                        f"SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS RN "
+                        f"FROM {rows} WHERE {key} IS NULL")
+        match_n = " AND ".join(same(f"n.{c}", f"{rows}.{c}") for c in natural)
+        run(conn, f"UPDATE {rows} SET {key} = {base - 1} + (SELECT n.RN FROM {numbered} n "
+                  f"WHERE {match_n}) WHERE {key} IS NULL")
+        drop(conn, numbered)
+    return new
+
+
+def upsert_changed(conn: Connection, target: sa.Table, rows: str, key: Sequence[str],
+                   columns: Sequence[str], audit: int) -> int:
+    """Insert the rows of temp table `rows` into `target`, or update the target rows whose
+    values differ, stamping the audit keys; rows already right are left alone. Returns how
+    many rows were inserted or changed."""
+    cols = list(columns)
+    insert_cols = cols + ["CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY"]
+    diff = " OR ".join(f"NOT {same(f'{target.name}.{c}', f'excluded.{c}')}"
+                       for c in cols if c not in key) or "1 = 0"
+    before = run(conn, f"SELECT COUNT(*) FROM {rows} r WHERE NOT EXISTS (SELECT 1 FROM "
+                       f"{target.name} t WHERE {' AND '.join(f't.{k} = r.{k}' for k in key)}"
+                       f") OR EXISTS (SELECT 1 FROM {target.name} t WHERE "
+                       f"{' AND '.join(f't.{k} = r.{k}' for k in key)} AND ("
+                       + " OR ".join(f"NOT {same(f't.{c}', f'r.{c}')}"
+                                     for c in cols if c not in key) + "))").scalar_one() \
+        if any(c not in key for c in cols) else 0
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
+    run(conn, f"INSERT INTO {target.name} ({', '.join(insert_cols)}) "
+              f"SELECT {', '.join(cols)}, {audit}, {audit} FROM {rows} WHERE 1 = 1 "
+              f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}, "
+              f"UPDATE_AUDIT_KEY = {audit} WHERE {diff}")
+    return before
+
+
+def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str,
+                  audit: int) -> int:
+    """Replace the facts of the recomputed entities: the target rows matching `scope` (a
+    condition on the target's columns, e.g. `INTERACTION_ID IN (SELECT ...)`) become the
+    rows of temp table `rows`. A row that existed keeps its CREATE_AUDIT_KEY; every written
+    row gets UPDATE_AUDIT_KEY = audit. Returns the number of rows written."""
+    key = [c.name for c in target.primary_key.columns]
+    cols = [c.name for c in target.columns
+            if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
+    match = " AND ".join(f"t.{k} = {rows}.{k}" for k in key)
+    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = COALESCE((SELECT t.CREATE_AUDIT_KEY "
+              f"FROM {target.name} t WHERE {match}), {audit})")
+    run(conn, f"DELETE FROM {target.name} WHERE {scope}")
+    run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
+              f"UPDATE_AUDIT_KEY) SELECT {', '.join(cols)}, CREATE_AUDIT_KEY, {audit} "
+              f"FROM {rows}")
+    return count(conn, rows)
