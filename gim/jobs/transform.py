@@ -254,8 +254,14 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                            MAX(LASTCHANGE_TS) AS LAST_TS,
                            CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0
                                 THEN NULL ELSE MAX(TERMINATED_TS) END AS END_TS
-                    FROM (SELECT DATA_SOURCE_KEY, ROOTIRID, 0 AS IS_MM, STATE, LASTCHANGE_TS,
-                                 TERMINATED_TS FROM GIDB_G_CALL_V
+                    FROM (SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, 0 AS IS_MM,
+                                 CASE WHEN v.STATE <> 2 AND NOT EXISTS (SELECT 1 FROM
+                                      GIDB_G_PARTY_V p WHERE p.DATA_SOURCE_KEY =
+                                      v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID AND
+                                      p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END
+                                      AS STATE,
+                                 v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
+                                      AS TERMINATED_TS FROM GIDB_G_CALL_V v
                           UNION ALL SELECT DATA_SOURCE_KEY, ROOTIRID, 1, STATE, LASTCHANGE_TS,
                                  TERMINATED_TS FROM GIDB_G_CALL_MM) c
                     WHERE EXISTS (SELECT 1 FROM CTL_TRANSFORM_PENDING q WHERE q.KIND =

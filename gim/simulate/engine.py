@@ -789,8 +789,10 @@ class Sim:
         else:
             self._close_part(party, part, "Completed")
             party.end(self.now, CCEvent.RELEASED)
+            wrap = self._wrap()
+            part.acw += wrap  # before finish() writes the interaction's truth
             self.finish(ix)
-            self.work_done(ag, ag.voice, self._wrap(), part)
+            self.work_done(ag, ag.voice, wrap)
 
     def _wrap(self) -> int:
         return 0 if self.rng.random() < 0.2 else self.rng.randint(5, 60)
@@ -1221,9 +1223,11 @@ class Sim:
             "VALUE": str(self.rng.randint(0, 5000)), "LASTCHAINUPDSEQ": rec["seq"],
             **triple("LASTCHANGED", self.now), **triple("LOADED", rec["entity"].start),
             "LASTCHANGE_TS": self.now, **self.ids.gsys(self.now, OCS_DOMAIN)})
+        wrap = self._wrap()
+        part.acw += wrap  # before finish() writes the interaction's truth
         self.finish(ix)
         self._chain_done(rec, ix)
-        self.work_done(ag, ag.voice, self._wrap(), part)
+        self.work_done(ag, ag.voice, wrap)
 
     def _chain_done(self, rec: dict, ix: Ixn) -> None:
         self._chain_record(rec, ChainState.PROCESSED, call_result=rec["result"])

@@ -50,12 +50,17 @@ def transform_sessions(conn: Connection, sessions: str, audit: int) -> dict[str,
             FROM GIDB_G_LOGIN_SESSION_V l JOIN {sessions} p
                  ON p.DATA_SOURCE_KEY = l.DATA_SOURCE_KEY AND p.ENTITY_ID = l.LOGINSESSIONID
             UNION ALL
-            SELECT DISTINCT l.DATA_SOURCE_KEY, l.LOGINSESSIONID, l.AGENTID, l.TENANTID,
-                   l.CREATED_TS, l.TERMINATED_TS, s.MEDIANAME
+            SELECT l.DATA_SOURCE_KEY, l.LOGINSESSIONID, l.AGENTID, l.TENANTID,
+                   l.CREATED_TS,
+                   -- A media leaves the session when it logs off, maybe before the others.
+                   COALESCE(MIN(CASE WHEN s.STATE = 0 THEN s.ADDED_TS END), l.TERMINATED_TS),
+                   s.MEDIANAME
             FROM GIDB_G_LOGIN_SESSION_MM l JOIN {sessions} p
                  ON p.DATA_SOURCE_KEY = l.DATA_SOURCE_KEY AND p.ENTITY_ID = l.LOGINSESSIONID
             JOIN GIDB_G_AGENT_STATE_HISTORY_MM s ON s.DATA_SOURCE_KEY = l.DATA_SOURCE_KEY
                  AND s.LOGINSESSIONID = l.LOGINSESSIONID AND s.MEDIANAME IS NOT NULL
+            GROUP BY l.DATA_SOURCE_KEY, l.LOGINSESSIONID, l.AGENTID, l.TENANTID,
+                     l.CREATED_TS, l.TERMINATED_TS, s.MEDIANAME
         ) x WHERE x.CREATED_TS IS NOT NULL""")
     refs = temp(conn, "tx_sess_refs", f"""
         SELECT DISTINCT COALESCE(TENANTID, 0) AS TENANT_KEY, {CFG_PERSON} AS

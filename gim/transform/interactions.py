@@ -73,6 +73,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
                   "(kept the first)", policy, out)
     calls = temp(conn, "tx_call", f"SELECT * FROM {calls_all} WHERE DUP_RANK = 1")
     drop(conn, calls_all)
+    _end_abandoned_calls(conn, calls, out)
     bad = temp(conn, "tx_bad", f"""
         SELECT DISTINCT DATA_SOURCE_KEY, ROOTIRID FROM {calls}
         WHERE CREATED_TS IS NULL OR TERMINATED_TS < CREATED_TS""")
@@ -119,6 +120,29 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
               f"{roots}.ENTITY_ID)")
     drop(conn, calls, parties, irf, ixn, msf, irf_rows, *(t for t in descriptor.values()))
     return out
+
+
+def _end_abandoned_calls(conn: Connection, calls: str, out: ChunkResult) -> None:
+    """A voice call ICON never terminated although every party of it ended ends, for the
+    facts, with its last party; its interaction is marked terminated artificially."""
+    run(conn, f"ALTER TABLE {calls} ADD COLUMN ARTIFICIAL_END INTEGER")
+    ended = " UNION ALL ".join(
+        f"SELECT DATA_SOURCE_KEY, CALLID, TERMINATED_TS FROM GIDB_G_PARTY{s}"
+        for s in ("_V", "_MM"))
+    run(conn, f"""UPDATE {calls} SET ARTIFICIAL_END = (
+        SELECT MAX(p.TERMINATED_TS) FROM ({ended}) p
+        WHERE p.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID)
+        WHERE STATE <> 2 AND IS_MM = 0 AND EXISTS (SELECT 1 FROM ({ended}) p
+            WHERE p.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID)
+        AND NOT EXISTS (SELECT 1 FROM ({ended}) p WHERE p.DATA_SOURCE_KEY =
+            {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID
+            AND p.TERMINATED_TS IS NULL)""")
+    n = run(conn, f"SELECT COUNT(*) FROM {calls} WHERE ARTIFICIAL_END IS NOT NULL") \
+        .scalar_one()
+    if n:
+        run(conn, f"UPDATE {calls} SET STATE = 2, TERMINATED_TS = ARTIFICIAL_END "
+                  f"WHERE ARTIFICIAL_END IS NOT NULL")
+        out.add("calls ended artificially (all parties gone)", n)
 
 
 def _project(conn: Connection, rows: str, table) -> str:  # noqa: ANN001
@@ -261,10 +285,11 @@ def _irf_spans(conn: Connection, calls: str, parties: str) -> str:
                    CASE WHEN p.PROLE = 1 AND p.CALLTYPE <> {consult} THEN 1 ELSE 0 END
                        AS IS_INITIATOR,
                    CASE WHEN p.CALLTYPE = {consult} AND p.PROLE = 1 THEN COALESCE((
-                       SELECT MIN(q.PARTYGUID) FROM {parties} q
+                       SELECT q.PARTYGUID FROM {parties} q
                        WHERE q.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND q.ROOTIRID = p.ROOTIRID
                          AND q.AGENTID = p.AGENTID AND q.CALLTYPE <> {consult}
-                         AND q.CREATED_TS <= p.CREATED_TS), p.PARTYGUID)
+                         AND q.CREATED_TS <= p.CREATED_TS
+                       ORDER BY q.CREATED_TS DESC, q.ID DESC LIMIT 1), p.PARTYGUID)
                         ELSE p.PARTYGUID END AS GROUP_GUID
             FROM {parties} p WHERE p.AGENTID IS NOT NULL
         ) g
@@ -340,7 +365,8 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
                         WHEN 3 THEN 'Outbound' WHEN 1 THEN 'Internal' ELSE 'Unknown' END)
                    AS SUBTYPE,
                c.IS_MM,
-               CASE WHEN c.IRID = c.ROOTIRID THEN {f.STATUS_OK} ELSE {f.STATUS_PARTIAL} END
+               CASE WHEN agg.ARTIFICIAL > 0 THEN {f.STATUS_ARTIFICIAL_END}
+                    WHEN c.IRID = c.ROOTIRID THEN {f.STATUS_OK} ELSE {f.STATUS_PARTIAL} END
                    AS STATUS,
                agg.START_TS, agg.END_TS,
                (agg.START_TS / 900) * 900 AS START_DATE_TIME_KEY,
@@ -354,7 +380,8 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
             SELECT DATA_SOURCE_KEY, ROOTIRID, MIN(CREATED_TS) AS START_TS,
                    CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0 THEN NULL
                         ELSE MAX(TERMINATED_TS) END AS END_TS,
-                   MIN(CASE WHEN IRID = ROOTIRID THEN ID END) AS ROOT_ID, MIN(ID) AS FIRST_ID
+                   MIN(CASE WHEN IRID = ROOTIRID THEN ID END) AS ROOT_ID, MIN(ID) AS FIRST_ID,
+                   COUNT(ARTIFICIAL_END) AS ARTIFICIAL
             FROM {calls} GROUP BY DATA_SOURCE_KEY, ROOTIRID
         ) agg ON agg.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND agg.ROOTIRID = c.ROOTIRID
              AND c.ID = COALESCE(agg.ROOT_ID, agg.FIRST_ID)""")
