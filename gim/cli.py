@@ -242,6 +242,8 @@ def simulate(
                                               "not with --continue.")] = None,
     days: Annotated[int, typer.Option(help="Days to simulate (with --continue: days to "
                                       "add).")] = 1,
+    minutes: Annotated[int, typer.Option(help="Minutes to simulate beyond --days (with "
+                                         "--continue: to add).")] = 0,
     calls_per_day: Annotated[int, typer.Option(help="Inbound voice calls a day (chats are "
                                                "a fifth of it, e-mails a tenth).")] = 200,
     agents: Annotated[int, typer.Option(help="Agents (one in ten works the outbound "
@@ -273,7 +275,8 @@ def simulate(
         _fail(UsageError(f"--start: expected YYYY-MM-DD, got {start!r}"), "simulate")
     try:
         result = run_simulation(
-            idb, start=day, days=days, calls_per_day=calls_per_day, agents=agents, seed=seed,
+            idb, start=day, days=days, minutes=minutes, calls_per_day=calls_per_day,
+            agents=agents, seed=seed,
             media=tuple(m.strip() for m in media.split(",") if m.strip()),
             outbound=outbound, faults=faults, resume=resume)
     except GimError as exc:

@@ -157,6 +157,12 @@ _opt(_TR, "sm-resource-state-priority", "str-list", ["ACW", "NOT_READY", "BUSY",
      "Order in which concurrent agent states win the summarized state; all four listed.")
 _opt(_TR, "max-state-duration", "int", 14400,
      "Seconds after which an agent state still open is closed artificially.", min=901)
+_opt(_TR, "interactions-per-transaction", "int", 2000,
+     "Interactions whose facts are recomputed and committed together.", min=1, max=1_000_000,
+     ours=True)
+_opt(_TR, "sessions-per-transaction", "int", 500,
+     "Agent login sessions whose facts are recomputed and committed together.", min=1,
+     max=1_000_000, ours=True)
 _opt(_TR, "dependency-wait-timeout", "int", 3600,
      "Seconds a transformation chunk waits for the secondary data it depends on before "
      "going ahead without it (and saying so).", min=0, ours=True)

@@ -29,7 +29,7 @@ from gim.runner import JobContext
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HISTORY, CTL_EXTRACT_HWM, CTL_INFOMART_SETTINGS
 from gim.schema.gidb import COPIES, Copy, copies_for
 from gim.schema.icon_codes import DsType, IrState
-from gim.schema.idb import extraction_indexes
+from gim.schema.idb import extraction_indexes, idb_metadata
 
 # Which data-source type writes a role's rows (G_DSS_*.DS_TYPE).
 ROLE_DS_TYPE = {"ICON_CFG": DsType.CONFIG_SERVER, "ICON_CORE": DsType.T_SERVER,
@@ -169,9 +169,10 @@ def ensure_indexes(ctx: JobContext, idb: Idb) -> int:
 
 
 def _newest(idb: Idb) -> int:
-    """The newest time any extracted table of the IDB holds: where the source has got to.
-    All roles count, so that a table changing rarely (configuration) is not left waiting
-    for its own next change to pass the safety lag."""
+    """Where the source has got to: the newest time any extracted table of the IDB holds
+    (all roles count, so that a table changing rarely, such as configuration, does not
+    wait for its own next change to pass the safety lag), or the last event ICON's
+    data-source sessions say it stored, if later (an idle contact center still moves on)."""
     newest = 0
     with idb.engine.connect() as conn:
         names = ops_for(conn).table_names(conn)
@@ -179,6 +180,11 @@ def _newest(idb: Idb) -> int:
             if table.name in names:
                 column = table.c[table.info["time_column"]]
                 newest = max(newest, conn.execute(sa.select(sa.func.max(column))).scalar() or 0)
+        for table in idb_metadata.sorted_tables:
+            if table.info["kind"] == "dss" and table.name in names:
+                for column in ("LEVENT_ITS", "DSCONN_ETS", "ICON_ETS"):
+                    value = conn.execute(sa.select(sa.func.max(table.c[column]))).scalar()
+                    newest = max(newest, value or 0)
     return newest
 
 

@@ -25,9 +25,6 @@ from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
 from gim.transform import agents, dimensions, interactions
 from gim.transform.sqlkit import count, drop, run, temp
 
-CHUNK_INTERACTIONS = 2000
-CHUNK_SESSIONS = 500
-
 # GIDB tables whose rows make an interaction pending, and how to reach its root IRID.
 _BY_CALL = ("G_PARTY", "G_USERDATA_HISTORY", "G_VIRTUAL_QUEUE", "G_ROUTE_RESULT",
             "G_CALL_STAT", "G_CALL_HISTORY")
@@ -49,7 +46,8 @@ def run_job(ctx: JobContext) -> str:
             ctx.new_audit_key(conn, key=audit, row_count=n, table_name="dimensions")
             ctx.count("dimension rows", n)
     consumed = collect(ctx, started)
-    sessions = _process(ctx, "session", CHUNK_SESSIONS)
+    sessions = _process(ctx, "session",
+                        ctx.config.get("gim-transformation", "sessions-per-transaction"))
     done, waiting = _process_interactions(ctx)
     closed = terminate_long_active(ctx)
     parts = [f"{consumed} extraction chunks read", f"{sessions} login sessions",
@@ -237,6 +235,7 @@ def _marks(conn: Connection) -> dict[tuple[int, str], int]:
 
 def _process_interactions(ctx: JobContext) -> tuple[int, int]:
     timeout = ctx.config.get("gim-transformation", "dependency-wait-timeout")
+    size = ctx.config.get("gim-transformation", "interactions-per-transaction")
     done = waiting_total = 0
     last = ""
     while True:
@@ -270,19 +269,19 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                     GROUP BY DATA_SOURCE_KEY, ROOTIRID
                 ) x ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.ROOTIRID = p.ENTITY_ID
                 WHERE p.KIND = 'interaction' AND p.ENTITY_ID > :last
-                  AND (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS < {now - timeout})
-                  AND (({ready}) OR p.SINCE_TS < {now - timeout})
+                  AND (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS <= {now - timeout})
+                  AND (({ready}) OR p.SINCE_TS <= {now - timeout})
                   AND NOT EXISTS (SELECT 1 FROM INTERACTION_FACT i WHERE
                                   i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID
                                   AND i.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
                                   AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
-                ORDER BY p.ENTITY_ID LIMIT {CHUNK_INTERACTIONS}""", last=last)
+                ORDER BY p.ENTITY_ID LIMIT {size}""", last=last)
             n = count(conn, chunk)
             if not n:
                 drop(conn, chunk)
                 break
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
-            late = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE SINCE_TS < "
+            late = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE SINCE_TS <= "
                              f"{now - timeout}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
             result = interactions.transform_interactions(conn, chunk, audit, ctx.config, now,

@@ -63,13 +63,14 @@ def _previous_run(engine: Engine) -> dict[str, Any] | None:
         return dict(row) if row else None
 
 
-def simulate(url: str, *, start: dt.date | None = None, days: int = 1,
+def simulate(url: str, *, start: dt.date | None = None, days: int = 1, minutes: int = 0,
              calls_per_day: int = 200, agents: int = 20, seed: int = 1,
              media: tuple[str, ...] = ("voice",), outbound: bool = False,
              faults: float = 0.0, resume: bool = False, batch_rows: int = 20_000,
              progress: Any = None) -> SimResult:
     """Simulate into the IDB at `url`. With resume=True the parameters come from the IDB's
-    SIM_RUN and `days` more days are simulated."""
+    SIM_RUN and `days` days and `minutes` minutes more are simulated (a run may end at any
+    minute, so that incremental loading can be tried every quarter of an hour)."""
     began = time.time()
     engine = make_engine(url, label="IDB")
     try:
@@ -78,8 +79,11 @@ def simulate(url: str, *, start: dt.date | None = None, days: int = 1,
             if previous is None:
                 raise UsageError(f"{engine.info['url']}: no simulation to continue "
                                  "(SIM_RUN is empty)")
-            params = Params(**{**json.loads(previous["PARAMS"]),
-                               "days": json.loads(previous["PARAMS"])["days"] + days})
+            old = json.loads(previous["PARAMS"])
+            total = old["days"] * 1440 + old.get("minutes", 0) + days * 1440 + minutes
+            if total * 60 <= previous["END_TS"] - previous["START_TS"]:
+                raise UsageError("--continue needs --days or --minutes to add")
+            params = Params(**{**old, "days": total // 1440, "minutes": total % 1440})
             params.media = tuple(params.media)
             since: int | None = previous["END_TS"]
         else:
@@ -89,8 +93,8 @@ def simulate(url: str, *, start: dt.date | None = None, days: int = 1,
                                  "new database")
             if start is None:
                 raise UsageError("--start is required for a new simulation")
-            _check(days, calls_per_day, agents, media, faults)
-            params = Params(seed=seed, start=_midnight(start), days=days,
+            _check(days, minutes, calls_per_day, agents, media, faults)
+            params = Params(seed=seed, start=_midnight(start), days=days, minutes=minutes,
                             calls_per_day=calls_per_day, agents=agents, media=tuple(media),
                             outbound=outbound, faults=faults)
             since = None
@@ -136,9 +140,10 @@ def _midnight(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
 
 
-def _check(days: int, calls: int, agents: int, media: tuple[str, ...], faults: float) -> None:
-    if days < 1:
-        raise UsageError("--days must be at least 1")
+def _check(days: int, minutes: int, calls: int, agents: int, media: tuple[str, ...],
+           faults: float) -> None:
+    if days < 0 or minutes < 0 or days * 1440 + minutes < 1:
+        raise UsageError("--days and --minutes must add up to at least one minute")
     if calls < 0 or agents < 3:
         raise UsageError("--calls-per-day must be >= 0 and --agents >= 3")
     unknown = [m for m in media if m not in MEDIA]

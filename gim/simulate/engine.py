@@ -58,10 +58,11 @@ class Params:
     media: tuple[str, ...] = ("voice",)
     outbound: bool = False
     faults: float = 0.0
+    minutes: int = 0  # beyond the whole days
 
     @property
     def end(self) -> int:
-        return self.start + self.days * DAY
+        return self.start + self.days * DAY + self.minutes * 60
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class Sim:
 
     def run(self, until: int) -> None:
         """Process every event at or before `until`, then record what is still open."""
-        for day in range(self.p.days):
+        for day in range(self.p.days + (1 if self.p.minutes else 0)):
             self.at(self.p.start + day * DAY, self.new_day, day)
         while self.heap and self.heap[0][0] <= until:
             ts, _, fn, args = heapq.heappop(self.heap)

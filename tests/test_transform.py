@@ -1,0 +1,364 @@
+"""Transformation, judged by the simulator's truth ledger on SQLite and PostgreSQL: facts
+per interaction and per agent interval, faults, incremental loading, killed runs, waits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import random
+import signal
+import time
+
+import pytest
+import sqlalchemy as sa
+from conftest import invoke, new_database, run_gim, spawn_gim, write_config
+from truth_check import agent_mismatches, interaction_mismatches
+
+from gim.calendar import ACTIVE_END_KEY
+from gim.simulate import simulate
+
+START = dt.date(2026, 9, 7)
+SIM = dict(calls_per_day=140, agents=14, seed=21, media=("voice", "chat", "email"),
+           outbound=True)
+DAY = 86400
+
+
+def _t0() -> int:
+    return int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp())
+
+
+def _engine(url):
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def _q(url, sql, **params):
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).all()
+    finally:
+        engine.dispose()
+
+
+def _config(path, im_url, idb_url, extra=""):
+    return write_config(path, im_url, f"""
+        [date-time]
+        date-time-max-days-ahead = 20
+        date-time-min-days-ahead = 10
+
+        [gim-etl]
+        etl-start-date = "{START}"
+        partitioning-interval-size-gim = 604800
+        extract-data-chunk-size = 43200
+        {extra}
+
+        [[dap]]
+        name = "site"
+        url = "{idb_url}"
+        roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]
+        """)
+
+
+def _cycle(cli, path) -> dict:
+    for args in (("extract", "--role", "all"), ("transform",)):
+        result = invoke(cli, *args, "-c", str(path), "--json")
+        assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def center(db_kind, tmp_path):
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "im") as im_url:
+        yield idb_url, im_url
+
+
+def test_facts_equal_the_truth(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=2, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    summary = _cycle(cli, path)
+    assert summary["counts"]["INTERACTION_FACT rows"] > 300
+    end = _t0() + 2 * DAY
+    # Every interaction that ended an hour before the data does is in the facts, with the
+    # ledger's handling agent and ring / talk / hold / ACW / consultation / queue seconds.
+    assert interaction_mismatches(idb_url, im_url, ended_before=end - 3600) == []
+    # Every agent's login, ready, not ready (by reason), busy and ACW seconds per interval.
+    assert agent_mismatches(idb_url, im_url, before=end - 3600) == []
+    # Nothing was discarded from clean data; every interval with facts is queued.
+    assert _q(im_url, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
+    assert _q(im_url, """SELECT COUNT(*) FROM INTERACTION_FACT i WHERE NOT EXISTS (
+        SELECT 1 FROM CTL_AGG_QUEUE q WHERE q.TENANT_KEY = i.TENANT_KEY
+        AND q.DATE_TIME_KEY = i.START_DATE_TIME_KEY)""")[0][0] == 0
+    # Dimensions came with it: agents, queues, groups and memberships, user-data rows.
+    agents = _q(im_url, "SELECT COUNT(*) FROM RESOURCE_ WHERE RESOURCE_TYPE_CODE = 'AGENT'")
+    assert agents[0][0] == SIM["agents"]
+    assert _q(im_url, "SELECT COUNT(*) FROM RESOURCE_GROUP_FACT_")[0][0] >= SIM["agents"]
+    assert _q(im_url, "SELECT COUNT(DISTINCT SERVICE_TYPE) FROM INTERACTION_DESCRIPTOR")[0][0] \
+        >= 3
+    assert _q(im_url, "SELECT COUNT(*) FROM IRF_USER_DATA_GEN_1 WHERE CUSTOMER_ID IS NOT "
+                      "NULL")[0][0] > 100
+    media = {m for (m,) in _q(im_url, """SELECT DISTINCT m.MEDIA_NAME_CODE FROM
+        INTERACTION_FACT i JOIN MEDIA_TYPE m ON m.MEDIA_TYPE_KEY = i.MEDIA_TYPE_KEY""")}
+    assert media == {"VOICE", "CHAT", "EMAIL"}
+    results = {r for (r,) in _q(im_url, """SELECT DISTINCT t.TECHNICAL_RESULT_CODE FROM
+        INTERACTION_RESOURCE_FACT r JOIN TECHNICAL_DESCRIPTOR t
+        ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY""")}
+    assert {"COMPLETED", "TRANSFERRED", "CONFERENCED", "REDIRECTED", "ABANDONED"} <= results
+    # A second run finds nothing to do and changes nothing.
+    before = _q(im_url, "SELECT COUNT(*), MAX(UPDATE_AUDIT_KEY) FROM INTERACTION_RESOURCE_FACT")
+    again = _cycle(cli, path)
+    assert not any(k.endswith("FACT rows") for k in again["counts"])
+    assert _q(im_url, "SELECT COUNT(*), MAX(UPDATE_AUDIT_KEY) FROM "
+                      "INTERACTION_RESOURCE_FACT") == before
+
+
+def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=2, **{**SIM, "faults": 0.05})
+    path = _config(tmp_path, im_url, idb_url)
+    summary = _cycle(cli, path)
+    # Faults old enough that the data around them has surely arrived: the stuck threshold
+    # (8 h) holds voice calls back behind a call never terminated.
+    cutoff = _t0() + 2 * DAY - 10 * 3600
+    faults = _q(idb_url, """SELECT f.KIND, f.CALLID, f.ROW_ID FROM SIM_FAULT f
+        JOIN SIM_INTERACTION i ON i.CALLID = f.CALLID WHERE i.START_TS < :c""", c=cutoff)
+    kinds = {k for k, _, _ in faults}
+    assert kinds == {"orphan_party", "unknown_config", "bad_timestamp", "duplicate_row",
+                     "never_terminated", "garbage_string"}
+    discards = {(t, g, c) for t, g, c in _q(im_url, "SELECT TABLE_NAME, GUID, CODE FROM "
+                                                    "STG_TRANSFORM_DISCARDS")}
+    expected: set[tuple] = set()
+    root = {c: r for c, r in _q(idb_url, "SELECT CALLID, ROOTIRID FROM G_CALL")}
+    facts = {g: (i, s) for g, i, s in _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID,
+        INTERACTION_ID, STATUS FROM INTERACTION_FACT""")}
+    faulty = set()
+    for kind, callid, row_id in faults:
+        faulty.add(callid)
+        if kind == "orphan_party":
+            party = _q(idb_url, "SELECT PARTYID FROM G_PARTY WHERE ID = :i", i=row_id)[0][0]
+            expected.add(("GIDB_G_PARTY_V", party, 3))
+        elif kind == "bad_timestamp":
+            expected.add(("GIDB_G_CALL", root[callid], 1))
+            assert callid not in facts  # discarded: no facts
+        elif kind == "duplicate_row":
+            expected.add(("GIDB_G_CALL_V", callid, 2))
+            assert callid in facts  # the interaction itself is kept
+        elif kind == "unknown_config":
+            placeholder = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_RESOURCE_FACT r
+                JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY
+                WHERE r.INTERACTION_ID = :i AND res.IS_PLACEHOLDER = 1
+                AND res.RESOURCE_CFG_DBID = 999999""", i=facts[callid][0])
+            assert placeholder[0][0] >= 1, callid
+        elif kind == "never_terminated":
+            assert facts[callid][1] == 1, callid  # kept, ended artificially
+        elif kind == "garbage_string":
+            assert callid in facts
+    assert expected <= discards
+    # Nothing else was discarded (later faults may be, not any clean interaction).
+    later = {(t, g, c) for (t, g, c) in discards - expected}
+    all_faulty = {c for (c,) in _q(idb_url, "SELECT CALLID FROM SIM_FAULT")}
+    clean_roots = {root[c] for c in root if c not in all_faulty}
+    assert not any(g in clean_roots for _, g, _ in later)
+    assert summary["counts"].get("user data values replaced (control characters)", 0) >= 1
+    assert not _q(im_url, "SELECT COUNT(*) FROM INTERACTION_DESCRIPTOR WHERE "
+                          "CUSTOMER_SEGMENT LIKE :g", g="%\x1b%")[0][0]
+    # The clean interactions are still right.
+    clean = [c for c in facts if c not in faulty]
+    assert interaction_mismatches(idb_url, im_url, callids=clean, ended_before=cutoff) == []
+
+
+def _content(url: str) -> dict[str, list]:
+    """The facts without surrogate keys and audit keys, identified by natural keys."""
+    def norm(rows):
+        return sorted(tuple(int(v) if isinstance(v, decimal.Decimal) else v for v in r)
+                      for r in rows)
+
+    skip = {"INTERACTION_ID", "INTERACTION_RESOURCE_ID", "MEDIATION_SEGMENT_ID",
+            "INTERACTION_SDT_KEY", "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY",
+            "SM_RES_SESSION_FACT_KEY", "SM_RES_STATE_FACT_KEY", "SM_RES_STATE_REASON_FACT_KEY",
+            "INTERACTION_DESCRIPTOR_KEY", "RESOURCE_KEY", "PLACE_KEY", "MEDIA_RESOURCE_KEY",
+            "TARGET_IXN_RESOURCE_ID", "RESOURCE_STATE_REASON_KEY"}
+    from gim.schema import facts as f
+
+    out = {}
+    for table, natural in (
+            (f.INTERACTION_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
+            (f.INTERACTION_RESOURCE_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
+            (f.MEDIATION_SEGMENT_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID")):
+        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
+        join = "" if table is f.INTERACTION_FACT else \
+            " JOIN INTERACTION_FACT i ON i.INTERACTION_ID = x.INTERACTION_ID"
+        ref = "x.MEDIA_SERVER_ROOT_IXN_GUID" if table is f.INTERACTION_FACT else natural
+        out[table.name] = norm(_q(url, f"SELECT {ref}, r.RESOURCE_CFG_DBID, {', '.join(cols)}"
+                                       f" FROM {table.name} x{join} LEFT JOIN RESOURCE_ r ON "
+                                       f"r.RESOURCE_KEY = "
+                                       f"{'NULL' if table is f.INTERACTION_FACT else 'x.RESOURCE_KEY'}"))
+    for table in (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT):
+        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
+        out[table.name] = norm(_q(url, f"SELECT r.RESOURCE_CFG_DBID, {', '.join(cols)} "
+                                       f"FROM {table.name} x JOIN RESOURCE_ r "
+                                       f"ON r.RESOURCE_KEY = x.RESOURCE_KEY"))
+    return out
+
+
+def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
+    """Extract and transform every simulated quarter of an hour through the busy hours: the
+    same facts as one run over the whole span, and the truth all along."""
+    with new_database(db_kind, tmp_path, "idb1") as idb1, \
+            new_database(db_kind, tmp_path, "im1") as im1, \
+            new_database(db_kind, tmp_path, "idb2") as idb2, \
+            new_database(db_kind, tmp_path, "im2") as im2:
+        (tmp_path / "one").mkdir()
+        (tmp_path / "inc").mkdir()
+        one = _config(tmp_path / "one", im1, idb1)
+        inc = _config(tmp_path / "inc", im2, idb2)
+        simulate(idb1, start=START, days=1, **SIM)
+        _cycle(cli, one)
+        simulate(idb2, start=START, days=0, minutes=10 * 60, **SIM)
+        _cycle(cli, inc)
+        for _ in range(8):
+            simulate(idb2, days=0, minutes=15, resume=True)
+            _cycle(cli, inc)
+        simulate(idb2, days=0, minutes=1440 - 12 * 60, resume=True)
+        _cycle(cli, inc)
+        assert _content(im2) == _content(im1)
+        assert interaction_mismatches(idb2, im2, ended_before=_t0() + DAY - 3600) == []
+
+
+def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_path):
+    with new_database(db_kind, tmp_path, "idb") as idb, \
+            new_database(db_kind, tmp_path, "im1") as im1, \
+            new_database(db_kind, tmp_path, "im2") as im2:
+        simulate(idb, start=START, days=1, **SIM)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        small = "\n[gim-transformation]\ninteractions-per-transaction = 15\n" \
+                "sessions-per-transaction = 5\n"
+        clean = _config(tmp_path / "a", im1, idb)
+        killed = _config(tmp_path / "b", im2, idb)
+        killed.write_text(killed.read_text() + small)
+        _cycle(cli, clean)
+        assert run_gim("extract", "--role", "all", "-c", str(killed)).returncode == 0
+        rng = random.Random(7)
+        kills = 0
+        for _ in range(12):
+            proc = spawn_gim("transform", "-c", str(killed))
+            time.sleep(rng.uniform(0.6, 1.6))
+            if proc.poll() is not None:
+                assert proc.returncode == 0, proc.stderr.read()
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            kills += 1
+        done = run_gim("transform", "-c", str(killed))
+        assert done.returncode == 0, done.stderr
+        assert kills >= 3
+        assert _content(im2) == _content(im1)
+
+
+def test_interactions_wait_for_their_data(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    assert invoke(cli, "extract", "--role", "all", "-c", str(path)).exit_code == 0
+    # Pretend agent states were extracted only up to the morning.
+    engine = _engine(im_url)
+    with engine.begin() as conn:
+        real = conn.execute(sa.text("SELECT MARK_TS FROM CTL_EXTRACT_HWM WHERE TABLE_NAME = "
+                                    "'GIDB_G_AGENT_STATE_HISTORY_V'")).scalar()
+        conn.execute(sa.text("UPDATE CTL_EXTRACT_HWM SET MARK_TS = :m WHERE TABLE_NAME = "
+                             "'GIDB_G_AGENT_STATE_HISTORY_V'"), {"m": _t0() + 10 * 3600})
+    engine.dispose()
+    result = json.loads(invoke(cli, "transform", "-c", str(path), "--json").stdout)
+    assert "waiting for their data" in result["message"]
+    late = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_FACT i JOIN MEDIA_TYPE m
+        ON m.MEDIA_TYPE_KEY = i.MEDIA_TYPE_KEY WHERE m.MEDIA_NAME_CODE = 'VOICE'
+        AND i.END_TS > :m""", m=_t0() + 10 * 3600)[0][0]
+    assert late == 0
+    waiting = _q(im_url, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE KIND = "
+                         "'interaction'")[0][0]
+    assert waiting > 50
+    # Once the data is there, they go through.
+    engine = _engine(im_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE CTL_EXTRACT_HWM SET MARK_TS = :m WHERE TABLE_NAME = "
+                             "'GIDB_G_AGENT_STATE_HISTORY_V'"), {"m": real})
+    engine.dispose()
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert interaction_mismatches(idb_url, im_url, ended_before=_t0() + DAY - 3600) == []
+
+
+def test_wait_timeout_lets_interactions_go_ahead(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    assert invoke(cli, "extract", "--role", "all", "-c", str(path)).exit_code == 0
+    engine = _engine(im_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE CTL_EXTRACT_HWM SET MARK_TS = :m WHERE TABLE_NAME = "
+                             "'GIDB_G_AGENT_STATE_HISTORY_V'"), {"m": _t0() + 10 * 3600})
+    engine.dispose()
+    path = _config(tmp_path, im_url, idb_url).parent / "gim.toml"
+    path.write_text(path.read_text().replace(
+        "[date-time]", "[gim-transformation]\ndependency-wait-timeout = 0\n\n[date-time]"))
+    result = json.loads(invoke(cli, "transform", "-c", str(path), "--json").stdout)
+    assert any("went ahead after waiting" in n for n in result["notes"])
+    assert _q(im_url, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE KIND = "
+                      "'interaction'")[0][0] == 0
+
+
+def test_exception_policy_fails_the_job(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **{**SIM, "faults": 0.1})
+    path = _config(tmp_path, im_url, idb_url).parent / "gim.toml"
+    path.write_text(path.read_text().replace(
+        "[date-time]", '[error-policy]\nerror-policy-irf-exception = "exception"\n\n'
+                       "[date-time]"))
+    assert invoke(cli, "extract", "--role", "all", "-c", str(path)).exit_code == 0
+    result = invoke(cli, "transform", "-c", str(path))
+    assert result.exit_code == 1
+    assert "error-policy-irf-exception = exception" in result.stderr
+    assert _q(im_url, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
+
+
+def test_active_facts_complete_later(cli, tmp_path, center):
+    idb_url, im_url = center
+    # E-mails that arrived in the night wait in their queue until the first shifts.
+    simulate(idb_url, start=START, days=0, minutes=6 * 60, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    active = _q(im_url, """SELECT INTERACTION_ID, MEDIA_SERVER_IXN_GUID, CREATE_AUDIT_KEY,
+        UPDATE_AUDIT_KEY, END_DATE_TIME_KEY FROM INTERACTION_FACT WHERE ACTIVE_FLAG = 1""")
+    assert active and all(r[4] == ACTIVE_END_KEY for r in active)
+    simulate(idb_url, days=1, resume=True)
+    _cycle(cli, path)
+    after = {r[1]: r for r in _q(im_url, """SELECT INTERACTION_ID, MEDIA_SERVER_IXN_GUID,
+        CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY, END_DATE_TIME_KEY, ACTIVE_FLAG
+        FROM INTERACTION_FACT""")}
+    completed = [r for r in active if after[r[1]][5] == 0]
+    assert completed
+    for iid, guid, created, updated, _ in completed:
+        assert after[guid][0] == iid and after[guid][2] == created
+        assert after[guid][3] > updated and after[guid][4] < ACTIVE_END_KEY
+
+
+def test_long_active_interactions_end_artificially(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **SIM)
+    path = _config(tmp_path, im_url, idb_url, "days-to-keep-active-facts = 1")
+    _cycle(cli, path)
+    newest = _q(im_url, "SELECT MAX(START_TS) FROM INTERACTION_FACT")[0][0]
+    engine = _engine(im_url)
+    with engine.begin() as conn:
+        iid = conn.execute(sa.text("SELECT MIN(INTERACTION_ID) FROM INTERACTION_FACT")).scalar()
+        conn.execute(sa.text("UPDATE INTERACTION_FACT SET ACTIVE_FLAG = 1, START_TS = :s, "
+                             "END_TS = NULL WHERE INTERACTION_ID = :i"),
+                     {"s": newest - 3 * DAY, "i": iid})
+    engine.dispose()
+    result = json.loads(invoke(cli, "transform", "-c", str(path), "--json").stdout)
+    assert result["counts"]["interactions terminated artificially"] == 1
+    row = _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
+                     "INTERACTION_ID = :i", i=iid)[0]
+    assert row == (1, 0, newest - 2 * DAY)
