@@ -46,6 +46,10 @@ def run_job(ctx: JobContext) -> str:
             ctx.new_audit_key(conn, key=audit, row_count=n, table_name="dimensions")
             ctx.count("dimension rows", n)
     consumed = collect(ctx, started)
+    with write_tx(ctx.engine) as conn:
+        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        if _orphans(ctx, conn, audit, int(time.time())):
+            ctx.new_audit_key(conn, key=audit, table_name=f.STG_TRANSFORM_DISCARDS.name)
     sessions = _process(ctx, "session",
                         ctx.config.get("gim-transformation", "sessions-per-transaction"))
     done, waiting = _process_interactions(ctx)
@@ -107,7 +111,7 @@ def collect(ctx: JobContext, started: float) -> int:
                 SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {table} x
                 JOIN GIDB_G_CALL_MM c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
                      AND c.CALLID = x.CALLID WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
-        _orphans(ctx, conn, audit, now)
+        _orphan_candidates(conn, keys, now)
         run(conn, f"""INSERT INTO CTL_TRANSFORM_HISTORY (JOB_ID, JOB_VERSION, HWM_NAME,
             HWM_VALUE, HWM_VALUE2, TRANSFORM_START_TIME, TRANSFORM_END_TIME, ROW_COUNT,
             AUDIT_KEY, CREATED_TS)
@@ -135,39 +139,58 @@ def _pending(conn: Connection, kind: str, select_sql: str, now: int) -> None:
         ON CONFLICT (KIND, DATA_SOURCE_KEY, ENTITY_ID) DO NOTHING""")
 
 
-def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> None:
-    """Parties whose call never reached the Info Mart, although the calls' extraction has
-    passed their end by more than max-call-duration: their call does not exist."""
-    policy = ctx.config.get("error-policy", "error-policy-irf-exception")
-    if policy == "resume":
-        return
-    slack = ctx.config.get("gim-etl", "max-call-duration")
+def _orphan_candidates(conn: Connection, keys: str, now: int) -> None:
+    """Parties of the new chunks whose call is not (yet) in the Info Mart wait as
+    candidate orphans."""
     for suffix in ("_V", "_MM"):
-        table = f"GIDB_G_PARTY{suffix}"
-        orphan_sql = f"""
-            FROM {table} p JOIN CTL_DS d ON d.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+        _pending(conn, f"orphan{suffix}", f"""
+            SELECT p.DATA_SOURCE_KEY, p.PARTYID AS ENTITY_ID FROM GIDB_G_PARTY{suffix} p
+            WHERE p.UPDATE_AUDIT_KEY IN {keys} AND NOT EXISTS (SELECT 1 FROM
+                GIDB_G_CALL{suffix} c WHERE c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+                AND c.CALLID = p.CALLID)""", now)
+
+
+def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> int:
+    """Candidate orphans whose call arrived stop waiting; those whose call's extraction has
+    passed their end by more than max-call-duration have no call: they are discarded."""
+    policy = ctx.config.get("error-policy", "error-policy-irf-exception")
+    slack = ctx.config.get("gim-etl", "max-call-duration")
+    total = 0
+    for suffix in ("_V", "_MM"):
+        kind, table = f"orphan{suffix}", f"GIDB_G_PARTY{suffix}"
+        run(conn, f"""DELETE FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}' AND EXISTS (
+            SELECT 1 FROM {table} p JOIN GIDB_G_CALL{suffix} c ON c.DATA_SOURCE_KEY =
+                 p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
+            WHERE p.DATA_SOURCE_KEY = CTL_TRANSFORM_PENDING.DATA_SOURCE_KEY
+            AND p.PARTYID = CTL_TRANSFORM_PENDING.ENTITY_ID)""")
+        orphans = temp(conn, "tx_orphans", f"""
+            SELECT DISTINCT o.DATA_SOURCE_KEY, o.ENTITY_ID FROM CTL_TRANSFORM_PENDING o
+            JOIN {table} p ON p.DATA_SOURCE_KEY = o.DATA_SOURCE_KEY
+                 AND p.PARTYID = o.ENTITY_ID
+            JOIN CTL_DS d ON d.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
             JOIN CTL_EXTRACT_HWM m ON m.SOURCE_NAME = d.SOURCE_NAME
                  AND m.TABLE_NAME = 'GIDB_G_CALL{suffix}'
-            WHERE p.TERMINATED_TS IS NOT NULL AND p.TERMINATED_TS + {slack} < m.MARK_TS
-            AND NOT EXISTS (SELECT 1 FROM GIDB_G_CALL{suffix} c WHERE
-                            c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID)
-            AND NOT EXISTS (SELECT 1 FROM STG_TRANSFORM_DISCARDS s WHERE s.TABLE_NAME =
-                            '{table}' AND s.GUID = p.PARTYID AND s.CODE =
-                            {interactions.CODE_ORPHAN})"""
-        n = run(conn, f"SELECT COUNT(*) {orphan_sql}").scalar_one()
-        if not n:
-            continue
-        if policy == "exception":
+            WHERE o.KIND = '{kind}' AND p.TERMINATED_TS IS NOT NULL
+            AND p.TERMINATED_TS + {slack} < m.MARK_TS""")
+        n = count(conn, orphans)
+        if n and policy == "exception":
             from gim.errors import JobFailed
 
             raise JobFailed(f"{n} party row(s) of {table} name a call that does not exist "
                             "(error-policy-irf-exception = exception)")
-        run(conn, f"""INSERT INTO STG_TRANSFORM_DISCARDS (TABLE_NAME, GUID, CODE,
-            INTERACTION_ID, CREATE_AUDIT_KEY, REASON, ETL_TS, ETL_DATE_TIME_KEY)
-            SELECT DISTINCT '{table}', p.PARTYID, {interactions.CODE_ORPHAN}, -2, {audit},
-                   'party of a call that does not exist', {now}, {(now // 900) * 900}
-            {orphan_sql}""")
-        ctx.count("discarded (party of a call that does not exist)", n)
+        if n and policy == "log_db_resume":
+            run(conn, f"""INSERT INTO STG_TRANSFORM_DISCARDS (TABLE_NAME, GUID, CODE,
+                INTERACTION_ID, CREATE_AUDIT_KEY, REASON, ETL_TS, ETL_DATE_TIME_KEY)
+                SELECT '{table}', ENTITY_ID, {interactions.CODE_ORPHAN}, -2, {audit},
+                       'party of a call that does not exist', {now}, {(now // 900) * 900}
+                FROM {orphans} WHERE 1 = 1
+                ON CONFLICT (TABLE_NAME, GUID, CODE) DO NOTHING""")
+        if n:
+            ctx.count("discarded (party of a call that does not exist)", n)
+            _done(conn, kind, orphans)
+            total += n
+        drop(conn, orphans)
+    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,41 +269,47 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                 f"(p.DATA_SOURCE_KEY = {k} AND x.IS_MM = {1 if s == '_MM' else 0} AND "
                 f"COALESCE(x.END_TS, x.LAST_TS) <= {m})" for (k, s), m in marks.items()) \
                 or "1 = 0"
+            # The next pending interactions (by id, so that those left waiting are not
+            # looked at twice in a run), then those of them that are ready.
+            cand = temp(conn, "tx_cand", f"""
+                SELECT DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS FROM CTL_TRANSFORM_PENDING
+                WHERE KIND = 'interaction' AND ENTITY_ID > :last
+                ORDER BY ENTITY_ID LIMIT {size}""", last=last)
+            if not count(conn, cand):
+                drop(conn, cand)
+                break
+            last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {cand}").scalar_one()
+            run(conn, f"CREATE INDEX IF NOT EXISTS {cand}_ix ON {cand} "
+                      f"(DATA_SOURCE_KEY, ENTITY_ID)")
+            calls = " UNION ALL ".join(f"""
+                SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, {1 if s == '_MM' else 0} AS IS_MM,
+                       CASE WHEN v.STATE <> 2 AND {1 if s == '_MM' else 0} = 0
+                            AND NOT EXISTS (SELECT 1 FROM GIDB_G_PARTY{s} p WHERE
+                                p.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID
+                                AND p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END AS STATE,
+                       v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
+                           AS TERMINATED_TS
+                FROM GIDB_G_CALL{s} v JOIN {cand} q ON q.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY
+                     AND q.ENTITY_ID = v.ROOTIRID""" for s in ("_V", "_MM"))
             chunk = temp(conn, "tx_roots", f"""
                 SELECT p.DATA_SOURCE_KEY, p.ENTITY_ID, p.SINCE_TS, 0 AS DONE
-                FROM CTL_TRANSFORM_PENDING p JOIN (
+                FROM {cand} p JOIN (
                     SELECT DATA_SOURCE_KEY, ROOTIRID, MAX(IS_MM) AS IS_MM,
                            MAX(LASTCHANGE_TS) AS LAST_TS,
                            CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0
                                 THEN NULL ELSE MAX(TERMINATED_TS) END AS END_TS
-                    FROM (SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, 0 AS IS_MM,
-                                 CASE WHEN v.STATE <> 2 AND NOT EXISTS (SELECT 1 FROM
-                                      GIDB_G_PARTY_V p WHERE p.DATA_SOURCE_KEY =
-                                      v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID AND
-                                      p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END
-                                      AS STATE,
-                                 v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
-                                      AS TERMINATED_TS FROM GIDB_G_CALL_V v
-                          UNION ALL SELECT DATA_SOURCE_KEY, ROOTIRID, 1, STATE, LASTCHANGE_TS,
-                                 TERMINATED_TS FROM GIDB_G_CALL_MM) c
-                    WHERE EXISTS (SELECT 1 FROM CTL_TRANSFORM_PENDING q WHERE q.KIND =
-                                  'interaction' AND q.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
-                                  AND q.ENTITY_ID = c.ROOTIRID AND q.ENTITY_ID > :last)
-                    GROUP BY DATA_SOURCE_KEY, ROOTIRID
+                    FROM ({calls}) c GROUP BY DATA_SOURCE_KEY, ROOTIRID
                 ) x ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.ROOTIRID = p.ENTITY_ID
-                WHERE p.KIND = 'interaction' AND p.ENTITY_ID > :last
-                  AND (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS <= {now - timeout})
+                WHERE (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS <= {now - timeout})
                   AND (({ready}) OR p.SINCE_TS <= {now - timeout})
                   AND NOT EXISTS (SELECT 1 FROM INTERACTION_FACT i WHERE
                                   i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID
                                   AND i.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-                                  AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
-                ORDER BY p.ENTITY_ID LIMIT {size}""", last=last)
-            n = count(conn, chunk)
-            if not n:
+                                  AND i.STATUS = {f.STATUS_ARTIFICIAL_END})""")
+            drop(conn, cand)
+            if not count(conn, chunk):
                 drop(conn, chunk)
-                break
-            last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
+                continue
             late = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE SINCE_TS <= "
                              f"{now - timeout}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")

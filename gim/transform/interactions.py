@@ -318,6 +318,7 @@ def _acw(conn: Connection, irf: str) -> None:
             WHERE h.AGENTID IN (SELECT AGENTID FROM {irf} WHERE IS_MM = 0)
               AND h.ADDED_TS >= (SELECT MIN(START_TS) FROM {irf})
         ) s WHERE s.STATE = 4""")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {acw}_ix ON {acw} (DATA_SOURCE_KEY, AGENTID, ADDED_TS)")
     run(conn, f"""UPDATE {irf} SET
         ACW_S = COALESCE((SELECT a.NEXT_TS - a.ADDED_TS FROM {acw} a WHERE
                           a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID =
@@ -628,12 +629,22 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
         by_table.setdefault(table_name.upper(), []).append(
             (key, safe_identifier(column.upper(), "CTL_UD_TO_UDE_MAPPING column"), default))
 
+    # One row per interaction, one column per mapped key: joined, not looked up per row.
+    keys = sorted({key for rows in by_table.values() for key, _, _ in rows})
+    alias = {key: f"K{i}" for i, key in enumerate(keys)}
+    pivot_cols = "".join(
+        f", MAX(CASE WHEN KEYNAME = '{key.replace(chr(39), chr(39) * 2)}' THEN VALUE END) "
+        f"AS {alias[key]}" for key in keys)
+    pivot = temp(conn, "tx_ud_pivot", f"""
+        SELECT DATA_SOURCE_KEY, ROOTIRID{pivot_cols} FROM {latest}
+        GROUP BY DATA_SOURCE_KEY, ROOTIRID""")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {pivot}_ix ON {pivot} (DATA_SOURCE_KEY, ROOTIRID)")
+    joined = (f"{irf_rows} r LEFT JOIN {pivot} u ON u.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY "
+              f"AND u.ROOTIRID = r.ROOTIRID")
+
     def value(key: str, default: str | None, width: int) -> str:
-        lit = key.replace("'", "''")
         dflt = "NULL" if default is None else "'" + default.replace("'", "''") + "'"
-        return (f"SUBSTR(COALESCE((SELECT u.VALUE FROM {latest} u WHERE u.DATA_SOURCE_KEY = "
-                f"r.DATA_SOURCE_KEY AND u.ROOTIRID = r.ROOTIRID AND u.KEYNAME = '{lit}'), "
-                f"{dflt}), 1, {width})")
+        return f"SUBSTR(COALESCE(u.{alias[key]}, {dflt}), 1, {width})"
 
     result = {}
     descriptor = {c: "DEFAULT_" + c for c in DESCRIPTOR_COLUMNS}
@@ -644,7 +655,7 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
     desc = temp(conn, "tx_desc", f"""
         SELECT r.INTERACTION_RESOURCE_ID, r.START_DATE_TIME_KEY, r.TENANT_KEY,
                CAST(NULL AS INTEGER) AS INTERACTION_DESCRIPTOR_KEY, {select}
-        FROM {irf_rows} r""".replace("'DEFAULT_", "'DEFAULT_"))
+        FROM {joined}""")
     run(conn, f"UPDATE {desc} SET " + ", ".join(
         f"{c} = COALESCE({c}, 'DEFAULT_{c}')" for c in DESCRIPTOR_COLUMNS))
     distinct = temp(conn, "tx_desc_d", f"""
@@ -662,12 +673,15 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
             FROM {distinct} d WHERE NOT EXISTS (SELECT 1 FROM INTERACTION_DESCRIPTOR x
             WHERE x.INTERACTION_DESCRIPTOR_KEY = d.INTERACTION_DESCRIPTOR_KEY)""")
     out.add("INTERACTION_DESCRIPTOR rows", new)
+    run(conn, f"CREATE INDEX IF NOT EXISTS {distinct}_ix ON {distinct} "
+              f"({', '.join(natural)})")
     match = " AND ".join(f"d.{c} = {desc}.{c}" for c in natural)
-    run(conn, f"UPDATE {desc} SET INTERACTION_DESCRIPTOR_KEY = (SELECT "
-              f"d.INTERACTION_DESCRIPTOR_KEY FROM {distinct} d WHERE {match})")
-    run(conn, f"UPDATE {irf_rows} SET INTERACTION_DESCRIPTOR_KEY = (SELECT "
+    run(conn, f"UPDATE {desc} SET INTERACTION_DESCRIPTOR_KEY = d.INTERACTION_DESCRIPTOR_KEY "
+              f"FROM {distinct} d WHERE {match}")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {desc}_ix ON {desc} (INTERACTION_RESOURCE_ID)")
+    run(conn, f"UPDATE {irf_rows} SET INTERACTION_DESCRIPTOR_KEY = "
               f"d.INTERACTION_DESCRIPTOR_KEY FROM {desc} d WHERE d.INTERACTION_RESOURCE_ID = "
-              f"{irf_rows}.INTERACTION_RESOURCE_ID)")
+              f"{irf_rows}.INTERACTION_RESOURCE_ID")
     result[f.IRF_USER_DATA_KEYS] = temp(conn, "tx_ude_keys", f"""
         SELECT INTERACTION_RESOURCE_ID, START_DATE_TIME_KEY, TENANT_KEY,
                INTERACTION_DESCRIPTOR_KEY, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
@@ -697,8 +711,8 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
         result[table] = temp(conn, f"tx_{table.name.lower()}", f"""
             SELECT r.INTERACTION_RESOURCE_ID, r.START_DATE_TIME_KEY, r.TENANT_KEY, {cols},
                    {unmapped + ', ' if unmapped else ''}CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
-            FROM {irf_rows} r""")
-    drop(conn, latest)
+            FROM {joined}""")
+    drop(conn, latest, pivot)
     return result
 
 

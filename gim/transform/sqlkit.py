@@ -23,6 +23,10 @@ def temp(conn: Connection, name: str, select_sql: str, **params: Any) -> str:
     name = safe_identifier(name)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     run(conn, f"CREATE TEMP TABLE {name} AS {select_sql}", **params)
+    if conn.dialect.name == "postgresql":
+        # Temporary tables get no statistics of their own; without them the planner
+        # guesses row counts badly in the joins that follow.
+        conn.exec_driver_sql(f"ANALYZE {name}")
     return name
 
 
@@ -49,16 +53,24 @@ def least(a: str, b: str) -> str:
 
 
 def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: str,
-                natural: Sequence[str], sequence: str) -> int:
+                natural: Sequence[str], sequence: str, nullable: Sequence[str] = ()) -> int:
     """Give each row of temp table `rows` the key of the `target` row with the same natural
     columns, or a new key from `sequence`; returns how many keys were new.
 
     `rows` must already have a `key` column (NULL) and the natural columns, under the same
-    names as in `target`.
+    names as in `target`; the `nullable` ones are compared NULL-safely (which no index
+    serves, so only small dimensions have such columns).
     """
-    match = " AND ".join(same(f"t.{c}", f"{rows}.{c}") for c in natural)
-    run(conn, f"UPDATE {rows} SET {key} = (SELECT t.{target_key} FROM {target} t "
-              f"WHERE {match}) WHERE {key} IS NULL")
+    def eq(a: str, b: str, c: str) -> str:
+        return same(a, b) if c in nullable else f"{a} = {b}"
+
+    match = " AND ".join(eq(f"t.{c}", f"{rows}.{c}", c) for c in natural)
+    if nullable:
+        run(conn, f"UPDATE {rows} SET {key} = (SELECT t.{target_key} FROM {target} t "
+                  f"WHERE {match}) WHERE {key} IS NULL")
+    else:  # a join, which the planner can hash, rather than a lookup per row
+        run(conn, f"UPDATE {rows} SET {key} = t.{target_key} FROM {target} t "
+                  f"WHERE {match} AND {rows}.{key} IS NULL")
     new = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {rows} WHERE {key} IS NULL").scalar_one()
     if new:
         base = ops_for(conn).allocate_keys(conn, sequence, new)
@@ -66,9 +78,13 @@ def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: 
         numbered = temp(conn, f"{rows}_new",
                         f"SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS RN "
                         f"FROM {rows} WHERE {key} IS NULL")
-        match_n = " AND ".join(same(f"n.{c}", f"{rows}.{c}") for c in natural)
-        run(conn, f"UPDATE {rows} SET {key} = {base - 1} + (SELECT n.RN FROM {numbered} n "
-                  f"WHERE {match_n}) WHERE {key} IS NULL")
+        match_n = " AND ".join(eq(f"n.{c}", f"{rows}.{c}", c) for c in natural)
+        if nullable:
+            run(conn, f"UPDATE {rows} SET {key} = {base - 1} + (SELECT n.RN FROM {numbered} n "
+                      f"WHERE {match_n}) WHERE {key} IS NULL")
+        else:
+            run(conn, f"UPDATE {rows} SET {key} = {base - 1} + n.RN FROM {numbered} n "
+                      f"WHERE {match_n} AND {rows}.{key} IS NULL")
         drop(conn, numbered)
     return new
 
@@ -107,8 +123,9 @@ def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str,
     cols = [c.name for c in target.columns
             if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
     match = " AND ".join(f"t.{k} = {rows}.{k}" for k in key)
-    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = COALESCE((SELECT t.CREATE_AUDIT_KEY "
-              f"FROM {target.name} t WHERE {match}), {audit})")
+    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = t.CREATE_AUDIT_KEY FROM {target.name} t "
+              f"WHERE {match}")
+    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = {audit} WHERE CREATE_AUDIT_KEY IS NULL")
     run(conn, f"DELETE FROM {target.name} WHERE {scope}")
     run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
               f"UPDATE_AUDIT_KEY) SELECT {', '.join(cols)}, CREATE_AUDIT_KEY, {audit} "
