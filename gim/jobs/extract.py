@@ -82,7 +82,26 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                 for i in source.idbs:
                     i.engine.dispose()
             done.append(f"{name}/{r}: {rows:,} rows")
+    refresh_statistics(ctx)
     return "; ".join(done) if done else "no DAP to extract from"
+
+
+def refresh_statistics(ctx: JobContext, threshold: int = 10_000) -> None:
+    """PostgreSQL: a table that just received many rows gets fresh statistics at once; the
+    transformation's joins are planned badly on a freshly loaded table until autovacuum
+    gets to it."""
+    if ctx.engine.dialect.name != "postgresql":
+        return
+    loaded = [name.removesuffix(" rows") for name, n in ctx.counts.items()
+              if name.startswith("GIDB_") and name.endswith(" rows") and n >= threshold]
+    if not loaded:
+        return
+    from gim.schema import metadata
+
+    with ctx.engine.connect() as conn:
+        ops_for(conn).analyze(conn, [metadata.tables[name] for name in loaded])
+        conn.commit()
+    ctx.count("tables analyzed", len(loaded))
 
 
 def _sources(config: Config, role: str, dap: str | None) -> dict[str, list[Dap]]:

@@ -80,6 +80,10 @@ class Copy:
 
 COPIES: list[Copy] = []
 
+# Lookups the transformation makes beyond the join keys: an agent's state at an instant
+# (after-call work following a call).
+_EXTRA_INDEXES = {"G_AGENT_STATE_HISTORY": [("AGENTID", "ADDED_TS")]}
+
 
 def _copy(source: sa.Table, role: str, suffix: str) -> None:
     name = f"GIDB_{source.name}{suffix}"
@@ -111,6 +115,9 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
         if join_col in source.c and join_col not in natural[:1]:
             items.append(sa.Index(f"ix_{index_name}_{join_col.lower()}", "DATA_SOURCE_KEY",
                                   join_col))
+    for extra in _EXTRA_INDEXES.get(source.name, ()):
+        items.append(sa.Index(f"ix_{index_name}_{'_'.join(extra).lower()}"[:63],
+                              "DATA_SOURCE_KEY", *extra))
     target = table(metadata, name, *items, category="gidb",
                    comment=f"Extracted copy of the IDB table {source.name} ({role}).")
     time_column = source.info["time_column"]

@@ -309,26 +309,28 @@ def _acw(conn: Connection, irf: str) -> None:
                           {irf}.DATA_SOURCE_KEY AND p.ROOTIRID = {irf}.ROOTIRID
                           AND p.AGENTID = {irf}.AGENTID AND (p.PARTYGUID = {irf}.GROUP_GUID)
                       ORDER BY p.TERMINATED_TS DESC, p.ID DESC LIMIT 1)""")
+    # The ACW record each part's agent started at the part's end, and the record after it.
+    run(conn, f"CREATE INDEX IF NOT EXISTS {irf}_ix ON {irf} (DATA_SOURCE_KEY, AGENTID)")
     acw = temp(conn, "tx_acw", f"""
-        SELECT s.DATA_SOURCE_KEY, s.AGENTID, s.ADDED_TS, s.NEXT_TS FROM (
-            SELECT h.DATA_SOURCE_KEY, h.AGENTID, h.STATE, h.ADDED_TS, h.MEDIANAME,
-                   LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.LOGINSESSIONID,
-                                          h.MEDIANAME ORDER BY h.SEQ, h.ID) AS NEXT_TS
-            FROM GIDB_G_AGENT_STATE_HISTORY_V h
-            WHERE h.AGENTID IN (SELECT AGENTID FROM {irf} WHERE IS_MM = 0)
-              AND h.ADDED_TS >= (SELECT MIN(START_TS) FROM {irf})
-        ) s WHERE s.STATE = 4""")
+        SELECT a.DATA_SOURCE_KEY, a.AGENTID, a.ADDED_TS,
+               (SELECT MIN(n.ADDED_TS) FROM GIDB_G_AGENT_STATE_HISTORY_V n
+                WHERE n.DATA_SOURCE_KEY = a.DATA_SOURCE_KEY
+                AND n.LOGINSESSIONID = a.LOGINSESSIONID
+                AND (n.ADDED_TS > a.ADDED_TS OR (n.ADDED_TS = a.ADDED_TS AND n.SEQ > a.SEQ)))
+                   AS NEXT_TS
+        FROM GIDB_G_AGENT_STATE_HISTORY_V a JOIN (
+            SELECT DISTINCT DATA_SOURCE_KEY, AGENTID, END_TS FROM {irf}
+            WHERE IS_MM = 0 AND END_TS IS NOT NULL) i
+          ON i.DATA_SOURCE_KEY = a.DATA_SOURCE_KEY AND i.AGENTID = a.AGENTID
+         AND i.END_TS = a.ADDED_TS
+        WHERE a.STATE = 4""")
     run(conn, f"CREATE INDEX IF NOT EXISTS {acw}_ix ON {acw} (DATA_SOURCE_KEY, AGENTID, ADDED_TS)")
-    run(conn, f"""UPDATE {irf} SET
-        ACW_S = COALESCE((SELECT a.NEXT_TS - a.ADDED_TS FROM {acw} a WHERE
-                          a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID =
-                          {irf}.AGENTID AND a.ADDED_TS = {irf}.END_TS
-                          AND a.NEXT_TS IS NOT NULL LIMIT 1), 0),
-        ACW_OPEN = CASE WHEN EXISTS (SELECT 1 FROM {acw} a WHERE a.DATA_SOURCE_KEY =
-                          {irf}.DATA_SOURCE_KEY AND a.AGENTID = {irf}.AGENTID
-                          AND a.ADDED_TS = {irf}.END_TS AND a.NEXT_TS IS NULL)
-                   THEN 1 ELSE 0 END
-        WHERE IS_MM = 0 AND END_TS IS NOT NULL""")
+    run(conn, f"""UPDATE {irf} SET ACW_S = a.NEXT_TS - a.ADDED_TS FROM {acw} a
+        WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID = {irf}.AGENTID
+        AND a.ADDED_TS = {irf}.END_TS AND a.NEXT_TS IS NOT NULL AND {irf}.IS_MM = 0""")
+    run(conn, f"""UPDATE {irf} SET ACW_OPEN = 1 FROM {acw} a
+        WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID = {irf}.AGENTID
+        AND a.ADDED_TS = {irf}.END_TS AND a.NEXT_TS IS NULL AND {irf}.IS_MM = 0""")
     drop(conn, acw)
 
 
