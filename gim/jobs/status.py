@@ -30,13 +30,15 @@ from gim.schema.control import CTL_ETL_HISTORY, SCHEMA_VERSION
 
 def collect(config: Config) -> dict[str, Any]:
     """Everything `gim status` shows, as plain data. Raises DatabaseUnavailable."""
-    version, jobs = None, []
+    version, jobs, progress = None, [], {}
     if _exists(config.infomart_url):
         engine = make_engine(config.infomart_url)
         try:
             check_connection(engine)
             version = installed_version(engine)
             jobs = _jobs(engine) if version is not None or _has_history(engine) else []
+            if version is not None:
+                progress = _progress(engine)
         finally:
             engine.dispose()
     if version is None:
@@ -64,6 +66,7 @@ def collect(config: Config) -> dict[str, Any]:
         "schema": {"installed": version, "code": SCHEMA_VERSION, "state": state},
         "jobs": jobs,
         "locks": locks,
+        "progress": progress,
         "daps": [{"name": d.name, "roles": list(d.roles), "url": mask_url(d.url),
                   **({"ha_set": d.ha_set} if d.ha_set else {})} for d in config.daps],
     }
@@ -109,6 +112,21 @@ def _jobs(engine: sa.Engine) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def _progress(engine: sa.Engine) -> dict[str, Any]:
+    """How far extraction has got per source (its least advanced table), and what the
+    transformation has waiting."""
+    out: dict[str, Any] = {"extraction": [], "pending": {}}
+    with engine.connect() as conn:
+        for source, low, high, tables in conn.execute(sa.text(
+                "SELECT SOURCE_NAME, MIN(MARK_TS), MAX(MARK_TS), COUNT(*) FROM CTL_EXTRACT_HWM "
+                "GROUP BY SOURCE_NAME ORDER BY SOURCE_NAME")):
+            out["extraction"].append({"source": source, "oldest_mark": _iso(low),
+                                      "newest_mark": _iso(high), "tables": tables})
+        out["pending"] = dict(conn.execute(sa.text(
+            "SELECT KIND, COUNT(*) FROM CTL_TRANSFORM_PENDING GROUP BY KIND")).all())
+    return out
+
+
 def _iso(ts: int | None) -> str | None:
     if ts is None:
         return None
@@ -120,7 +138,11 @@ def render(status: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    import sys
+
+    # Piped output (mail, files) gets a width that fits the table, not 80 columns.
+    console = Console(highlight=False, soft_wrap=True,
+                      width=None if sys.stdout.isatty() else 120)
     schema = status["schema"]
     color = {"current": "green", "migration needed": "red", "newer than gim": "red",
              "not initialized": "yellow"}[schema["state"]]
@@ -133,19 +155,27 @@ def render(status: dict[str, Any]) -> None:
         console.print("  run `gim migrate`; every other job exits with 4 until then")
     if status["jobs"]:
         table = Table(title="last runs", title_justify="left")
-        for header in ("job", "status", "started (UTC)", "took", "rows", "last complete",
-                       "message"):
-            table.add_column(header)
+        for header in ("job", "status", "started (UTC)", "took", "rows", "last complete"):
+            table.add_column(header, no_wrap=True)
         for job in status["jobs"]:
             st = job["status"]
             style = {"COMPLETE": "green", "RUNNING": "cyan"}.get(st, "red")
             took = f"{job['duration_s']}s" if job["duration_s"] is not None else ""
             table.add_row(job["job"], f"[{style}]{st}[/]", job["started"] or "", took,
-                          str(job["rows"] or 0), job["last_complete"] or "never",
-                          (job["message"] or "")[:80])
+                          f"{job['rows'] or 0:,}", job["last_complete"] or "never")
         console.print(table)
+        for job in status["jobs"]:
+            if job["message"]:
+                console.print(f"  {job['job']}: {job['message']}")
     else:
         console.print("no job has run yet")
+    for src in status.get("progress", {}).get("extraction", []):
+        console.print(f"extracted from {src['source']}: {src['tables']} tables, up to "
+                      f"{src['oldest_mark']} (least advanced) .. {src['newest_mark']}")
+    pending = status.get("progress", {}).get("pending", {})
+    if pending:
+        console.print("waiting for transformation: " + ", ".join(
+            f"{n:,} {kind}" for kind, n in sorted(pending.items())))
     if status["locks"]:
         for lock in status["locks"]:
             console.print(f"lock [cyan]{lock['lock']}[/] held by {describe_holder(lock)}")
