@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gim.errors import ConfigError
@@ -50,6 +51,7 @@ class Option:
     choices: tuple[str, ...] = ()
     ours: bool = False  # True when the option is gim's own, not the product's
     secret: bool = False
+    any_case: bool = False  # choices match whatever the case ('debug' is 'DEBUG')
 
     @property
     def key(self) -> tuple[str, str]:
@@ -88,7 +90,8 @@ _opt("infomart", "url", "url", DEFAULT_INFOMART_URL,
 _ETL = "gim-etl"
 _opt(_ETL, "etl-start-date", "date", None,
      "First day (YYYY-MM-DD, UTC) the Info Mart holds: the calendar and the first partitions "
-     "start there. Default: days-to-keep-gim-facts days before the first initialization.")
+     "start there. Default: the day of the first initialization (a small calendar; set an "
+     "earlier date before initializing to load older IDB data).")
 _opt(_ETL, "days-to-keep-gim-facts", "int", 400,
      "Days dimensional facts are kept before Job_MaintainGIM purges them.", min=1)
 _opt(_ETL, "days-to-keep-cfg-facts", "int", 400,
@@ -254,8 +257,8 @@ _LG = "log"
 _opt(_LG, "file", "path", f"{DEFAULT_DATA_DIR}/gim.log",
      "Log file (rotated); tracebacks go there, one-line errors to stderr. Empty = no file.",
      ours=True)
-_opt(_LG, "level", "choice", "INFO", "Level written to the log file.",
-     choices=("DEBUG", "INFO", "WARNING", "ERROR"), ours=True)
+_opt(_LG, "level", "choice", "INFO", "Level written to the log file (any case).",
+     choices=("DEBUG", "INFO", "WARNING", "ERROR"), ours=True, any_case=True)
 _opt(_LG, "max-bytes", "int", 10_000_000, "Size at which the log file is rotated.",
      min=10_000, ours=True)
 _opt(_LG, "max-backup-index", "int", 10, "Rotated log files kept.", min=0)
@@ -420,10 +423,12 @@ def build_config(data: dict[str, Any], path: Path | None = None,
             sources[option.key] = "default"
 
     if env.get(INFOMART_URL_ENV):
-        values[("infomart", "url")] = env[INFOMART_URL_ENV]
+        values[("infomart", "url")] = _checked_url(
+            env[INFOMART_URL_ENV], f"{where}: [infomart] url: ${INFOMART_URL_ENV}")
         sources[("infomart", "url")] = f"${INFOMART_URL_ENV}"
 
-    daps = _load_daps(data.get("dap", []), where, env)
+    base = path.parent if path else Path.cwd()
+    daps = _load_daps(data.get("dap", []), where, env, base)
     config = Config(values=values, daps=daps, path=path, sources=sources)
     _check_consistency(config, where)
     config.values[("infomart", "url")] = _resolve_sqlite_url(config.infomart_url, config.base_dir)
@@ -437,13 +442,13 @@ def _copy_default(value: Any) -> Any:
 _DAP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
-def _load_daps(raw: Any, where: str, env: dict[str, str]) -> list[Dap]:
+def _load_daps(raw: Any, where: str, env: dict[str, str], base: Path) -> list[Dap]:
     if isinstance(raw, dict):
         raise ConfigError(f"{where}: DAPs are written [[dap]] (an array of tables), not [dap]")
     if not isinstance(raw, list):
         raise ConfigError(f"{where}: [[dap]] must be an array of tables")
     daps: list[Dap] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for index, entry in enumerate(raw, start=1):
         label = f"[[dap]] #{index}"
         if not isinstance(entry, dict):
@@ -456,10 +461,12 @@ def _load_daps(raw: Any, where: str, env: dict[str, str]) -> list[Dap]:
         if not isinstance(name, str) or not _DAP_NAME.match(name):
             raise ConfigError(f"{where}: {label} name: required, letters/digits/'_'/'-', "
                               f"starting with a letter (got {name!r})")
-        label = f"[[dap]] '{name}'"
         if name.lower() in seen:
-            raise ConfigError(f"{where}: {label}: duplicate DAP name")
-        seen.add(name.lower())
+            raise ConfigError(f"{where}: {label} name: duplicate DAP name {name!r} (already "
+                              f"used by {seen[name.lower()]}; names are compared ignoring "
+                              "case)")
+        seen[name.lower()] = f"{label} {name!r}"
+        label = f"[[dap]] '{name}'"
         roles_raw = entry.get("roles")
         if isinstance(roles_raw, str):
             roles_raw = [r.strip() for r in roles_raw.split(",") if r.strip()]
@@ -480,18 +487,15 @@ def _load_daps(raw: Any, where: str, env: dict[str, str]) -> list[Dap]:
             url, url_source = env[env_var], f"${env_var}"
         if not isinstance(url, str) or not url:
             raise ConfigError(f"{where}: {label} url: required (or set ${env_var})")
+        url = _checked_url(url, f"{where}: {label} url"
+                           + ("" if url_source == "file" else f": {url_source}"))
         for key in ("ha-set", "tenant"):
             if key in entry and not (isinstance(entry[key], str) and entry[key]):
                 raise ConfigError(f"{where}: {label} {key}: must be a non-empty string")
-        daps.append(Dap(name=name, url=_resolve_sqlite_url(url, _base(where)),
+        daps.append(Dap(name=name, url=_resolve_sqlite_url(url, base),
                         roles=tuple(roles), ha_set=entry.get("ha-set"),
                         tenant=entry.get("tenant"), url_source=url_source))
     return daps
-
-
-def _base(where: str) -> Path:
-    p = Path(where)
-    return p.parent if p.suffix else Path.cwd()
 
 
 def _check_consistency(config: Config, where: str) -> None:
@@ -574,6 +578,8 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
                 value = checker(raw)
             except ValueError as exc:
                 raise fail(str(exc)) from None
+    if option.any_case and isinstance(value, str):
+        value = next((c for c in option.choices if c.lower() == value.lower()), value)
     if option.choices and value not in option.choices:
         raise fail(f"{value!r} is not one of {', '.join(option.choices)}"
                    + _suggest(str(value), option.choices))
@@ -627,10 +633,46 @@ def _check_hhmm(value: Any) -> str:
 
 
 def _check_url(value: Any) -> str:
-    text = str(value)
-    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", text):
+    # The message never repeats the URL: it may hold a password.
+    text = normalize_credentials(str(value))
+    if not re.match(r"^(sqlite|postgresql|postgres)(\+\w+)?://", text):
         raise ValueError("expected sqlite:///path or postgresql://user@host/db")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text)
+    except (ArgumentError, ValueError):
+        raise ValueError("not a valid database URL (expected sqlite:///path or "
+                         "postgresql://user@host/db)") from None
     return text
+
+
+def _checked_url(value: str, where: str) -> str:
+    """A URL from the environment or a [[dap]] entry, checked like a file option."""
+    try:
+        return _check_url(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+# scheme://userinfo@host...: the authority runs to the first '/', '?' or '#'.
+_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*://)(?P<auth>[^/?#]*)(?P<rest>.*)$",
+                        re.DOTALL)
+
+
+def normalize_credentials(url: str) -> str:
+    """A password holding '@' as it is (gim:p@ss@host) becomes percent-encoded
+    (gim:p%40ss@host): the credentials run to the last '@' of the authority. URL parsers,
+    libpq's too, stop at the first '@' and would take the rest of the password for the
+    host name, and print it in their errors."""
+    m = _AUTHORITY.match(url)
+    if not m or m["auth"].count("@") < 2:
+        return url
+    userinfo, _, hostport = m["auth"].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return (m["scheme"] + quote(user, safe="%") + colon + quote(password, safe="")
+            + "@" + hostport + m["rest"])
 
 
 _CHECKERS: dict[str, Callable[[Any], Any]] = {
@@ -648,19 +690,33 @@ def hhmm_seconds(value: str) -> int:
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------------------------
 # Rendering: `gim config show` and the commented template in conf/gim.toml
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
+_USERINFO_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
 def mask_url(url: str | None) -> str | None:
-    """Hide the password of a database URL: postgresql://gim:***@host/db."""
+    """Hide the password of a database URL, wherever it is written: in the credentials
+    (postgresql://gim:***@host/db, also with an empty user name or a password holding '@')
+    and in the query string (?password=***)."""
     if not url:
         return url
-    return re.sub(r"(://[^:/@]+:)([^@]*)@", r"\1***@", url)
+    from sqlalchemy.engine import make_url
+
+    text = normalize_credentials(str(url))
+    try:
+        masked = make_url(text).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask it textually
+        masked = _USERINFO_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_PASSWORD.sub(r"\1***", masked)
 
 
 def _toml_value(value: Any) -> str:

@@ -121,7 +121,52 @@ def test_daps(tmp_path):
 def test_duplicate_dap(tmp_path):
     message = _error(tmp_path, DAP.format(name="idb1", roles='["ICON_CORE"]')
                      + DAP.format(name="IDB1", roles='["ICON_MM"]'))
-    assert "[[dap]] 'IDB1': duplicate DAP name" in message
+    assert "[[dap]] #2 name: duplicate DAP name 'IDB1'" in message
+    assert "[[dap]] #1 'idb1'" in message
+
+
+def test_dap_url_is_validated(tmp_path, cli):
+    path = _write(tmp_path, DAP.format(name="idb1", roles='["ICON_CORE"]').replace(
+        "sqlite:///idb.db", "mysql://h/x"))
+    result = invoke(cli, "config", "check", "-c", str(path))
+    assert result.exit_code == 5
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{path}: [[dap]] 'idb1' url: expected sqlite:///path" in lines[0]
+
+
+@pytest.mark.parametrize("variable, option", [
+    ("GIM_INFOMART_URL", "[infomart] url: $GIM_INFOMART_URL"),
+    ("GIM_DAP_SITE_1_URL", "[[dap]] 'site-1' url: $GIM_DAP_SITE_1_URL"),
+])
+def test_urls_from_the_environment_are_validated(tmp_path, cli, variable, option):
+    path = _write(tmp_path, '[[dap]]\nname = "site-1"\nroles = ["ICON_CORE"]\n'
+                            'url = "sqlite:///idb.db"\n')
+    result = invoke(cli, "config", "check", "-c", str(path),
+                    env={variable: "mysql://reader:pw-env@icon/idb"})
+    assert result.exit_code == 5
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{path}: {option}: expected sqlite:///path" in lines[0]
+    assert "pw-env" not in result.output
+
+
+def test_log_level_in_any_case(tmp_path):
+    path = _write(tmp_path, '[log]\nlevel = "debug"\n')
+    assert load_config(path, env={}).get("log", "level") == "DEBUG"
+    message = _error(tmp_path, '[log]\nlevel = "warnin"\n')
+    assert "[log] level: 'warnin' is not one of" in message
+    assert "did you mean 'WARNING'" in message
+
+
+def test_relative_dap_path_in_a_config_file_without_extension(tmp_path, monkeypatch):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "gimrc"
+    path.write_text(DAP.format(name="idb1", roles='["ICON_CORE"]'))
+    monkeypatch.chdir(tmp_path)
+    assert load_config(path, env={}).dap("idb1").url == \
+        f"sqlite:///{etc.resolve()}/idb.db"
 
 
 def test_unknown_role(tmp_path):
@@ -169,6 +214,21 @@ def test_mask_url():
     assert mask_url("postgresql://gim:s3cret@db:5432/im") == "postgresql://gim:***@db:5432/im"
     assert mask_url("postgresql://gim@db/im") == "postgresql://gim@db/im"
     assert mask_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    # The password in the query string, with an empty user name, or holding '@'.
+    assert mask_url("postgresql://u@h/db?password=secret") == "postgresql://u@h/db?password=***"
+    assert mask_url("postgresql://u@h/db?sslmode=require&PASSWORD=s") == \
+        "postgresql://u@h/db?PASSWORD=***&sslmode=require"
+    assert mask_url("postgresql://:secret@h/db") == "postgresql://:***@h/db"
+    assert mask_url("postgresql://gim:p@ss@w0rd@h:5432/db") == "postgresql://gim:***@h:5432/db"
+    assert mask_url("postgresql://gim:p%40ss@h/db") == "postgresql://gim:***@h/db"
+
+
+def test_password_holding_at_signs_is_read_to_the_last_one(tmp_path):
+    import sqlalchemy as sa
+
+    path = _write(tmp_path, '[infomart]\nurl = "postgresql://gim:p@ss@w0rd@db-host/im"\n')
+    url = sa.engine.make_url(load_config(path, env={}).infomart_url)
+    assert (url.username, url.password, url.host) == ("gim", "p@ss@w0rd", "db-host")
 
 
 def test_config_show_masks_passwords(tmp_path, cli):
@@ -185,6 +245,26 @@ def test_config_show_masks_passwords(tmp_path, cli):
                              env=env).stdout)
     assert data["gim-etl"]["days-to-keep-gidb-facts"] == 14
     assert data["dap"][0]["roles"] == ["ICON_CORE"]
+
+
+SECRET_URLS = [
+    ("postgresql://reader@icon/idb?password=pw-query", "pw-query"),
+    ("postgresql://:pw-nouser@icon/idb", "pw-nouser"),
+    ("postgresql://reader:pw@t@sign@icon/idb", "t@sign"),
+]
+
+
+@pytest.mark.parametrize("url, secret", SECRET_URLS)
+def test_config_show_masks_every_form_of_password(tmp_path, cli, url, secret):
+    path = _write(tmp_path, f'[infomart]\nurl = "{url}"\n'
+                  + DAP.format(name="idb1", roles='["ICON_CORE"]').replace(
+                      "sqlite:///idb.db", url))
+    for args in (["config", "show", "-c", str(path)],
+                 ["config", "show", "-c", str(path), "--json"]):
+        result = invoke(cli, *args)
+        assert result.exit_code == 0, result.output
+        assert secret not in result.output
+        assert "***" in result.output
 
 
 def test_cli_exit_5_with_one_line(tmp_path, cli):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from gim.config import mask_url
+from gim.config import mask_url, normalize_credentials
 from gim.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -26,7 +26,9 @@ WRITE = "gim_write"
 
 
 def normalize_url(url: str) -> str:
-    """postgresql:// and postgres:// select psycopg 3; other URLs are left alone."""
+    """postgresql:// and postgres:// select psycopg 3; other URLs are left alone. A password
+    holding '@' as it is gets percent-encoded."""
+    url = normalize_credentials(url)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
