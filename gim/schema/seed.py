@@ -23,10 +23,12 @@ def _code(name: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # TECHNICAL_DESCRIPTOR: (key, resource role, role reason, technical result, result reason).
-# The documented TECHNICAL_RESULT values are the 17 below; the documentation's combination
-# matrix is not published in a form we could read, so the combinations are ours, chosen to
-# cover what the transformation writes. Codes are the names upper-cased without spaces, as
-# the product's are (e.g. 'ABANDONEDWHILERINGING', 'INITIATEDCONSULT').
+# The documented TECHNICAL_RESULT values are the 17 below; the result reasons and resource
+# roles are those the product's documentation and public reports name (RoutedOnNoAnswer,
+# ReceivedCollaboration, ...). The documentation's combination matrix is not published in a
+# form we could read, so the combinations are ours (gim), chosen to cover what the
+# transformation writes. Codes are the names upper-cased without spaces, as the product's
+# are (e.g. 'ABANDONEDWHILERINGING', 'INITIATEDCONSULT').
 TECHNICAL_RESULTS = (
     "Abandoned", "AbnormalStop", "Cleared", "Completed", "Conferenced", "CustomerAbandoned",
     "Deferred", "DestinationBusy", "Diverted", "Incomplete", "None", "OutboundStopped",
@@ -41,7 +43,7 @@ _TD: tuple[tuple[int, str, str, str, str], ...] = (
     (3, "Received", "ConferenceInitiator", "Conferenced", "Unspecified"),
     (4, "Received", "Unspecified", "Abandoned", "AbandonedWhileRinging"),
     (5, "Received", "Unspecified", "Abandoned", "AbandonedFromHold"),
-    (6, "Received", "Unspecified", "Redirected", "RouteOnNoAnswer"),
+    (6, "Received", "Unspecified", "Redirected", "RoutedOnNoAnswer"),
     (7, "Received", "Unspecified", "CustomerAbandoned", "Unspecified"),
     (8, "Received", "Unspecified", "Pulled", "Unspecified"),
     (9, "Received", "Unspecified", "Deferred", "Unspecified"),
@@ -60,10 +62,14 @@ _TD: tuple[tuple[int, str, str, str, str], ...] = (
     (22, "Received", "Unspecified", "AbnormalStop", "Unspecified"),
     (23, "Received", "Unspecified", "None", "Unspecified"),  # still active
     (24, "Received", "ConferenceJoined", "Completed", "AnsweredByAgent"),
-    (25, "ReceivedConsult", "Unspecified", "Redirected", "RouteOnNoAnswer"),
+    (25, "ReceivedConsult", "Unspecified", "Redirected", "RoutedOnNoAnswer"),
     (26, "Received", "Unspecified", "Completed", "AnsweredByOther"),
     (27, "Received", "Unspecified", "Completed", "Unspecified"),
     (28, "Received", "Unspecified", "Redirected", "Unspecified"),
+    # Multimedia collaboration (an agent invited to help on an e-mail or chat).
+    (29, "ReceivedCollaboration", "Unspecified", "Completed", "Unspecified"),
+    (30, "ReceivedCollaboration", "Unspecified", "Transferred", "Unspecified"),
+    (31, "ReceivedCollaboration", "Unspecified", "Redirected", "Unspecified"),
     # Mediation resources (MSF: queues, virtual queues, routing points): the queue's role and
     # its outcome toward the target.
     (40, "Received", "Unspecified", "Diverted", "AnsweredByAgent"),
@@ -107,12 +113,17 @@ def technical_descriptor_key(role: str, role_reason: str, result: str,
 
 # --------------------------------------------------------------------------------------------
 # INTERACTION_TYPE: the four documented types; subtypes after the eServices model (the voice
-# rows use the type as subtype). Multimedia subtypes met later are added at run time.
+# rows use the type as subtype). Multimedia subtypes met later are added at run time. Keys
+# follow the order below, so rows are only ever appended.
 _TYPES = {
     "Unknown": ["Unknown"],
     "Inbound": ["Inbound", "InboundNew", "InboundCustomerReply", "InboundCollaborationReply",
+                # gim: eServices subtypes (non-delivery and delivery reports of e-mails)
+                # that the Info Mart documentation does not list.
                 "InboundNDR", "InboundReport"],
-    "Outbound": ["Outbound", "OutboundContact", "OutboundNew", "OutboundReply",
+    "Outbound": ["Outbound",
+                 "OutboundContact",  # gim: outbound campaign calls; not in the documentation
+                 "OutboundNew", "OutboundReply",
                  "OutboundNotification", "OutboundAcknowledgement", "OutboundAutoResponse",
                  "OutboundCollaborationInvite", "OutboundRedirect"],
     "Internal": ["Internal", "InternalCollaborationInvite", "InternalCollaborationReply",
@@ -143,7 +154,8 @@ _MEDIA = (
     (5, "Web Callback", "WEBCALLBACK", 0),
     (6, "Workitem", "WORKITEM", 0),
     (7, "Open Media", "OPEN_MEDIA", 0),
-    (8, "Outbound Preview", "OUTBOUNDPREVIEW", 0),
+    (8, "Outbound Preview", "OUTBOUNDPREVIEW", 0),  # gim: Interaction Server's outbound
+    # preview media type; the documentation names the seeded media only in part.
 )
 
 # RESOURCE_STATE: STATE_TYPE is media-neutral (the summarized states READY, NOT_READY, BUSY
@@ -183,18 +195,20 @@ def interaction_resource_state_key(name: str, role: str = "Customer") -> int:
     return _IRS_ROLES.index(role) * 10 + _IRS_NAMES.index(name)
 
 
-# Outbound enumerations: key = the OCS integer value.
+# Outbound enumerations: key = the OCS integer value; names as the specification of the
+# Info Mart model spells them (RemoteRelease, PickedUp, Converse-On run together or hyphenate
+# as OCS's names do); codes derive from the names.
 CALL_RESULTS = (
-    "Ok", "Transferred", "Conferenced", "General Error", "System Error", "Remote Release",
+    "Ok", "Transferred", "Conferenced", "General Error", "System Error", "RemoteRelease",
     "Busy", "No Answer", "SIT Detected", "Answering Machine Detected", "All Trunks Busy",
     "SIT Invalid Num", "SIT VC", "SIT IC", "SIT Unknown Call State", "SIT NC", "SIT RO",
     "Fax Detected", "Queue Full", "Cleared", "Overflowed", "Abandoned", "Redirected",
-    "Forwarded", "Consult", "Picked Up", "Dropped", "Dropped On No Answer",
-    "Unknown Call Result", "Covered", "Converse On", "Bridged", "Silence", "Answer",
+    "Forwarded", "Consult", "PickedUp", "Dropped", "Dropped on No Answer",
+    "Unknown Call Result", "Covered", "Converse-On", "Bridged", "Silence", "Answer",
     "NU Tone", "No Dial Tone", "No Progress", "No Ring Back Tone", "No Established Detected",
     "Pager Detected", "Wrong Party", "Dial Error", "Call Drop Error", "Switch Error",
     "No Port Available", "Transfer Error", "Stale", "Agent CallBack Error",
-    "Group CallBack Error", "Deafened", "Held", "Do Not Call", "Cancel Record", "Wrong Number",
+    "Group Call Back Error", "Deafened", "Held", "Do Not Call", "Cancel Record", "Wrong Number",
 )
 RECORD_STATUSES = ("No Record Status", "Ready", "Retrieved", "Updated", "Stale", "Cancelled",
                    "Agent Error", "Chain Updated", "Missed Callback", "Chain Ready")
@@ -203,10 +217,14 @@ RECORD_TYPES = ("No Record Type", "Unknown", "General", "Campaign Rescheduled",
 CONTACT_INFO_TYPES = ("No Contact Type", "Home Phone", "Direct Business Phone",
                       "Business With Ext", "Mobile", "Vacation Phone", "Pager", "Modem",
                       "Voice Mail", "Pin Pager", "E-mail Address", "Instant Messaging")
-# Configuration Server's CfgDialMode order (0 = no dial mode).
+# Configuration Server's CfgDialMode order (0 = no dial mode), so that keys are the numbers
+# ICON records.
 DIALING_MODES = ("Unknown", "Predictive", "Progressive", "Preview", "Progressive with seizing",
-                 "Predictive with seizing", "Power", "Power with seizing", "Push Preview",
-                 "Progressive GVP", "Predictive GVP", "Power GVP")
+                 "Predictive with seizing",
+                 # gim: CfgDialMode values 6 and 7, which the Info Mart documentation's list
+                 # of dialing modes leaves out.
+                 "Power", "Power with seizing",
+                 "Push Preview", "Progressive GVP", "Predictive GVP", "Power GVP")
 # ICON's campaign state dictionary: 0/null terminated, 1 loaded, 2 started, 3 unloading.
 CAMPAIGN_GROUP_STATES = ("Unknown", "Loaded", "Started", "Unloading")
 
@@ -216,11 +234,22 @@ def _enum_rows(table_name: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
             for i, name in enumerate(names)]
 
 
-# ATTEMPT_DISPOSITION: key = OCS cause (low 8 bits) + 256 * GIM descriptor (next 8 bits);
-# descriptor codes UNKNOWN / BY_AGENT / BY_SYSTEM are documented. OCS causes are added by the
-# outbound transformation as it meets them; initialization writes the unknown cause only.
+# ATTEMPT_DISPOSITION: key = OCS cause (low 8 bits) + 256 * gim descriptor (next 8 bits).
+# The documentation names three causes (ChainRejected and ChainReschedToContinue tell
+# rejected from rescheduled records) and gives descriptors (by agent, by system) to
+# CHAINEVENTRECORDRESCHEDULE only; every other cause has the Unknown descriptor alone.
+# gim: OCS's integer values of these causes are not published; 1..3 are ours, and the
+# outbound transformation maps the causes it reads onto them by name. Other causes are
+# added as they are met.
 ATTEMPT_DESCRIPTORS = ((0, "Unknown", "UNKNOWN"), (1, "By agent", "BY_AGENT"),
                        (2, "By system", "BY_SYSTEM"))
+ATTEMPT_CAUSES = (
+    # (cause id, cause, cause code, descriptors it has)
+    (0, "Unknown", "UNKNOWN", (0,)),  # gim
+    (1, "ChainRejected", "CHAINREJECTED", (0,)),
+    (2, "ChainReschedToContinue", "CHAINRESCHEDTOCONTINUE", (0,)),
+    (3, "ChainEventRecordReschedule", "CHAINEVENTRECORDRESCHEDULE", (0, 1, 2)),
+)
 
 
 def attempt_disposition_key(cause_id: int, descriptor_id: int = 0) -> int:
@@ -228,9 +257,11 @@ def attempt_disposition_key(cause_id: int, descriptor_id: int = 0) -> int:
 
 
 def attempt_disposition_rows() -> list[dict[str, Any]]:
-    return [{"ATTEMPT_DISPOSITION_KEY": attempt_disposition_key(0, d), "CAUSE": "Unknown",
-             "CAUSE_ID": 0, "CAUSE_CODE": "UNKNOWN", "DESCRIPTOR": name,
-             "DESCRIPTOR_CODE": code} for d, name, code in ATTEMPT_DESCRIPTORS]
+    names = {d: (name, code) for d, name, code in ATTEMPT_DESCRIPTORS}
+    return [{"ATTEMPT_DISPOSITION_KEY": attempt_disposition_key(cause_id, d), "CAUSE": cause,
+             "CAUSE_ID": cause_id, "CAUSE_CODE": code, "DESCRIPTOR": names[d][0],
+             "DESCRIPTOR_CODE": names[d][1]}
+            for cause_id, cause, code, descriptors in ATTEMPT_CAUSES for d in descriptors]
 
 
 def fixed_rows() -> dict[str, list[dict[str, Any]]]:

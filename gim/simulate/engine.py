@@ -694,7 +694,7 @@ class Sim:
         ix = self.active[callid]
         ag = self.agents[agent_id]
         part.ring = self.now - part.start
-        part.end, part.outcome = self.now, "RouteOnNoAnswer"
+        part.end, part.outcome = self.now, "RoutedOnNoAnswer"
         party.end(self.now, CCEvent.RELEASED, CCCause.NO_ANSWER)
         ag.voice.busy = False
         self._set(ag, ag.voice, AgentState.NOT_READY, reason="RONA")

@@ -526,9 +526,9 @@ def _descriptor_case() -> str:
         WHEN x.INITIATED = 1 AND x.ACCEPTED = 1 AND x.RING_S = 0
              THEN {k('Initiated', 'Unspecified', 'Completed', 'Unspecified')}
         WHEN x.ACCEPTED = 0 AND x.LAST_CAUSE = 4 AND {consult}
-             THEN {k('ReceivedConsult', 'Unspecified', 'Redirected', 'RouteOnNoAnswer')}
+             THEN {k('ReceivedConsult', 'Unspecified', 'Redirected', 'RoutedOnNoAnswer')}
         WHEN x.ACCEPTED = 0 AND x.LAST_CAUSE = 4
-             THEN {k('Received', 'Unspecified', 'Redirected', 'RouteOnNoAnswer')}
+             THEN {k('Received', 'Unspecified', 'Redirected', 'RoutedOnNoAnswer')}
         WHEN x.ACCEPTED = 0 AND x.LAST_EVENT = 7 AND {consult}
              THEN {k('ReceivedConsult', 'Unspecified', 'Abandoned', 'AbandonedWhileRinging')}
         WHEN x.ACCEPTED = 0 AND x.LAST_EVENT = 7
