@@ -76,7 +76,7 @@ def _run(spec: JobSpec, config: Path | None, verbose: int, as_json: bool, body) 
     cfg = _load(config, spec.name)
     output = Output(json=as_json, verbose=verbose)
     command = "gim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = run_job(spec, cfg, body, output, command=command)
+    result = run_job(spec, cfg, body, output, command=command, ends_process=True)
     print_result(result, output)
     raise typer.Exit(result.exit_code)
 

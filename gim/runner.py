@@ -39,6 +39,7 @@ from gim.config import Config, mask_url
 from gim.db import describe_db_error, label_of, make_engine, ops_for
 from gim.db.engine import check_connection, write_tx
 from gim.errors import (
+    ConfigError,
     ExitCode,
     GimError,
     JobInterrupted,
@@ -180,14 +181,25 @@ def _utc_naive(ts: float) -> Any:
 
 
 class _SecretFilter(logging.Filter):
-    """Last line of defence: no database password reaches a log line."""
+    """Last line of defence: no database password reaches a log line, whether in a URL's
+    credentials, its query string or a key=value connection string."""
 
-    _pw = re.compile(r"(://[^:/@\s]+:)([^@\s]+)@")
+    _url = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+    _keyword = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^\s&]+)", re.IGNORECASE)
+    _trailing = ".,:;)]}"
+
+    def _mask(self, match: re.Match[str]) -> str:
+        token = match[0]
+        if "@" not in token and "password=" not in token.lower():
+            return token
+        body = token.rstrip(self._trailing)
+        return (mask_url(body) or "") + token[len(body):]
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        if "://" in msg:
-            record.msg, record.args = self._pw.sub(r"\1***@", msg), ()
+        masked = self._keyword.sub(r"\1***", self._url.sub(self._mask, msg))
+        if masked != msg:
+            record.msg, record.args = masked, ()
         return True
 
 
@@ -198,6 +210,9 @@ def setup_logging(config: Config, output: Output) -> Path | None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
+    # Without any handler Python's last-resort handler would print warnings and errors on
+    # stderr: a cron run with no log file would mail them, and a failure would print twice.
+    root.addHandler(logging.NullHandler())
     secret_filter = _SecretFilter()
     log_path = config.path_option("log", "file")
     if log_path:
@@ -207,7 +222,8 @@ def setup_logging(config: Config, output: Output) -> Path | None:
                 log_path, maxBytes=config.get("log", "max-bytes"),
                 backupCount=config.get("log", "max-backup-index"), encoding="utf-8")
         except OSError as exc:
-            raise GimError(f"cannot open log file {log_path}: {exc.strerror}") from None
+            raise ConfigError(f"{config.describe_source()}: [log] file: cannot open "
+                              f"{log_path}: {exc.strerror or exc}") from None
         fh.setLevel(config.get("log", "level"))
         fh.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
@@ -228,31 +244,47 @@ def setup_logging(config: Config, output: Output) -> Path | None:
 
 
 class _Signals:
-    """SIGTERM and SIGINT raise JobInterrupted in the main thread, except while the runner
-    records the outcome, when they are held until that is done."""
+    """SIGTERM and SIGINT raise JobInterrupted in the main thread, once: later signals, and
+    any that arrive while the runner records the outcome (`hold`), are only noted, so that a
+    second Ctrl-C cannot leave the history row RUNNING. The handlers stay installed until
+    the outcome is recorded."""
 
     def __init__(self) -> None:
         self.hold = False
+        self.raised = False
         self.pending: str | None = None
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self.hold:
+        if self.hold or self.raised:
             self.pending = name
             return
+        self.raised = True
         raise JobInterrupted(name)
 
-    def __enter__(self) -> _Signals:
+    def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Outside the main thread (some test runners) signals cannot be caught here.
             with contextlib.suppress(ValueError):
                 self._old[sig] = signal.signal(sig, self._handler)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self, ignore: bool = False) -> None:
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if ignore else old)
+        self._old.clear()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No interruption inside; a signal that arrived meanwhile is raised on leaving."""
+        self.hold = True
+        try:
+            yield
+        finally:
+            self.hold = False
+        if self.pending and not self.raised:
+            self.raised = True
+            raise JobInterrupted(self.pending)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,41 +314,81 @@ def describe_holder(info: dict[str, Any]) -> str:
             f"{info.get('host', '?')}, since {since})")
 
 
+def _write_holder(path: Path, info: dict[str, Any]) -> None:
+    # Written whole, then renamed: a reader never sees half a record.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
+def _remove_holder(path: Path, job_id: str) -> None:
+    if read_lock_holder(path.parent, path.stem).get("job_id") == job_id:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _lock_error(config: Config, what: str, path: Path, exc: OSError) -> ConfigError:
+    return ConfigError(f"{config.describe_source()}: [lock] dir: cannot {what} {path}: "
+                       f"{exc.strerror or exc}")
+
+
 @contextmanager
 def file_locks(config: Config, names: tuple[str, ...], job: str,
                job_id: str) -> Iterator[None]:
+    """Take each lock without waiting (busy: LockBusy), and record its holder beside it
+    (`<name>.json`, removed before the lock is released) for messages and `gim status`."""
     directory = lock_dir(config)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GimError(f"cannot create lock folder {directory}: {exc.strerror}") from None
+        raise _lock_error(config, "create the lock folder", directory, exc) from None
     with ExitStack() as stack:
         for name in names:
-            lock = filelock.FileLock(str(directory / f"{name}.lock"), timeout=0)
+            path = directory / f"{name}.lock"
+            lock = filelock.FileLock(str(path), timeout=0)
             try:
                 lock.acquire()
             except filelock.Timeout:
                 holder = describe_holder(read_lock_holder(directory, name))
                 raise LockBusy(f"lock '{name}' is held by {holder}; this copy of "
                                f"'{job}' did not start") from None
+            except OSError as exc:
+                raise _lock_error(config, "create the lock file", path, exc) from None
             stack.callback(lock.release)
-            _lock_info_path(directory, name).write_text(json.dumps({
-                "job": job, "job_id": job_id, "pid": os.getpid(),
-                "host": socket.gethostname(), "started": int(time.time())}))
+            info_path = _lock_info_path(directory, name)
+            try:
+                _write_holder(info_path, {
+                    "job": job, "job_id": job_id, "pid": os.getpid(),
+                    "host": socket.gethostname(), "started": int(time.time())})
+            except OSError as exc:
+                raise _lock_error(config, "write", info_path, exc) from None
+            stack.callback(_remove_holder, info_path, job_id)
         yield
 
 
-def lock_is_held(config: Config, name: str) -> bool:
-    path = lock_dir(config) / f"{name}.lock"
-    if not path.exists():
-        return False
-    lock = filelock.FileLock(str(path), timeout=0)
+def _process_alive(info: dict[str, Any]) -> bool:
+    if info.get("host") != socket.gethostname():
+        return True  # a lock folder shared with another host: its processes cannot be seen
     try:
-        lock.acquire()
-    except filelock.Timeout:
-        return True
-    lock.release()
-    return False
+        os.kill(int(info.get("pid")), 0)
+    except (TypeError, ValueError, OverflowError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def lock_is_held(config: Config, name: str) -> bool:
+    """Whether a live process holds the job lock `name`, judged from the holder's record.
+
+    The lock itself is never taken to find out: even a brief probe would make a job that
+    starts at that moment exit 3. A holder killed by SIGKILL leaves its record behind, so the
+    record counts only while its process lives (a recycled pid may fool this; the next run
+    of the job replaces the record). The instants between a job taking its lock and writing
+    its record read as free, which is harmless for a report.
+    """
+    info = read_lock_holder(lock_dir(config), name)
+    return bool(info) and _process_alive(info)
 
 
 @contextmanager
@@ -355,8 +427,16 @@ def advisory_locks(config: Config, engine: Engine, names: tuple[str, ...],
 def _history_insert(engine: Engine, spec: JobSpec, job_id: str, command: str) -> None:
     from gim.schema.control import CTL_ETL_HISTORY
 
-    now = int(time.time())
+    now_ms = int(time.time() * 1000)
+    now = now_ms // 1000
+    row = {"JOB_ID": job_id, "JOB_NAME": spec.name, "JOB_VERSION": __version__,
+           "LOCK_NAME": spec.locks[0], "COMMAND": command[:255],
+           "HOST_NAME": socket.gethostname(), "PID": os.getpid(), "START_TS": now,
+           "START_TS_MS": now_ms, "STATUS": RUNNING, "CREATED_TS": now}
     with write_tx(engine) as conn:
+        # An Info Mart awaiting `gim migrate` may lack newer columns; the migration's own
+        # run is recorded with those it has.
+        present = ops_for(conn).column_names(conn, CTL_ETL_HISTORY.name)
         # We hold the job's locks, so any RUNNING row of this lock was left by a process that
         # died (SIGKILL, power loss): say so instead of leaving it RUNNING for ever.
         conn.execute(sa.update(CTL_ETL_HISTORY)
@@ -366,21 +446,21 @@ def _history_insert(engine: Engine, spec: JobSpec, job_id: str, command: str) ->
                              MESSAGE="abandoned: the process ended without recording an "
                                      "outcome (killed?)"))
         conn.execute(CTL_ETL_HISTORY.insert().values(
-            JOB_ID=job_id, JOB_NAME=spec.name, JOB_VERSION=__version__,
-            LOCK_NAME=spec.locks[0], COMMAND=command[:255], HOST_NAME=socket.gethostname(),
-            PID=os.getpid(), START_TS=now, STATUS=RUNNING, CREATED_TS=now))
+            {k: v for k, v in row.items() if k in present}))
 
 
-def _history_finish(engine: Engine, job_id: str, status: str, exit_code: int,
-                    counts: Counter, message: str | None) -> None:
+def _history_finish(engine: Engine, job_id: str, outcome: _Outcome) -> None:
     from gim.schema.control import CTL_ETL_HISTORY
 
+    counts = outcome.counts
     rows = sum(v for k, v in counts.items() if k.endswith("rows"))
+    message = " ".join((outcome.message or "").split())
     with write_tx(engine) as conn:
         conn.execute(sa.update(CTL_ETL_HISTORY).where(CTL_ETL_HISTORY.c.JOB_ID == job_id)
-                     .values(STATUS=status, END_TS=int(time.time()), EXIT_CODE=exit_code,
-                             ROW_COUNT=rows, COUNTS=json.dumps(dict(counts), sort_keys=True),
-                             MESSAGE=(message or "")[:1024] or None))
+                     .values(STATUS=outcome.status, END_TS=int(time.time()),
+                             EXIT_CODE=int(outcome.exit_code), ROW_COUNT=rows,
+                             COUNTS=json.dumps(dict(counts), sort_keys=True),
+                             MESSAGE=message[:1024] or None))
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,21 +495,24 @@ class JobResult:
 
 
 def run_job(spec: JobSpec, config: Config, body: JobBody, output: Output | None = None,
-            command: str = "") -> JobResult:
-    """Run `body` under the job contract; never raises (but for bugs in this function)."""
+            command: str = "", ends_process: bool = False) -> JobResult:
+    """Run `body` under the job contract; never raises (but for bugs in this function).
+
+    ends_process: the process exits once the outcome is reported (the command line); from
+    the recorded outcome on, SIGTERM and SIGINT are then ignored instead of killing the
+    process before it prints the outcome and exits with its code.
+    """
     output = output or Output(interactive=False)
     job_id = str(uuid.uuid4())
     started = time.time()
-    status, exit_code, message = FAILED, ExitCode.JOB_FAILED, None
-    counts: Counter = Counter()
-    notes: list[str] = []
+    outcome = _Outcome()
     log_path: Path | None = None
-    history_open = False
     engine: Engine | None = None
     signals = _Signals()
     try:
         log_path = setup_logging(config, output)
-        with signals, ExitStack() as stack:
+        signals.install()
+        with ExitStack() as stack:
             log.info("%s %s starting (job id %s, gim %s, Info Mart %s)", spec.name,
                      command, job_id, __version__, mask_url(config.infomart_url))
             stack.enter_context(file_locks(config, spec.locks, spec.name, job_id))
@@ -439,46 +522,88 @@ def run_job(spec: JobSpec, config: Config, body: JobBody, output: Output | None 
             stack.enter_context(advisory_locks(config, engine, spec.locks, spec.name))
             progress = stack.enter_context(Progress(output))
             ctx = JobContext(config=config, engine=engine, job_id=job_id, job_name=spec.name,
-                             progress=progress, counts=counts, notes=notes)
+                             progress=progress, counts=outcome.counts, notes=outcome.notes)
             _gate(spec, ctx, stack)
-            if spec.writes_history:
-                _history_insert(engine, spec, job_id, command)
-                history_open = True
-            message = body(ctx)
-            status, exit_code = COMPLETE, ExitCode.OK
-    except GimError as exc:
-        message, exit_code = exc.message, exc.exit_code
-    except JobInterrupted as exc:
-        message = f"{exc}; open work was rolled back, run the job again to finish"
-    except sa.exc.DBAPIError as exc:
-        where = label_of(engine) if engine is not None else "database"
-        message = f"database error on {where}: {describe_db_error(exc)}"
-        log.error("%s\n%s", message, traceback.format_exc())
-    except Exception as exc:  # a bug: keep the traceback in the log
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        log.error("%s\n%s", message, traceback.format_exc())
-        if log_path:
-            message += f" (traceback in {log_path})"
+            # The history row is finished while the locks are still held, and no signal
+            # can come between the job's end and its row's (held until the end).
+            history_open = False
+            try:
+                if spec.writes_history:
+                    with signals.held():
+                        _history_insert(engine, spec, job_id, command)
+                        history_open = True
+                outcome.message = body(ctx)
+                signals.hold = True
+                outcome.status, outcome.exit_code = COMPLETE, ExitCode.OK
+            except BaseException as exc:  # noqa: BLE001 - classified, or raised again
+                signals.hold = True
+                if not outcome.failed_by(exc, engine, log_path):
+                    raise
+            finally:
+                signals.hold = True
+                if history_open:
+                    try:
+                        _history_finish(engine, job_id, outcome)
+                    except Exception as exc:  # noqa: BLE001 - the outcome is still reported
+                        log.error("could not record the outcome in CTL_ETL_HISTORY: %s", exc)
+    except BaseException as exc:  # noqa: BLE001 - classified, or raised again
+        signals.hold = True
+        if not outcome.failed_by(exc, engine, log_path):
+            raise
     finally:
         signals.hold = True
-        if history_open and engine is not None:
-            try:
-                _history_finish(engine, job_id, status, int(exit_code), counts, message)
-            except Exception as exc:  # noqa: BLE001 - the outcome must still be reported
-                log.error("could not record the outcome in CTL_ETL_HISTORY: %s", exc)
-            engine.dispose()
-    result = JobResult(job=spec.name, job_id=job_id, status=status, exit_code=int(exit_code),
-                       message=" ".join((message or "").split()) or None,
-                       counts=dict(counts), notes=notes, started=started, ended=time.time(),
-                       log_file=str(log_path) if log_path else None)
-    level = logging.INFO if status == COMPLETE else logging.ERROR
-    log.log(level, "%s %s (exit %d)%s", spec.name, status, result.exit_code,
+        signals.restore(ignore=ends_process)
+    if signals.pending and outcome.status == COMPLETE:
+        log.warning("%s received while %s was recording its outcome; the job had completed",
+                    signals.pending, spec.name)
+    result = JobResult(job=spec.name, job_id=job_id, status=outcome.status,
+                       exit_code=int(outcome.exit_code),
+                       message=" ".join((outcome.message or "").split()) or None,
+                       counts=dict(outcome.counts), notes=outcome.notes, started=started,
+                       ended=time.time(), log_file=str(log_path) if log_path else None)
+    level = logging.INFO if outcome.status == COMPLETE else logging.ERROR
+    log.log(level, "%s %s (exit %d)%s", spec.name, outcome.status, result.exit_code,
             f": {result.message}" if result.message else "")
     return result
 
 
+@dataclass
+class _Outcome:
+    status: str = FAILED
+    exit_code: int = ExitCode.JOB_FAILED
+    message: str | None = None
+    counts: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    classified: bool = False
+
+    def failed_by(self, exc: BaseException, engine: Engine | None,
+                  log_path: Path | None) -> bool:
+        """Record why the job failed; False for what is not ours to handle (SystemExit)."""
+        if self.classified:
+            return True  # the inner handler has already said why; this is the unwinding
+        self.status, self.exit_code = FAILED, ExitCode.JOB_FAILED
+        if isinstance(exc, GimError):
+            self.message, self.exit_code = exc.message, exc.exit_code
+        elif isinstance(exc, JobInterrupted):
+            self.message = f"{exc}; open work was rolled back, run the job again to finish"
+        elif isinstance(exc, sa.exc.DBAPIError):
+            where = label_of(engine) if engine is not None else "database"
+            self.message = f"database error on {where}: {describe_db_error(exc)}"
+            log.error("%s\n%s", self.message, traceback.format_exc())
+        elif isinstance(exc, Exception):  # a bug: keep the traceback in the log
+            self.message = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("%s\n%s", self.message, traceback.format_exc())
+            if log_path:
+                self.message += f" (traceback in {log_path})"
+        else:
+            return False
+        self.classified = True
+        return True
+
+
 def _gate(spec: JobSpec, ctx: JobContext, stack: ExitStack) -> None:
-    """The migration-state gate, and initialization of a brand-new Info Mart."""
+    """The migration-state gate, the calendar settings, and initialization of a brand-new
+    Info Mart."""
     from gim.jobs import initialize, migrate
     from gim.schema.control import SCHEMA_VERSION
 
@@ -494,20 +619,23 @@ def _gate(spec: JobSpec, ctx: JobContext, stack: ExitStack) -> None:
             # The job initializes (or migrates) itself; it needs the history table first.
             initialize.create_control_tables(ctx.engine)
         return
-    if version == SCHEMA_VERSION or not spec.gated:
-        return
-    if version > SCHEMA_VERSION:
-        raise MigrationNeeded(
-            f"the Info Mart schema is version {version}, newer than this gim "
-            f"({__version__}, schema {SCHEMA_VERSION}); upgrade gim")
-    if ctx.config.get("schedule", "on-demand-migration"):
+    if version != SCHEMA_VERSION and spec.gated:
+        if version > SCHEMA_VERSION:
+            raise MigrationNeeded(
+                f"the Info Mart schema is version {version}, newer than this gim "
+                f"({__version__}, schema {SCHEMA_VERSION}); upgrade gim")
+        if not ctx.config.get("schedule", "on-demand-migration"):
+            raise MigrationNeeded(
+                f"the Info Mart schema is version {version}, older than this gim's "
+                f"{SCHEMA_VERSION}: run `gim migrate` first")
+    # The calendar settings an Info Mart was built with bind every job, not only init: a
+    # job run with another time zone would file facts under the wrong local days.
+    with ctx.engine.connect() as conn:
+        initialize.check_settings(conn, ctx.config)
+    if version < SCHEMA_VERSION and spec.gated:
         ctx.note(f"schema version {version} is older than {SCHEMA_VERSION}: migrating first "
                  "(on-demand-migration)")
         migrate.migrate_schema(ctx)
-        return
-    raise MigrationNeeded(
-        f"the Info Mart schema is version {version}, older than this gim's "
-        f"{SCHEMA_VERSION}: run `gim migrate` first")
 
 
 def print_result(result: JobResult, output: Output) -> None:

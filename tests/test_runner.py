@@ -12,6 +12,7 @@ import pytest
 from conftest import execute, invoke, run_gim, scalar, spawn_gim, write_config
 
 from gim.calendar import ACTIVE_END_KEY, INTERVAL
+from gim.cli import app
 from gim.config import load_config
 from gim.runner import ALL_LOCKS, JobSpec, file_locks, lock_is_held, run_job
 from gim.schema import seed
@@ -86,9 +87,15 @@ def test_migration_gate(cli, tmp_path, db_url):
     assert status["schema"] == {"installed": 0, "code": SCHEMA_VERSION,
                                 "state": "migration needed"}
     assert "run `gim migrate`" in invoke(cli, "status", "-c", str(path)).stdout
-    result = invoke(cli, "init", "-c", str(path))
-    assert result.exit_code == 4
-    assert "older than this gim's" in result.stderr and "gim migrate" in result.stderr
+    for command in (["init"], ["extract", "--role", "ICON_CORE"], ["extract", "--role", "all"],
+                    ["transform"]):
+        result = invoke(cli, *command, "-c", str(path))
+        assert result.exit_code == 4, (command, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "older than this gim's" in lines[0] and "gim migrate" in lines[0]
+    # Nothing ran: only init's run is recorded.
+    assert scalar(db_url, "SELECT COUNT(*) FROM CTL_ETL_HISTORY") == 1
     config = load_config(path, env={})
     probe = run_job(JobSpec("probe", locks=("probe",)), config, lambda ctx: "ran")
     assert probe.exit_code == 4 and probe.message and "gim migrate" in probe.message
@@ -102,9 +109,9 @@ def test_migration_gate(cli, tmp_path, db_url):
     # An Info Mart newer than the code: every job refuses, migrate too.
     execute(db_url, "INSERT INTO CTL_SCHEMA_INFO (SCHEMA_VERSION, GIM_VERSION, APPLIED_TS) "
                     f"VALUES ({SCHEMA_VERSION + 1}, '9.9.9', 0)")
-    for command in ("init", "migrate"):
-        result = invoke(cli, command, "-c", str(path))
-        assert result.exit_code == 4 and "upgrade gim" in result.stderr
+    for command in (["init"], ["migrate"], ["extract", "--role", "ICON_CFG"], ["transform"]):
+        result = invoke(cli, *command, "-c", str(path))
+        assert result.exit_code == 4 and "upgrade gim" in result.stderr, command
 
 
 def test_on_demand_migration(cli, tmp_path, db_url):
@@ -242,22 +249,170 @@ def test_status_of_a_new_sqlite_path_creates_nothing(cli, tmp_path):
     assert not (tmp_path / "none").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["migrate"], ["status"], ["config"],
-                                     ["config", "show"], ["config", "check"],
-                                     ["config", "template"]])
-def test_help_describes_every_option(cli, command):
-    result = invoke(cli, *command, "--help")
-    assert result.exit_code == 0
-    text = result.stdout
-    assert "Usage: gim" in text
-    if command in (["init"], ["migrate"]):
-        for option in ("--config", "--verbose", "--json", "Example:"):
-            assert option in text, option
-    if command == []:
-        for sub in ("init", "migrate", "status", "config"):
-            assert sub in text
+def _commands(command, path=()):
+    """Every command of the Typer tree, with its path."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_describes_every_command_and_option(cli):
+    import typer
+
+    seen = []
+    for path, command in _commands(typer.main.get_command(app)):
+        seen.append(" ".join(path))
+        result = invoke(cli, *path, "--help")
+        assert result.exit_code == 0, path
+        assert f"Usage: gim {' '.join(path)}".rstrip() in result.stdout
+        assert (command.help or "").strip(), f"{path}: no help"
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert (param.help or "").strip(), f"{path} {param.opts}: no help"
+                assert param.opts[0] in result.stdout, (path, param.opts)
+            else:  # arguments are documented in the command's help
+                assert param.human_readable_name.upper() in command.help.upper(), \
+                    (path, param.name)
+        if path and not hasattr(command, "commands"):
+            assert "Example: gim" in command.help, f"{path}: no example"
+    assert {"init", "migrate", "extract", "transform", "status", "demo", "simulate",
+            "config show", "config check", "config template", "idb create"} <= set(seen)
 
 
 def test_usage_error_is_exit_2(cli):
     assert invoke(cli, "init", "--no-such-option").exit_code == 2
     assert invoke(cli, "no-such-command").exit_code == 2
+
+
+def _config_text(url, log_file="gim.log", lock_dir="locks", extra=""):
+    return (f'[infomart]\nurl = "{url}"\n\n[lock]\ndir = "{lock_dir}"\n\n'
+            f'[log]\nfile = "{log_file}"\n' + extra)
+
+
+def test_without_a_log_file_nothing_but_the_error_line_reaches_stderr(tmp_path, db_url):
+    path = tmp_path / "gim.toml"
+    # A DAP out of reach: init succeeds with a note (a warning in the log).
+    path.write_text(_config_text(db_url, log_file="") + (
+        '\n[[dap]]\nname = "away"\nurl = "postgresql://reader@127.0.0.1:1/idb"\n'
+        'roles = ["ICON_CORE"]\n'))
+    done = run_gim("init", "-c", str(path))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert not (tmp_path / "gim.log").exists()
+    path.write_text(_config_text("postgresql://gim@127.0.0.1:1/infomart", log_file=""))
+    failed = run_gim("init", "-c", str(path))
+    assert failed.returncode == 1
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
+    assert failed.stderr.startswith("gim init: error: cannot connect to Info Mart")
+
+
+def test_unusable_log_file_or_lock_folder_is_a_configuration_error(cli, tmp_path, db_url):
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "gim.toml"
+    for text, culprit in ((_config_text(db_url, log_file="logs"), "[log] file: cannot open"),
+                          (_config_text(db_url, lock_dir="gim.toml/locks"),
+                           "[lock] dir: cannot create the lock folder")):
+        path.write_text(text)
+        result = invoke(cli, "init", "-c", str(path))
+        assert result.exit_code == 5, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{path}: {culprit}" in lines[0], lines
+    # Nothing was done: the Info Mart was not even created.
+    assert not (tmp_path / "infomart.db").exists() or \
+        scalar(db_url, "SELECT COUNT(*) FROM sqlite_master") == 0
+
+
+def test_repeated_sigterm_still_records_the_outcome(tmp_path, db_url):
+    path = write_config(tmp_path, db_url, SLOW)
+    proc = spawn_gim("init", "-c", str(path))
+    _wait_for(lambda: _count_or_zero(db_url, "DATE_TIME") > 0, what="calendar rows")
+    # A first SIGTERM, then more while the job rolls back and records its outcome (an
+    # operator pressing Ctrl-C again and again).
+    for _ in range(40):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == [
+        "gim init: error: interrupted by SIGTERM; open work was rolled back, run the job "
+        "again to finish"]
+    assert _rows(db_url, "SELECT STATUS, EXIT_CODE FROM CTL_ETL_HISTORY") == [("FAILED", 1)]
+    assert run_gim("init", "-c", str(path)).returncode == 0
+    _assert_complete(db_url)
+
+
+def test_changed_calendar_setting_stops_every_job(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    path = write_config(tmp_path, db_url, '[date-time]\nfirst-day-of-week = 2\n')
+    for command in (["transform"], ["extract", "--role", "ICON_CORE"], ["migrate"], ["init"]):
+        result = invoke(cli, *command, "-c", str(path))
+        assert result.exit_code == 5, (command, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert f"{path}: [date-time] first-day-of-week: '2' differs from '1'" in lines[0]
+    assert scalar(db_url, "SELECT COUNT(*) FROM CTL_ETL_HISTORY") == 1
+
+
+def test_migrate_brings_a_schema_1_infomart_up_to_date(cli, tmp_path, db_url, db_kind):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    # Schema 1: CTL_ETL_HISTORY without START_TS_MS, descriptors on the unknown cause.
+    execute(db_url, "DROP INDEX ix_ctl_etl_history_job_ms",
+            "ALTER TABLE CTL_ETL_HISTORY DROP COLUMN START_TS_MS",
+            "UPDATE CTL_SCHEMA_INFO SET SCHEMA_VERSION = 1",
+            "INSERT INTO ATTEMPT_DISPOSITION (ATTEMPT_DISPOSITION_KEY, CAUSE, CAUSE_ID, "
+            "CAUSE_CODE, DESCRIPTOR, DESCRIPTOR_CODE, CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY) "
+            "VALUES (256, 'Unknown', 0, 'UNKNOWN', 'By agent', 'BY_AGENT', 0, 0)")
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"]["state"] == "migration needed"
+    assert [(j["job"], j["status"]) for j in status["jobs"]] == [("init", "COMPLETE")]
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 4
+
+    result = invoke(cli, "migrate", "-c", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["message"] == \
+        "schema migrated from version 1 to 2"
+    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == 2
+    # Every run, the migration's own included, has its millisecond start.
+    assert _rows(db_url, "SELECT JOB_NAME, START_TS_MS - CAST(START_TS AS BIGINT) * 1000 FROM "
+                         "CTL_ETL_HISTORY") == [("init", 0), ("init", 0), ("migrate", 0)]
+    assert scalar(db_url, "SELECT COUNT(*) FROM ATTEMPT_DISPOSITION WHERE "
+                          "ATTEMPT_DISPOSITION_KEY = 256") == 0
+    status = json.loads(invoke(cli, "status", "-c", str(path), "--json").stdout)
+    assert status["schema"]["state"] == "current"
+    assert invoke(cli, "migrate", "-c", str(path)).exit_code == 0  # nothing left to do
+    done = invoke(cli, "init", "-c", str(path), "--json")
+    assert done.exit_code == 0
+    new = scalar(db_url, "SELECT START_TS_MS FROM CTL_ETL_HISTORY WHERE JOB_ID = :j",
+                 j=json.loads(done.stdout)["job_id"])
+    assert new is not None and new // 1000 == scalar(
+        db_url, "SELECT START_TS FROM CTL_ETL_HISTORY WHERE JOB_ID = :j",
+        j=json.loads(done.stdout)["job_id"])
+
+
+@pytest.mark.parametrize("form", ["query", "no-user", "at-signs"])
+def test_no_form_of_password_reaches_output_log_or_status(tmp_path, form):
+    from conftest import pg_database
+
+    with pg_database() as url:
+        base, _, dbname = url.rpartition("/")
+        host = base.split("@", 1)[1]
+        secret_url, secret = {
+            "query": (f"postgresql://postgres@{host}/{dbname}?password=pw-in-query",
+                      "pw-in-query"),
+            "no-user": (f"postgresql://:pw-no-user@{host}/{dbname}", "pw-no-user"),
+            "at-signs": (f"postgresql://postgres:pw@t@signs@{host}/{dbname}", "t@signs"),
+        }[form]
+        path = write_config(tmp_path, secret_url)
+        init = run_gim("init", "-c", str(path), "-v", "--json")
+        # With no user name libpq logs in as the system user, who may have no role.
+        assert init.returncode in ((0, 1) if form == "no-user" else (0,)), init.stderr
+        texts = [init.stdout, init.stderr, (tmp_path / "gim.log").read_text()]
+        for args in (["status"], ["status", "--json"], ["config", "show"],
+                     ["config", "show", "--json"]):
+            shown = run_gim(*args, "-c", str(path))
+            texts += [shown.stdout, shown.stderr]
+        for text in texts:
+            assert secret not in text
+        assert any("***" in text for text in texts)

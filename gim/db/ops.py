@@ -80,6 +80,19 @@ class Ops:
     def table_names(self, conn: Connection) -> set[str]:
         return {n.upper() for n in sa.inspect(conn).get_table_names()}
 
+    def column_names(self, conn: Connection, table: str) -> set[str]:
+        """The (upper-case) columns the table has in the database, which may be fewer than
+        its metadata declares while an older Info Mart awaits `gim migrate`."""
+        return {c["name"].upper() for c in sa.inspect(conn).get_columns(self._fold(table))}
+
+    def add_column(self, conn: Connection, table: sa.Table, column: sa.Column) -> bool:
+        """ALTER TABLE ... ADD COLUMN unless the column is there; True when added."""
+        if column.name.upper() in self.column_names(conn, table.name):
+            return False
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {safe_identifier(table.name)} ADD COLUMN {ddl}")
+        return True
+
     def _fold(self, name: str) -> str:
         return name
 
@@ -448,11 +461,13 @@ class PostgresOps(Ops):
         conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_lock_id(name)})")
 
     def advisory_lock_held(self, conn: Connection, name: str) -> bool:
-        """True when some session holds the advisory lock of `name`."""
+        """True when some session holds the advisory lock of `name` on this database
+        (advisory locks are per database; pg_locks lists the whole server's)."""
         key = _lock_id(name)
         hi, lo = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
         return bool(conn.execute(sa.text(
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1"),
             {"hi": hi, "lo": lo}).first())
 

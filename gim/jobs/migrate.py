@@ -9,18 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex
 
 from gim import __version__
-from gim.db import write_tx
+from gim.db import ops_for, write_tx
 from gim.errors import MigrationNeeded
 from gim.jobs import initialize
 from gim.runner import JobContext
-from gim.schema.control import SCHEMA_VERSION
+from gim.schema.control import CTL_ETL_HISTORY, SCHEMA_VERSION
+from gim.schema.dims import ATTEMPT_DISPOSITION
 
-# version -> the step that turns schema (version - 1) into `version`, run in one transaction.
-# Versions without an entry only add objects, which ensure_schema creates.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+def _v2_history_start_ms(conn: Connection) -> None:
+    """CTL_ETL_HISTORY.START_TS_MS, filled from START_TS for the runs recorded before."""
+    h = CTL_ETL_HISTORY
+    ops_for(conn).add_column(conn, h, h.c.START_TS_MS)
+    conn.execute(sa.update(h).where(h.c.START_TS_MS.is_(None))
+                 .values(START_TS_MS=sa.cast(h.c.START_TS, sa.BigInteger) * 1000))
+    index = next(i for i in h.indexes if i.name == "ix_ctl_etl_history_job_ms")
+    conn.execute(CreateIndex(index, if_not_exists=True))
+    # Schema 1 gave the by-agent / by-system descriptors to the unknown cause; the rows of
+    # the cause that has them are written by ensure_schema with the other fixed rows.
+    conn.execute(sa.delete(ATTEMPT_DISPOSITION).where(
+        ATTEMPT_DISPOSITION.c.ATTEMPT_DISPOSITION_KEY.in_((256, 512))))
+
+
+# version -> the step that turns schema (version - 1) into `version`, run in one transaction
+# and written to be repeatable. Versions without an entry only add objects (tables, fixed
+# rows, partitions), which ensure_schema creates.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_history_start_ms,
+}
 
 
 def run(ctx: JobContext) -> str:

@@ -30,7 +30,7 @@ from gim.schema.control import CTL_ETL_HISTORY, SCHEMA_VERSION
 
 def collect(config: Config) -> dict[str, Any]:
     """Everything `gim status` shows, as plain data. Raises DatabaseUnavailable."""
-    version, jobs, progress = None, [], {}
+    version, jobs, progress, advisory = None, [], {}, set()
     if _exists(config.infomart_url):
         engine = make_engine(config.infomart_url)
         try:
@@ -39,6 +39,7 @@ def collect(config: Config) -> dict[str, Any]:
             jobs = _jobs(engine) if version is not None or _has_history(engine) else []
             if version is not None:
                 progress = _progress(engine)
+            advisory = _advisory_locks_held(config, engine)
         finally:
             engine.dispose()
     if version is None:
@@ -49,16 +50,28 @@ def collect(config: Config) -> dict[str, Any]:
         state = "newer than gim"
     else:
         state = "current"
+    running = {job["lock_name"]: job for job in jobs if job["status"] == RUNNING}
     locks = []
     for name in ALL_LOCKS:
-        if lock_is_held(config, name):
+        here = lock_is_held(config, name)
+        if not here and name not in advisory:
+            continue
+        if here:
             holder = read_lock_holder(lock_dir(config), name)
-            locks.append({"lock": name, **holder})
-    held_jobs = {lk.get("job_id") for lk in locks}
+        else:  # held from another host (another lock folder): its run says who
+            job = running.get(name, {})
+            holder = {k: job[k] for k in ("job", "job_id", "pid", "host") if k in job}
+            if "started_ts" in job:
+                holder["started"] = job["started_ts"]
+        locks.append({"lock": name, **holder, "file": here, "advisory": name in advisory})
+    held_jobs = {lk.get("job_id") for lk in locks if lk["file"]}
     for job in jobs:
-        if job["status"] == RUNNING and job["job_id"] not in held_jobs:
+        if (job["status"] == RUNNING and job["job_id"] not in held_jobs
+                and job["lock_name"] not in advisory):
             job["status"] = "ABANDONED"
             job["message"] = "recorded RUNNING but no process holds its lock (killed?)"
+    for job in jobs:
+        del job["started_ts"]
     return {
         "gim_version": __version__,
         "infomart": mask_url(config.infomart_url),
@@ -70,6 +83,16 @@ def collect(config: Config) -> dict[str, Any]:
         "daps": [{"name": d.name, "roles": list(d.roles), "url": mask_url(d.url),
                   **({"ha_set": d.ha_set} if d.ha_set else {})} for d in config.daps],
     }
+
+
+def _advisory_locks_held(config: Config, engine: sa.Engine) -> set[str]:
+    """PostgreSQL: the job locks some session holds as advisory locks, whichever host it
+    runs on (a job elsewhere uses its own lock folder, which this host cannot see)."""
+    if engine.dialect.name != "postgresql" or not config.get("lock", "advisory"):
+        return set()
+    with engine.connect() as conn:
+        ops = ops_for(conn)
+        return {name for name in ALL_LOCKS if ops.advisory_lock_held(conn, name)}
 
 
 def _exists(url: str) -> bool:
@@ -88,28 +111,34 @@ def _has_history(engine: sa.Engine) -> bool:
 def _jobs(engine: sa.Engine) -> list[dict[str, Any]]:
     """Per job name: its latest run, and when it last completed."""
     h = CTL_ETL_HISTORY
-    latest = (sa.select(h.c.JOB_NAME, sa.func.max(h.c.START_TS).label("START_TS"))
-              .group_by(h.c.JOB_NAME).subquery())
-    last_ok = (sa.select(h.c.JOB_NAME, sa.func.max(h.c.END_TS).label("OK_TS"))
-               .where(h.c.STATUS == "COMPLETE").group_by(h.c.JOB_NAME).subquery())
-    query = (sa.select(h, last_ok.c.OK_TS)
-             .join(latest, sa.and_(h.c.JOB_NAME == latest.c.JOB_NAME,
-                                   h.c.START_TS == latest.c.START_TS))
-             .outerjoin(last_ok, last_ok.c.JOB_NAME == h.c.JOB_NAME)
-             .order_by(h.c.JOB_NAME, h.c.JOB_ID))
-    out: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
+        present = ops_for(conn).column_names(conn, h.name)
+        # Runs of one job may start within a second (extraction of several roles at once):
+        # the millisecond start tells the latest; an Info Mart awaiting migration lacks it.
+        start = h.c.START_TS_MS if "START_TS_MS" in present else h.c.START_TS
+        rank = sa.func.row_number().over(partition_by=h.c.JOB_NAME,
+                                         order_by=(start.desc(), h.c.JOB_ID.desc()))
+        columns = [c for c in h.c if c.name in present]
+        latest = sa.select(*columns, rank.label("RUN_RANK")).subquery()
+        last_ok = (sa.select(h.c.JOB_NAME, sa.func.max(h.c.END_TS).label("OK_TS"))
+                   .where(h.c.STATUS == "COMPLETE").group_by(h.c.JOB_NAME).subquery())
+        query = (sa.select(latest, last_ok.c.OK_TS)
+                 .outerjoin(last_ok, last_ok.c.JOB_NAME == latest.c.JOB_NAME)
+                 .where(latest.c.RUN_RANK == 1)
+                 .order_by(latest.c.JOB_NAME))
+        out = []
         for row in conn.execute(query).mappings():
-            out[row["JOB_NAME"]] = {  # several runs in one second: the last one listed wins
+            out.append({
                 "job": row["JOB_NAME"], "job_id": row["JOB_ID"], "status": row["STATUS"],
                 "started": _iso(row["START_TS"]), "ended": _iso(row["END_TS"]),
                 "duration_s": (row["END_TS"] - row["START_TS"]) if row["END_TS"] else None,
                 "exit_code": row["EXIT_CODE"], "rows": row["ROW_COUNT"],
                 "counts": json.loads(row["COUNTS"]) if row["COUNTS"] else {},
                 "message": row["MESSAGE"], "host": row["HOST_NAME"], "pid": row["PID"],
+                "lock_name": row["LOCK_NAME"], "started_ts": row["START_TS"],
                 "last_complete": _iso(row["OK_TS"]),
-            }
-    return list(out.values())
+            })
+    return out
 
 
 def _progress(engine: sa.Engine) -> dict[str, Any]:
@@ -135,10 +164,10 @@ def _iso(ts: int | None) -> str | None:
 
 def render(status: dict[str, Any]) -> None:
     """Human-readable status with rich."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     # Piped output (mail, files) gets a width that fits the table, not 80 columns.
     console = Console(highlight=False, soft_wrap=True,
@@ -178,7 +207,10 @@ def render(status: dict[str, Any]) -> None:
             f"{n:,} {kind}" for kind, n in sorted(pending.items())))
     if status["locks"]:
         for lock in status["locks"]:
-            console.print(f"lock [cyan]{lock['lock']}[/] held by {describe_holder(lock)}")
+            kind = ("" if lock["file"] else
+                    " (PostgreSQL advisory lock, from another host or lock folder)")
+            console.print(f"lock [cyan]{lock['lock']}[/] held by {describe_holder(lock)}"
+                          + kind)
     else:
         console.print("no lock held")
     for dap in status["daps"]:

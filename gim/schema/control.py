@@ -10,7 +10,8 @@ from gim.schema.base import Int, Key, Str, col, table
 from gim.schema.meta import metadata
 
 # The schema version this code writes; `gim migrate` brings older Info Marts up to it.
-SCHEMA_VERSION = 1
+# 2: CTL_ETL_HISTORY.START_TS_MS.
+SCHEMA_VERSION = 2
 
 # Ours: one row per schema version applied to this Info Mart (the product keeps its version
 # in a table of this name whose columns are not documented).
@@ -38,6 +39,9 @@ CTL_ETL_HISTORY = table(
     col("HOST_NAME", Str(255), nullable=False),
     col("PID", Int, nullable=False),
     col("START_TS", Int, nullable=False),
+    # The start in milliseconds (schema 2): tells apart the runs of one job that start in
+    # the same second, so that `gim status` shows the latest. NULL never once migrated.
+    col("START_TS_MS", Key),
     col("END_TS", Int),
     col("STATUS", Str(16), nullable=False),
     col("EXIT_CODE", Int),
@@ -46,6 +50,7 @@ CTL_ETL_HISTORY = table(
     col("MESSAGE", Str(1024)),
     col("CREATED_TS", Int, nullable=False),
     sa.Index("ix_ctl_etl_history_job", "JOB_NAME", "START_TS"),
+    sa.Index("ix_ctl_etl_history_job_ms", "JOB_NAME", "START_TS_MS"),
     sa.Index("ix_ctl_etl_history_status", "STATUS"),
     category="control",
 )

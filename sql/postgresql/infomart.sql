@@ -1,4 +1,4 @@
--- gim Info Mart schema, version 1, for postgresql.
+-- gim Info Mart schema, version 2, for postgresql.
 -- Generated from gim/schema by `python -m gim.schema.ddl --write`; do not edit.
 -- `gim init` creates the same objects (and, on PostgreSQL, the partitions).
 
@@ -92,6 +92,7 @@ CREATE TABLE CTL_ETL_HISTORY (
 	HOST_NAME VARCHAR(255) NOT NULL, 
 	PID INTEGER NOT NULL, 
 	START_TS INTEGER NOT NULL, 
+	START_TS_MS BIGINT, 
 	END_TS INTEGER, 
 	STATUS VARCHAR(16) NOT NULL, 
 	EXIT_CODE INTEGER, 
@@ -102,6 +103,7 @@ CREATE TABLE CTL_ETL_HISTORY (
 	PRIMARY KEY (JOB_ID)
 );
 CREATE INDEX ix_ctl_etl_history_job ON CTL_ETL_HISTORY (JOB_NAME, START_TS);
+CREATE INDEX ix_ctl_etl_history_job_ms ON CTL_ETL_HISTORY (JOB_NAME, START_TS_MS);
 CREATE INDEX ix_ctl_etl_history_status ON CTL_ETL_HISTORY (STATUS);
 
 CREATE TABLE CTL_EXTRACT_HISTORY (
