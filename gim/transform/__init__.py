@@ -1,0 +1,1 @@
+"""The transformation's SQL: GIDB rows into dimensions and facts (see gim.jobs.transform)."""
