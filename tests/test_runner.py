@@ -416,3 +416,21 @@ def test_no_form_of_password_reaches_output_log_or_status(tmp_path, form):
         for text in texts:
             assert secret not in text
         assert any("***" in text for text in texts)
+
+
+def test_log_lines_never_hold_a_password(tmp_path, db_url):
+    config = load_config(write_config(tmp_path, db_url), env={})
+
+    def body(ctx):
+        ctx.log.info("reading postgresql://reader:pw-one@icon/idb, then "
+                     "postgresql://reader@icon/idb?sslmode=require&password=pw-two.")
+        ctx.log.warning("conninfo host=icon password=pw-three dbname=idb; also "
+                        "(postgresql://:pw-four@icon/idb) and postgresql://r:pw@five@icon/x")
+        return None
+
+    assert run_job(JobSpec("probe", locks=("probe",)), config, body).exit_code == 0
+    text = (tmp_path / "gim.log").read_text()
+    for secret in ("pw-one", "pw-two", "pw-three", "pw-four", "five"):
+        assert secret not in text, secret
+    assert "postgresql://reader:***@icon/idb, then" in text
+    assert "password=***" in text and "(postgresql://:***@icon/idb)" in text
