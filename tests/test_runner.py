@@ -372,8 +372,8 @@ def test_migrate_brings_a_schema_1_infomart_up_to_date(cli, tmp_path, db_url, db
     result = invoke(cli, "migrate", "-c", str(path), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["message"] == \
-        "schema migrated from version 1 to 2"
-    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == 2
+        f"schema migrated from version 1 to {SCHEMA_VERSION}"
+    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == SCHEMA_VERSION
     # Every run, the migration's own included, has its millisecond start.
     assert _rows(db_url, "SELECT JOB_NAME, START_TS_MS - CAST(START_TS AS BIGINT) * 1000 FROM "
                          "CTL_ETL_HISTORY") == [("init", 0), ("init", 0), ("migrate", 0)]
