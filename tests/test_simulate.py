@@ -132,7 +132,7 @@ def test_continued_in_busy_hours_equals_one_run(db_kind, tmp_path):
     kw = {**KW, "calls_per_day": 500, "agents": 20, "faults": 0.1}
     with new_database(db_kind, tmp_path, "one") as one, \
             new_database(db_kind, tmp_path, "idb") as url:
-        simulate(one, start=START, days=1, minutes=6 * 60, **kw)
+        simulate(one, start=START, days=0, minutes=30 * 60, **kw)
         simulate(url, start=START, days=0, minutes=12 * 60 + 7, **kw)
         assert all(_open_work(url).values()), _open_work(url)
         simulate(url, minutes=3 * 60 + 11, resume=True)
@@ -715,3 +715,10 @@ def test_demo(cli, tmp_path):
         assert (tmp_path / "demo" / name).exists(), name
     again = invoke(cli, "demo", "--dir", str(tmp_path / "demo"))
     assert again.exit_code == 0 and "reusing the simulated IDB" in again.stdout
+    # A simulation that did not complete is not reused.
+    idb = f"sqlite:///{tmp_path / 'demo' / 'idb.db'}"
+    execute(idb, "UPDATE SIM_RUN SET STATE = 'running'")
+    third = invoke(cli, "demo", "--dir", str(tmp_path / "demo"), "--days", "1",
+                   "--calls-per-day", "60")
+    assert third.exit_code == 0 and "reusing" not in third.stdout, third.output
+    assert scalar(idb, "SELECT STATE FROM SIM_RUN") == "complete"

@@ -111,6 +111,8 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
             if start is None:
                 raise UsageError("--start is required for a new simulation")
             days = 1 if days is None else days
+            if days >= 0 and minutes >= 0:  # as a continued run counts them
+                days, minutes = divmod(days * 1440 + minutes, 1440)
             media = tuple(media) if media is not None else ("voice",)
             params = Params(seed=1 if seed is None else seed, start=_midnight(start),
                             days=days, minutes=minutes,

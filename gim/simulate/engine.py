@@ -258,6 +258,8 @@ class Sim:
 
     @staticmethod
     def resume(blob: bytes) -> Sim:
+        # Unpickling runs code named in the blob: checkpoints are read only from the IDB the
+        # simulator wrote them to, never from elsewhere.
         sim = _Unpickler(io.BytesIO(zlib.decompress(blob))).load()
         if not isinstance(sim, Sim):
             raise TypeError("not a simulator checkpoint")
