@@ -699,8 +699,14 @@ def test_cli_continue_adds_what_is_asked_only(cli, db_kind, tmp_path):
         execute(url, "UPDATE SIM_CHECKPOINT SET FORMAT_VERSION = 0")
         old = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5")
         assert old.exit_code == 2 and "format 0" in old.stderr
-        execute(url, "UPDATE SIM_CHECKPOINT SET FORMAT_VERSION = 1",
-                "UPDATE SIM_RUN SET STATE = 'running'")
+        execute(url, "UPDATE SIM_CHECKPOINT SET FORMAT_VERSION = 1")
+        engine = _engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE SIM_CHECKPOINT SET STATE = :b"), {"b": b"garbage"})
+        engine.dispose()
+        unreadable = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5")
+        assert unreadable.exit_code == 2 and "cannot be read" in unreadable.stderr
+        execute(url, "UPDATE SIM_RUN SET STATE = 'running'")
         broken = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5")
         assert broken.exit_code == 1 and "did not complete" in broken.stderr
         assert scalar(url, "SELECT END_TS FROM SIM_RUN") == end + 900

@@ -183,7 +183,11 @@ def _resume(engine: Engine, previous: dict[str, Any] | None, days: int,
         raise UsageError(f"{where}: its checkpoint has format {saved['FORMAT_VERSION']}, "
                          f"gim {__version__} reads format {CHECKPOINT_FORMAT}; simulate into "
                          "a new database")
-    sim = Sim.resume(saved["STATE"])
+    try:
+        sim = Sim.resume(saved["STATE"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable state is the same error
+        raise UsageError(f"{where}: its checkpoint cannot be read ({type(exc).__name__}: "
+                         f"{exc}); simulate into a new database") from None
     p = sim.p
     total = p.days * 1440 + p.minutes + days * 1440 + minutes
     p.days, p.minutes = total // 1440, total % 1440

@@ -68,7 +68,9 @@ DIAL_ORDER = (DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.PREVIEW)
 MODE_SPELL = 9600
 OVERDIAL = 1.5  # predictive: calls in progress per free agent (about 45% are answered)
 MAX_ATTEMPTS = 3  # per record: a busy or unanswered number is tried again up to this
-CHECKPOINT_FORMAT = 1  # bump whenever the pickled state's classes change shape
+# The checkpoint pickles the Sim with its pending events (bound methods, by name): bump this
+# whenever a class of the state changes shape or a method an event names is renamed.
+CHECKPOINT_FORMAT = 1
 
 
 @dataclass
