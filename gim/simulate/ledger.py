@@ -8,11 +8,13 @@ What the ledger's words mean:
   part of NOT_READY_S (meetings) during which DND was on. Voice DND is the DN's; ICON keeps
   multimedia DND per place, and the ledger counts it under the media whose meeting switched
   it on (chat).
-* OFFERED counts offers to the agent (a call or chat ringing there, a preview record shown);
-  ACCEPTED those the agent connected to (answered; for a preview call: the customer
-  answered the call the agent dialed), keyed by the interval of the offer. The sum of
-  ACCEPTED equals the accepted rows of SIM_PARTICIPATION. ABANDONED counts calls the customer
-  hung up while they rang at the agent.
+* OFFERED counts offers to the agent (a call or chat ringing there, a preview record shown),
+  in the interval of the offer; ACCEPTED those the agent connected to (answered; for a
+  preview call: the customer answered the call the agent dialed), in the interval the
+  participation began (SIM_PARTICIPATION.START_TS: the offer's, but for a preview call the
+  dial's). Per agent, media and interval, ACCEPTED is the number of SIM_PARTICIPATION rows
+  with ACCEPTED = 1. ABANDONED counts calls the customer hung up while they rang at the
+  agent.
 * SIM_INTERACTION.OUTCOME says how the customer was served, by the first that applies:
   `handled` - at least one agent accepted it, whatever happened afterwards (a call accepted,
   transferred, then abandoned in the second queue is `handled`; its last queue participation
@@ -180,7 +182,7 @@ SIM_OUTBOUND_ATTEMPT = _t(
     col("ATTEMPT", Int, nullable=False),  # 1.. per record: no answer and busy are retried
     col("DIALING_MODE", Int, nullable=False),  # DialMode at the dial
     col("CALL_RESULT", Int, nullable=False),
-    col("AGENT_ID", Int),
+    col("AGENT_ID", Int),  # the agent who talked with the customer (answered attempts)
     col("START_TS", Int, nullable=False),
     col("END_TS", Int),
     key=("CALL_ATTEMPT_GUID",),
