@@ -240,24 +240,33 @@ def simulate(
     idb: Annotated[str, typer.Option("--idb", help="Database URL of the IDB to fill.")],
     start: Annotated[str | None, typer.Option(help="First simulated day, YYYY-MM-DD (UTC); "
                                               "not with --continue.")] = None,
-    days: Annotated[int, typer.Option(help="Days to simulate (with --continue: days to "
-                                      "add).")] = 1,
+    days: Annotated[int | None, typer.Option(help="Days to simulate [default: 1; with "
+                                             "--continue: days to add, default 0].",
+                                             show_default=False)] = None,
     minutes: Annotated[int, typer.Option(help="Minutes to simulate beyond --days (with "
                                          "--continue: to add).")] = 0,
-    calls_per_day: Annotated[int, typer.Option(help="Inbound voice calls a day (chats are "
-                                               "a fifth of it, e-mails a tenth).")] = 200,
-    agents: Annotated[int, typer.Option(help="Agents (one in ten works the outbound "
-                                        "campaign with --outbound).")] = 20,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same "
-                                      "content.")] = 1,
-    media: Annotated[str, typer.Option(help="Comma-separated media: voice, chat, "
-                                       "email.")] = "voice",
+    calls_per_day: Annotated[int | None, typer.Option(
+        help="Inbound voice calls a day (chats are a fifth of it, e-mails a tenth) "
+             "[default: 200].", show_default=False)] = None,
+    agents: Annotated[int | None, typer.Option(
+        help="Agents (one in ten works the outbound campaign with --outbound) "
+             "[default: 20].", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the "
+                                             "same content [default: 1].",
+                                             show_default=False)] = None,
+    media: Annotated[str | None, typer.Option(help="Comma-separated media: voice, chat, "
+                                              "email [default: voice].",
+                                              show_default=False)] = None,
     outbound: Annotated[bool, typer.Option("--outbound", help="Run an outbound campaign "
                                            "too.")] = False,
-    faults: Annotated[float, typer.Option(help="Share of interactions given a known defect "
-                                          "(0..1), each listed in SIM_FAULT.")] = 0.0,
+    faults: Annotated[float | None, typer.Option(
+        help="Share of interactions given a known defect (0..1), each listed in SIM_FAULT "
+             "[default: 0].", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--continue", help="Continue the simulation the "
-                                         "IDB holds for --days more days.")] = False,
+                                         "IDB holds from where it stopped, for --days and "
+                                         "--minutes more; what was fixed at its creation "
+                                         "(--start, --seed, --calls-per-day, --agents, "
+                                         "--media, --outbound, --faults) stays.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fill an IDB with a simulated contact center's life, and record the truth beside it
@@ -277,8 +286,9 @@ def simulate(
         result = run_simulation(
             idb, start=day, days=days, minutes=minutes, calls_per_day=calls_per_day,
             agents=agents, seed=seed,
-            media=tuple(m.strip() for m in media.split(",") if m.strip()),
-            outbound=outbound, faults=faults, resume=resume)
+            media=None if media is None else tuple(m.strip() for m in media.split(",")
+                                                   if m.strip()),
+            outbound=outbound or None, faults=faults, resume=resume)
     except GimError as exc:
         _fail(exc, "simulate")
     except Exception as exc:  # noqa: BLE001 - driver errors become one line

@@ -66,6 +66,11 @@ def run(directory: Path, days: int = 3, calls_per_day: int = 300) -> int:
     engine = make_engine(idb_url, label="IDB")
     previous = _previous_run(engine)
     engine.dispose()
+    if previous is not None and previous.get("STATE") != "complete":
+        # An earlier demo stopped while simulating: its IDB is partly written, start over.
+        for suffix in ("", "-wal", "-shm"):
+            (directory / f"idb.db{suffix}").unlink(missing_ok=True)
+        previous = None
     if previous is None:
         start = today - dt.timedelta(days=days)
         with console.status(f"simulating {days} days of a contact center ..."):

@@ -217,6 +217,48 @@ class ChainState(IntEnum):  # GO_CHAINREC_HIST.STATE / GO_CHAIN.STATE, dict 76 (
     PROCESSED = 3
 
 
+class DialMode(IntEnum):  # GO_CAMPAIGN.DIALMODE, GCX_GROUP_CAMPAIGN.DIALMODE (CfgDialMode)
+    NONE = 0
+    PREDICTIVE = 1  # the dialer paces calls ahead of free agents, over-dialling
+    PROGRESSIVE = 2  # one call for each free agent, the agent reserved before the dial
+    PREVIEW = 3  # the agent sees the record first and dials it from the desktop
+
+
+class CallResult(IntEnum):  # GO_CHAINREC_HIST.CALLRESULT (OCS call results; those gim uses)
+    OK = 0  # unset
+    BUSY = 6
+    NO_ANSWER = 7
+    ANSWERING_MACHINE = 9
+    SIT_INVALID_NUM = 11
+    ABANDONED = 21  # answered, dropped by the dialer: no agent was free (predictive)
+    UNKNOWN = 28  # the default while a record is being processed
+    ANSWER = 33
+
+
+class RecordStatus(IntEnum):  # GO_CHAINREC_HIST.RECORDSTATUS (OCS record status)
+    NO_RECORD_STATUS = 0
+    READY = 1  # scheduled (again) for dialing
+    RETRIEVED = 2  # being processed
+    UPDATED = 3  # processed
+
+
+class RecordType(IntEnum):  # GO_CHAINREC_HIST.RECORDTYPE (OCS record type)
+    NO_RECORD_TYPE = 0
+    UNKNOWN = 1
+    GENERAL = 2
+
+
+class ContactInfoType(IntEnum):  # GO_CHAINREC_HIST.CONTACTINFOTYPE (OCS contact info type)
+    NO_CONTACT_TYPE = 0
+    HOME_PHONE = 1
+
+
+class UserDataChange(IntEnum):  # G_USERDATA_HISTORY.CHANGETYPE
+    ADDED = 1
+    UPDATED = 2
+    DELETED = 3
+
+
 class DsType(IntEnum):  # G_DSS_*.DS_TYPE and CTL_EXTRACT_HISTORY.DATA_SOURCE_TYPE
     T_SERVER = 1
     INTERACTION_SERVER = 2
@@ -249,4 +291,13 @@ DICTIONARIES: dict[int, tuple[str, type[IntEnum]]] = {
     1006: ("VirtualQueueResult", VqResult),
     1007: ("RouteResult", RouteResult),
     1008: ("DNType", DnType),
+    1009: ("DialMode", DialMode),
+    1010: ("CallResult", CallResult),
+    1011: ("RecordStatus", RecordStatus),
+    1012: ("RecordType", RecordType),
+    1013: ("ContactInfoType", ContactInfoType),
+    1014: ("UserDataChangeType", UserDataChange),
+    1015: ("DNDState", DndState),
+    1016: ("AgentWorkMode", WorkMode),
+    1017: ("LoginSessionState", SessionState),
 }

@@ -1,7 +1,8 @@
 """A contact-center simulator that fills an ICON-shaped IDB and records the truth beside it.
 
 `simulate()` runs a new simulation; `simulate(..., resume=True)` continues the one an IDB
-holds for more days, giving the same content as one run over the whole span.
+holds from the checkpoint its last run saved (SIM_CHECKPOINT), giving the same content as one
+run over the whole span.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from sqlalchemy.engine import Engine
 
 from gim import __version__
 from gim.db import make_engine, ops_for, write_tx
-from gim.errors import UsageError
+from gim.errors import JobFailed, UsageError
 from gim.schema.icon_codes import DICTIONARIES
 from gim.schema.idb import G_DICT_TYPE, G_DICTIONARY, idb_metadata
-from gim.simulate.engine import DAY, Params, Sim
-from gim.simulate.ledger import SIM_RUN, ledger_metadata
+from gim.simulate.engine import CHECKPOINT_FORMAT, DAY, Params, Sim
+from gim.simulate.ledger import SIM_CHECKPOINT, SIM_RUN, ledger_metadata
 from gim.simulate.model import ConfigStore, build_center, dss_rows, initial_config
 from gim.simulate.writer import Writer
 
@@ -56,36 +57,52 @@ def create_idb(engine: Engine, with_ledger: bool = True) -> int:
 
 
 def _previous_run(engine: Engine) -> dict[str, Any] | None:
+    """The SIM_RUN row of the IDB, or None (also for a database with no SIM_RUN)."""
     with engine.connect() as conn:
         if not ops_for(conn).table_exists(conn, SIM_RUN.name):
             return None
-        row = conn.execute(sa.select(SIM_RUN)).mappings().first()
+        # Every column there is: an IDB written by an older simulator lacks some.
+        row = conn.exec_driver_sql(f"SELECT * FROM {SIM_RUN.name}").mappings().first()
+        return {k.upper(): v for k, v in row.items()} if row else None
+
+
+def _checkpoint(engine: Engine) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        if not ops_for(conn).table_exists(conn, SIM_CHECKPOINT.name):
+            return None
+        row = conn.execute(sa.select(SIM_CHECKPOINT)).mappings().first()
         return dict(row) if row else None
 
 
-def simulate(url: str, *, start: dt.date | None = None, days: int = 1, minutes: int = 0,
-             calls_per_day: int = 200, agents: int = 20, seed: int = 1,
-             media: tuple[str, ...] = ("voice",), outbound: bool = False,
-             faults: float = 0.0, resume: bool = False, batch_rows: int = 20_000,
+FIXED = ("start", "seed", "calls_per_day", "agents", "media", "outbound", "faults")
+
+
+def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
+             minutes: int = 0, calls_per_day: int | None = None, agents: int | None = None,
+             seed: int | None = None, media: tuple[str, ...] | None = None,
+             outbound: bool | None = None, faults: float | None = None,
+             resume: bool = False, batch_rows: int = 20_000,
              progress: Any = None) -> SimResult:
-    """Simulate into the IDB at `url`. With resume=True the parameters come from the IDB's
-    SIM_RUN and `days` days and `minutes` minutes more are simulated (a run may end at any
-    minute, so that incremental loading can be tried every quarter of an hour)."""
+    """Simulate into the IDB at `url` for `days` days (default 1) and `minutes` minutes.
+
+    With resume=True the simulation the IDB holds continues from its checkpoint for `days`
+    (default 0) days and `minutes` minutes more (a run may end at any minute, so that
+    incremental loading can be tried every quarter of an hour); the parameters fixed when
+    it was created (FIXED) may not be given then.
+    """
     began = time.time()
     engine = make_engine(url, label="IDB")
     try:
         previous = _previous_run(engine)
         if resume:
-            if previous is None:
-                raise UsageError(f"{engine.info['url']}: no simulation to continue "
-                                 "(SIM_RUN is empty)")
-            old = json.loads(previous["PARAMS"])
-            total = old["days"] * 1440 + old.get("minutes", 0) + days * 1440 + minutes
-            if total * 60 <= previous["END_TS"] - previous["START_TS"]:
-                raise UsageError("--continue needs --days or --minutes to add")
-            params = Params(**{**old, "days": total // 1440, "minutes": total % 1440})
-            params.media = tuple(params.media)
-            since: int | None = previous["END_TS"]
+            fixed = dict(start=start, seed=seed, calls_per_day=calls_per_day, agents=agents,
+                         media=media, outbound=outbound, faults=faults)
+            given = [name for name in FIXED if fixed[name] is not None]
+            if given:
+                raise UsageError(
+                    "--continue: " + ", ".join(f"--{g.replace('_', '-')}" for g in given)
+                    + " cannot change: fixed when the simulation was created (see SIM_RUN)")
+            sim, params, since = _resume(engine, previous, days or 0, minutes)
         else:
             if previous is not None:
                 raise UsageError(f"{engine.info['url']} already holds a simulation (seed "
@@ -93,40 +110,104 @@ def simulate(url: str, *, start: dt.date | None = None, days: int = 1, minutes: 
                                  "new database")
             if start is None:
                 raise UsageError("--start is required for a new simulation")
-            _check(days, minutes, calls_per_day, agents, media, faults)
-            params = Params(seed=seed, start=_midnight(start), days=days, minutes=minutes,
-                            calls_per_day=calls_per_day, agents=agents, media=tuple(media),
-                            outbound=outbound, faults=faults)
+            days = 1 if days is None else days
+            if days >= 0 and minutes >= 0:  # as a continued run counts them
+                days, minutes = divmod(days * 1440 + minutes, 1440)
+            media = tuple(media) if media is not None else ("voice",)
+            params = Params(seed=1 if seed is None else seed, start=_midnight(start),
+                            days=days, minutes=minutes,
+                            calls_per_day=200 if calls_per_day is None else calls_per_day,
+                            agents=20 if agents is None else agents, media=media,
+                            outbound=bool(outbound), faults=faults or 0.0)
+            _check(params.days, params.minutes, params.calls_per_day, params.agents,
+                   params.media, params.faults)
+            create_idb(engine)
+            center = build_center(params.seed, params.agents, params.media, params.outbound)
+            store = ConfigStore(params.seed)
+            # ICON's first configuration synchronization happened a week before the first
+            # call.
+            initial_config(center, store, params.start - 7 * DAY, params.media,
+                           params.outbound)
+            sim = Sim(params, center, store)
+            sim.begin()
             since = None
-        create_idb(engine)
-        writer = Writer(engine, since, params.seed, params.faults, batch_rows)
-        center = build_center(params.seed, params.agents, params.media, params.outbound)
-        store = ConfigStore(params.seed)
-        # ICON's first configuration synchronization happened a week before the first call.
-        initial_config(center, store, params.start - 7 * DAY, params.media, params.outbound)
-        sim = Sim(params, center, store, writer.emit)
+        _mark_running(engine, params, previous)
+        writer = Writer(engine, since is None, params.seed, params.faults, batch_rows)
+        sim.sink = writer
         sim.run(params.end)
-        _write_config(writer, store, since)
-        for name, rows in dss_rows(center, params.start - 7 * DAY, params.end, params.media,
+        blob = sim.checkpoint()
+        sim.close_open(params.end)
+        _write_config(writer, sim.store, since)
+        for name, rows in dss_rows(sim.c, params.start - 7 * DAY, params.end, params.media,
                                    params.outbound).items():
-            writer.add_all(name, rows)
+            for row in rows:
+                writer.add(name, row)
         if since is None:
             for dict_type, (name, enum) in sorted(DICTIONARIES.items()):
                 writer.add(G_DICT_TYPE.name, {"ID": dict_type, "NAME": name})
                 for member in enum:
                     writer.add(G_DICTIONARY.name, {"DICT_TYPE": dict_type, "ID": int(member),
                                                    "NAME": member.name, "DESCRIPTION": None})
-        for name, rows in sim.truth.rows(since).items():
-            writer.add_all(name, rows)
-        writer.add(SIM_RUN.name, {
-            "RUN_KEY": 1, "SEED": params.seed, "START_TS": params.start, "END_TS": params.end,
-            "PARAMS": json.dumps(dataclasses.asdict(params), sort_keys=True),
-            "GIM_VERSION": __version__})
+        # The run's completion commits with its last rows: an interrupted run leaves
+        # SIM_RUN in state running, which no later run accepts.
+        writer.add(SIM_CHECKPOINT.name, {
+            "RUN_KEY": 1, "FORMAT_VERSION": CHECKPOINT_FORMAT, "END_TS": params.end,
+            "GIM_VERSION": __version__, "STATE": blob})
+        writer.add(SIM_RUN.name, _run_row(params, "complete"))
+        writer.batch_rows = 1 << 62  # the rest in one transaction
         writer.flush()
         return SimResult(start=params.start, end=params.end, previous_end=since,
-                         rows=dict(writer.written), seconds=time.time() - began)
+                         rows={k: v for k, v in writer.written.items()
+                               if k not in (SIM_RUN.name, SIM_CHECKPOINT.name)},
+                         seconds=time.time() - began)
     finally:
         engine.dispose()
+
+
+def _resume(engine: Engine, previous: dict[str, Any] | None, days: int,
+            minutes: int) -> tuple[Sim, Params, int]:
+    where = engine.info["url"]
+    if previous is None:
+        raise UsageError(f"{where}: no simulation to continue (SIM_RUN is empty)")
+    if previous.get("STATE") != "complete":
+        raise JobFailed(f"{where}: the last simulation run into this IDB did not complete "
+                        "(SIM_RUN.STATE is not complete), so its rows are partly written; "
+                        "simulate into a new database")
+    if days < 0 or minutes < 0 or days * 1440 + minutes < 1:
+        raise UsageError("--continue needs --days or --minutes to add")
+    saved = _checkpoint(engine)
+    if saved is None or saved["END_TS"] != previous["END_TS"]:
+        raise UsageError(f"{where}: no checkpoint of the simulation to continue from (an "
+                         "IDB written by an older gim); simulate into a new database")
+    if saved["FORMAT_VERSION"] != CHECKPOINT_FORMAT:
+        raise UsageError(f"{where}: its checkpoint has format {saved['FORMAT_VERSION']}, "
+                         f"gim {__version__} reads format {CHECKPOINT_FORMAT}; simulate into "
+                         "a new database")
+    try:
+        sim = Sim.resume(saved["STATE"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable state is the same error
+        raise UsageError(f"{where}: its checkpoint cannot be read ({type(exc).__name__}: "
+                         f"{exc}); simulate into a new database") from None
+    p = sim.p
+    total = p.days * 1440 + p.minutes + days * 1440 + minutes
+    p.days, p.minutes = total // 1440, total % 1440
+    return sim, p, previous["END_TS"]
+
+
+def _run_row(params: Params, state: str) -> dict[str, Any]:
+    return {"RUN_KEY": 1, "SEED": params.seed, "START_TS": params.start,
+            "END_TS": params.end, "PARAMS": json.dumps(dataclasses.asdict(params),
+                                                       sort_keys=True),
+            "GIM_VERSION": __version__, "STATE": state}
+
+
+def _mark_running(engine: Engine, params: Params, previous: dict[str, Any] | None) -> None:
+    """SIM_RUN says a run is writing (END_TS still the previous end) before any row is."""
+    row = _run_row(params, "running")
+    row["END_TS"] = previous["END_TS"] if previous else params.start
+    with write_tx(engine) as conn:
+        conn.execute(sa.delete(SIM_RUN))
+        conn.execute(sa.insert(SIM_RUN).values(**row))
 
 
 def _write_config(writer: Writer, store: ConfigStore, since: int | None) -> None:

@@ -4,15 +4,23 @@ Agents log in for their shifts, go Ready / NotReady with reason codes / AfterCal
 DND; inbound calls arrive at a routing point, wait in a virtual queue or an ACD queue, ring at
 an agent (who may not answer), are talked, held, transferred blind or after a consultation,
 conferenced, or abandoned; chats and e-mails go through interaction queues; an outbound
-campaign dials a calling list. Every random draw comes, in event order, from generators
-seeded by the simulation seed, so a run to time T is a prefix of any longer run.
+campaign dials a calling list in progressive, predictive and preview modes, retrying records
+that were busy or did not answer. Every random draw comes, in event order, from generators
+seeded by the simulation seed, so a run to time T is a prefix of any longer run; the whole
+state pickles (no closures or generators in it), so a run can stop at any second and
+continue later from its checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import heapq
+import io
 import math
+import pickle
 import random
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,31 +29,48 @@ from typing import Any
 from gim.schema import idb
 from gim.schema.icon_codes import (
     AgentState,
+    CallResult,
     CallType,
     CampaignState,
     CCCause,
     CCEvent,
     ChainState,
+    ContactInfoType,
+    DialMode,
     DnType,
     LinkType,
     MergeType,
     PartyRole,
     PartyState,
     PartyType,
+    RecordStatus,
+    RecordType,
     RouteResult,
+    UserDataChange,
     VqResult,
     WorkMode,
 )
-from gim.simulate.model import SERVICES, Center, ConfigStore, guid, triple
+from gim.simulate.model import NEW_SKILL, OLD_SKILL, SERVICES, Center, ConfigStore, guid, triple
 from gim.simulate.records import AgentSession, Call, Counters, Entity, Party
 from gim.simulate.truth import Part, Story, Truth
 
 DAY = 86400
+INTERVAL = 900
 VOICE_DOMAIN, MM_DOMAIN, OCS_DOMAIN = 1, 2, 3
 SHORT_ABANDON = 10  # seconds: abandons sooner than this count as short
 RONA_AFTER = 15  # seconds an agent may let a call ring before it is redirected
 CUSTOMER_SEGMENTS = ("Gold", "Silver", "Bronze")
 BUSINESS_RESULTS = ("Resolved", "Escalated", "Follow-up", "Sale")
+IVR_PATHS = ("1", "1-2", "2-1", "3")
+# The campaign starts each day in one dialing mode and moves to the next two after 2 h 40
+# and 5 h 20 of its 8 hours, so that every day has all three.
+DIAL_ORDER = (DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.PREVIEW)
+MODE_SPELL = 9600
+OVERDIAL = 1.5  # predictive: calls in progress per free agent (about 45% are answered)
+MAX_ATTEMPTS = 3  # per record: a busy or unanswered number is tried again up to this
+# The checkpoint pickles the Sim with its pending events (bound methods, by name): bump this
+# whenever a class of the state changes shape or a method an event names is renamed.
+CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -63,6 +88,66 @@ class Params:
     @property
     def end(self) -> int:
         return self.start + self.days * DAY + self.minutes * 60
+
+
+_ATOMS = (str, int, float, bool, type(None), dt.datetime)
+
+
+class _CanonicalPickler(pickle.Pickler):
+    """Pickles equal strings, date-times and tuples of such as one object each.
+
+    Pickle shares objects by identity, and identity of immutable values is an accident (a
+    literal in the code, a cached date-time, a value loaded from the last checkpoint), so a
+    continued run would otherwise save the same state in other bytes than one run over the
+    same span. Written as persistent ids, they are shared by value instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._canon: dict[Any, Any] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is str or kind is dt.datetime:
+            return self._canon.setdefault(obj, obj)
+        if isinstance(obj, str):  # a table's name (quoted_name) is saved as the plain str
+            plain = str(obj)
+            return self._canon.setdefault(plain, plain)
+        if kind is tuple and len(obj) <= 4 and all(type(x) in _ATOMS or isinstance(x, str)
+                                                   for x in obj):
+            return self._canon.setdefault(obj, obj)
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        return pid
+
+
+class Arrivals:
+    """One day's arrivals of one kind, drawn one at a time as the previous one happens (a
+    Poisson process whose rate follows the day's curve, busiest in the early afternoon,
+    sampled by thinning), so that a day of 100 000 calls is not 100 000 waiting events."""
+
+    def __init__(self, seed_text: str, base: int, count: int, handler: str,
+                 hours: tuple[int, int]) -> None:
+        self.rng = random.Random(seed_text)
+        self.handler = handler
+        self.lo, self.hi = base + hours[0] * 3600, base + hours[1] * 3600
+        self.t = float(self.lo)
+        # The curve 0.4 + 0.6 sin(pi x) over the span averages 0.4 + 1.2 / pi of its peak.
+        span = self.hi - self.lo
+        self.peak = count / (span * (0.4 + 1.2 / math.pi)) if count > 0 else 0.0
+
+    def next(self) -> int | None:
+        if self.peak <= 0:
+            return None
+        while True:
+            self.t += self.rng.expovariate(self.peak)
+            if self.t >= self.hi:
+                return None
+            x = (self.t - self.lo) / (self.hi - self.lo)
+            if self.rng.random() < 0.4 + 0.6 * math.sin(math.pi * x):
+                return int(self.t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,28 +204,36 @@ class Ixn:
         self.stats: dict[str, int] = {}
         self.patience_token = 0
         self.ud: dict[str, Any] | None = None
-        self.ud_keys: set[str] = set()
+        self.ud_keys: dict[str, bool] = {}  # keys attached so far (a dict: pickles in order)
 
     def count(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n
 
 
 class Sim:
-    """The event loop and the contact center's behaviour."""
+    """The event loop and the contact center's behaviour.
 
-    def __init__(self, params: Params, center: Center, store: ConfigStore,
-                 emit: Callable[[Entity, Story | None, bool], None]) -> None:
+    `sink` receives what the simulation writes: sink.history(rows) the insert-only rows of
+    each event, sink.emit(entity, story, final) an entity's latest-state rows when it ends
+    (final) or when the run stops while it goes on, sink.ledger(rows) finished interval rows
+    of the truth. It is not part of the state that a checkpoint saves.
+    """
+
+    def __init__(self, params: Params, center: Center, store: ConfigStore) -> None:
         self.p = params
         self.c = center
         self.store = store
-        self.emit = emit
+        self.sink: Any = None
         self.rng = random.Random(f"flow:{params.seed}")
         self.ids = Counters()
         self.truth = Truth()
+        self.out: list = []  # insert-only rows of the current event (records.Outbox)
         self.now = params.start
+        self.flush_at = params.start
         self.heap: list[tuple[int, int, Callable, tuple]] = []
         self.seq = 0
         self.agents = {a.dbid: AgentRt(a) for a in center.agents}
+        self.outbound_agents = [ag for ag in self.agents.values() if ag.cfg.outbound]
         # Ready agents per (group or media), as heaps of (ready since, seq, agent) checked
         # lazily when popped.
         self.ready: dict[Any, list[tuple[int, int, int]]] = {}
@@ -149,62 +242,114 @@ class Sim:
         self.campaign: dict[str, Any] | None = None
         self.n_calls = 0
         self.n_chains = 0
+        self.n_attempts = 0
         self.chains: dict[str, dict] = {}
+
+    # -- checkpoint -------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["sink"] = None
+        return state
+
+    def checkpoint(self) -> bytes:
+        """The whole state, to resume from (see resume)."""
+        assert not self.out, "insert-only rows not handed to the writer"
+        buffer = io.BytesIO()
+        _CanonicalPickler(buffer, protocol=5).dump(self)
+        return zlib.compress(buffer.getvalue(), 6)
+
+    @staticmethod
+    def resume(blob: bytes) -> Sim:
+        # Unpickling runs code named in the blob: checkpoints are read only from the IDB the
+        # simulator wrote them to, never from elsewhere.
+        sim = _Unpickler(io.BytesIO(zlib.decompress(blob))).load()
+        if not isinstance(sim, Sim):
+            raise TypeError("not a simulator checkpoint")
+        return sim
 
     # -- event loop -----------------------------------------------------------------------
     def at(self, ts: int, fn: Callable, *args: Any) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (int(ts), self.seq, fn, args))
 
+    def begin(self) -> None:
+        """Schedule the first day of a new simulation (each day schedules the next)."""
+        self.at(self.p.start, self.new_day, 0)
+
     def run(self, until: int) -> None:
-        """Process every event at or before `until`, then record what is still open."""
-        for day in range(self.p.days + (1 if self.p.minutes else 0)):
-            self.at(self.p.start + day * DAY, self.new_day, day)
-        while self.heap and self.heap[0][0] <= until:
-            ts, _, fn, args = heapq.heappop(self.heap)
+        """Process every event at or before `until`. Insert-only rows go to the sink after
+        each event; finished ledger intervals at each quarter of an hour."""
+        heap, out = self.heap, self.out
+        while heap and heap[0][0] <= until:
+            ts = heap[0][0]
+            if ts >= self.flush_at:
+                self.now = ts
+                self._flush_ledger()
+            _, _, fn, args = heapq.heappop(heap)
             self.now = ts
             fn(*args)
+            if out:
+                self.sink.history(out)
+                out.clear()
         self.now = until
-        self.close_open(until)
+
+    def _flush_ledger(self) -> None:
+        horizons = {a: self._horizon(ag) for a, ag in self.agents.items()}
+        self.sink.ledger(self.truth.finished(horizons, self.now))
+        self.flush_at = (self.now // INTERVAL + 1) * INTERVAL
+
+    def _horizon(self, ag: AgentRt) -> int:
+        """The start of the agent's oldest open state (time not yet in the ledger)."""
+        h = self.now
+        for ch in self._channels(ag):
+            if ch.state != AgentState.LOGGED_OFF:
+                h = min(h, ch.since)
+                if ch.dnd is not None:
+                    h = min(h, ch.dnd_since)
+        return h
+
+    def _entity(self, key: str, kind: str) -> Entity:
+        return Entity(key=key, start=self.now, out=self.out, kind=kind)
 
     # -- days -----------------------------------------------------------------------------
     def new_day(self, day: int) -> None:
         base = self.p.start + day * DAY
+        self.at(base + DAY, self.new_day, day + 1)
         rng = random.Random(f"day:{self.p.seed}:{day}")
         for a in self.c.agents:
             login = base + a.shift_start + rng.randint(0, 300)
             self.at(login, self.login, a.dbid, login + a.shift_len)
-        self._arrivals(rng, base, self.p.calls_per_day, self.inbound_call)
+        seed = self.p.seed
+        self._arrive(Arrivals(f"voice:{seed}:{day}", base, self.p.calls_per_day,
+                              "inbound_call", (7, 21)))
         if "chat" in self.p.media:
-            self._arrivals(rng, base, max(1, self.p.calls_per_day // 5), self.chat_arrives)
+            self._arrive(Arrivals(f"chat:{seed}:{day}", base, max(1, self.p.calls_per_day // 5),
+                                  "chat_arrives", (7, 21)))
         if "email" in self.p.media:
-            self._arrivals(rng, base, max(1, self.p.calls_per_day // 10), self.email_arrives,
-                           hours=(0, 24))
+            self._arrive(Arrivals(f"email:{seed}:{day}", base,
+                                  max(1, self.p.calls_per_day // 10), "email_arrives", (0, 24)))
         if self.p.outbound:
             self.at(base + 9 * 3600 - 300, self.campaign_load, day)
         # A configuration change a day: an agent's skill level, and every other day an agent
-        # moves to another group.
+        # moves to another group; on the first day a skill is created and another deleted.
         if self.c.agents:
             a = self.c.agents[rng.randrange(len(self.c.agents))]
             self.at(base + 12 * 3600, self.change_skill, a.dbid, rng.randint(1, 10))
             if day % 2 == 1:
                 b = self.c.agents[rng.randrange(len(self.c.agents))]
                 self.at(base + 12 * 3600 + 60, self.move_agent, b.dbid)
+        if day == 0:
+            self.at(base + NEW_SKILL[2], self.create_skill)
+            self.at(base + OLD_SKILL[2], self.delete_skill)
 
-    def _arrivals(self, rng: random.Random, base: int, count: int, fn: Callable,
-                  hours: tuple[int, int] = (7, 21)) -> None:
-        """`count` arrivals over the day, busiest around early afternoon."""
-        lo, hi = hours
-        n = max(0, int(round(rng.gauss(count, math.sqrt(count)))))
-        times = []
-        for _ in range(n):
-            while True:
-                h = rng.uniform(lo, hi)
-                if rng.random() < 0.4 + 0.6 * math.sin(math.pi * (h - lo) / (hi - lo)):
-                    break
-            times.append(base + int(h * 3600))
-        for ts in sorted(times):
-            self.at(ts, fn)
+    def _arrive(self, arrivals: Arrivals) -> None:
+        ts = arrivals.next()
+        if ts is not None:
+            self.at(ts, self.arrival, arrivals)
+
+    def arrival(self, arrivals: Arrivals) -> None:
+        self._arrive(arrivals)
+        getattr(self, arrivals.handler)()
 
     # -- configuration changes ------------------------------------------------------------
     def change_skill(self, agent_id: int, level: int) -> None:
@@ -225,6 +370,19 @@ class Sim:
         a.groups[0] = new
         self.store.change(idb.GC_AGENT, agent_id, self.now)
 
+    def create_skill(self) -> None:
+        """A skill created during the run, given to every fourth agent."""
+        dbid, name, _ = NEW_SKILL
+        self.store.add(idb.GC_SKILL, self.now, ID=dbid, TENANTID=self.c.tenant_id, NAME=name)
+        for a in self.c.agents[::4]:
+            self.store.link(idb.GCX_SKILL_LEVEL, self.now, SKILLID=dbid, AGENTID=a.dbid,
+                            SLEVEL=self.rng.randint(1, 10))
+
+    def delete_skill(self) -> None:
+        """A skill deleted during the run: its row stays, deleted, and so do the levels
+        agents had in it."""
+        self.store.delete(idb.GC_SKILL, OLD_SKILL[0], self.now)
+
     # -- agent sessions -------------------------------------------------------------------
     def login(self, agent_id: int, logout_at: int) -> None:
         ag = self.agents[agent_id]
@@ -233,10 +391,10 @@ class Sim:
             return
         now = self.now
         queue = None if a.outbound else self.c.group(a.groups[0]).queue_id
-        ag.voice_entity = Entity(key=f"S{agent_id}:{now}", start=now)
+        session_id = guid(self.p.seed, "session", self.ids.id("session"))
+        ag.voice_entity = self._entity(session_id, "session")
         ag.voice.session = AgentSession(
-            ag.voice_entity, self.ids, now,
-            session_id=guid(self.p.seed, "session", self.ids.id("session")),
+            ag.voice_entity, self.ids, now, session_id=session_id,
             agent_id=a.dbid, login_id=a.login_id, place_id=a.place_id, endpoint_id=a.ext_id,
             endpoint_type=int(DnType.EXTENSION), queue_id=queue, switch=self.c.voice_switch,
             tenant=self.c.tenant_id, domain=VOICE_DOMAIN, media=None)
@@ -245,10 +403,10 @@ class Sim:
         self._set(ag, ag.voice, AgentState.NOT_READY, reason=None)
         if a.mm:
             media = [m for m in ("chat", "email") if m in self.p.media]
-            ag.mm_entity = Entity(key=f"M{agent_id}:{now}", start=now)
+            session_id = guid(self.p.seed, "session", self.ids.id("session"))
+            ag.mm_entity = self._entity(session_id, "session")
             ag.mm_session = AgentSession(
-                ag.mm_entity, self.ids, now,
-                session_id=guid(self.p.seed, "session", self.ids.id("session")),
+                ag.mm_entity, self.ids, now, session_id=session_id,
                 agent_id=a.dbid, login_id=None, place_id=a.place_id, endpoint_id=0,
                 endpoint_type=0, queue_id=None, switch=self.c.mm_switch,
                 tenant=self.c.tenant_id, domain=MM_DOMAIN, media=",".join(media))
@@ -290,12 +448,14 @@ class Sim:
 
     def _account(self, agent: int, media: str, state: AgentState, reason: str | None,
                  t0: int, t1: int) -> None:
+        """A span of one logged-in state: login time, and the state's own."""
+        self.truth.agent_time(agent, media, "LOGIN_S", t0, t1)
         fld = {AgentState.READY: "READY_S", AgentState.NOT_READY: "NOT_READY_S",
                AgentState.BUSY: "BUSY_S", AgentState.ACW: "ACW_S"}.get(state)
         if fld:
-            self.truth.agent_time(agent, media, fld, t0, t1, self.now)
+            self.truth.agent_time(agent, media, fld, t0, t1)
         if state == AgentState.NOT_READY and reason:
-            self.truth.reason_time(agent, media, reason, t0, t1, self.now)
+            self.truth.reason_time(agent, media, reason, t0, t1)
 
     def become_ready(self, agent_id: int, media: str) -> None:
         ag = self.agents[agent_id]
@@ -316,7 +476,7 @@ class Sim:
         if ch.media == "voice":
             if ag.cfg.outbound:
                 if self.campaign and self.campaign["state"] == CampaignState.STARTED:
-                    self.dial(ag)
+                    self._outbound_ready(ag)
                 return
             best = None
             for g in ag.cfg.groups:
@@ -340,9 +500,26 @@ class Sim:
                 return
             self._push_ready(ch.media, ag)
 
+    def _ready_now(self, ag: AgentRt, key: Any, media: str) -> bool:
+        ch = ag.voice if media == "voice" else ag.mm.get(media)
+        return bool(ch and ch.state == AgentState.READY and not ch.busy and not ch.pending
+                    and (media != "voice" or key in ag.cfg.groups))
+
     def _push_ready(self, key: Any, ag: AgentRt) -> None:
         self.seq += 1
-        heapq.heappush(self.ready.setdefault(key, []), (self.now, self.seq, ag.cfg.dbid))
+        heap = self.ready.setdefault(key, [])
+        heapq.heappush(heap, (self.now, self.seq, ag.cfg.dbid))
+        if len(heap) > 2 * len(self.agents) + 64:
+            # Entries go stale as agents stop being ready; drop those now, and an agent's
+            # later duplicates, so that the heap stays the size of the center.
+            media = key if isinstance(key, str) else "voice"
+            seen: set[int] = set()
+            keep = []
+            for entry in sorted(heap):
+                if entry[2] not in seen and self._ready_now(self.agents[entry[2]], key, media):
+                    seen.add(entry[2])
+                    keep.append(entry)
+            self.ready[key] = keep  # sorted, so a heap
 
     def _pop_ready(self, key: Any, media: str = "voice",
                    exclude: set[int] | None = None) -> AgentRt | None:
@@ -352,9 +529,7 @@ class Sim:
         while heap:
             entry = heapq.heappop(heap)
             ag = self.agents[entry[2]]
-            ch = ag.voice if media == "voice" else ag.mm.get(media)
-            if ch and ch.state == AgentState.READY and not ch.busy and not ch.pending and \
-                    (media != "voice" or key in ag.cfg.groups):
+            if self._ready_now(ag, key, media):
                 if exclude and ag.cfg.dbid in exclude:
                     skipped.append(entry)
                     continue
@@ -388,8 +563,6 @@ class Sim:
             ch.pending.clear()
             self._end_dnd(ag, ch)
             self._set(ag, ch, AgentState.LOGGED_OFF)
-            self.truth.agent_time(ag.cfg.dbid, ch.media, "LOGIN_S", ch.login_at, self.now,
-                                  self.now)
             self._maybe_close_session(ag)
             return
         _, secs, reason = action
@@ -398,7 +571,9 @@ class Sim:
             return
         self._set(ag, ch, AgentState.NOT_READY, reason=reason)
         ch.break_until = self.now + secs
-        if ch.media == "voice" and reason == "Meeting" and ch.session:
+        # DND during meetings: on the DN for voice; for multimedia ICON keeps DND per place,
+        # switched here by the chat channel's meeting.
+        if reason == "Meeting" and ch.session and ch.media in ("voice", "chat"):
             ch.dnd = ch.session.dnd_on(self.now)
             ch.dnd_since = self.now
         self.at(self.now + secs, self.end_break, ag.cfg.dbid, ch.media, self.now + secs)
@@ -414,8 +589,7 @@ class Sim:
     def _end_dnd(self, ag: AgentRt, ch: Channel) -> None:
         if ch.dnd is not None and ch.session:
             ch.session.dnd_off(ch.dnd, self.now)
-            self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now,
-                                  self.now)
+            self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now)
             ch.dnd = None
 
     def _maybe_close_session(self, ag: AgentRt) -> None:
@@ -425,32 +599,38 @@ class Sim:
             assert session is not None
             session.logout(now)
             ag.voice_entity.end = now
-            self.emit(ag.voice_entity, None, True)
+            self.sink.emit(ag.voice_entity, None, True)
             ag.voice_entity, ag.voice.session = None, None
         if ag.mm_entity is not None and all(ch.state == AgentState.LOGGED_OFF
                                             for ch in ag.mm.values()):
             assert ag.mm_session is not None
             ag.mm_session.logout(now)
             ag.mm_entity.end = now
-            self.emit(ag.mm_entity, None, True)
+            self.sink.emit(ag.mm_entity, None, True)
             ag.mm_entity, ag.mm_session = None, None
             ag.mm.clear()
 
-    def work_done(self, ag: AgentRt, ch: Channel, wrap: int = 0,
-                  part: Part | None = None) -> None:
-        """The agent finished its part of an interaction: after-call work, then ready."""
+    def work_done(self, ag: AgentRt, ch: Channel, wrap: int = 0, part: Part | None = None,
+                  party: Party | None = None) -> None:
+        """The agent finished its part of an interaction: after-call work, then ready. The
+        party's G_PARTY_STAT row (with its after-call work) is written when the work ends."""
         if ch.state == AgentState.LOGGED_OFF:
+            if party is not None and wrap > 0:
+                party.write_stat(self.now, 0)
             return
         if wrap > 0:
             self._set(ag, ch, AgentState.ACW)
             if part is not None:
                 part.acw += wrap
-            self.at(self.now + wrap, self._after_wrap, ag.cfg.dbid, ch.media)
+            self.at(self.now + wrap, self._after_wrap, ag.cfg.dbid, ch.media, party, wrap)
         else:
             ch.busy = False
             self.become_ready(ag.cfg.dbid, ch.media)
 
-    def _after_wrap(self, agent_id: int, media: str) -> None:
+    def _after_wrap(self, agent_id: int, media: str, party: Party | None = None,
+                    wrap: int = 0) -> None:
+        if party is not None:
+            party.write_stat(self.now, wrap)
         ag = self.agents[agent_id]
         ch = ag.voice if media == "voice" else ag.mm[media]
         ch.busy = False
@@ -460,7 +640,7 @@ class Sim:
     def _new_ixn(self, media: str, direction: str, service: str | None) -> Ixn:
         self.n_calls += 1
         callid = guid(self.p.seed, "call", self.n_calls)
-        ix = Ixn(Entity(key=callid, start=self.now),
+        ix = Ixn(self._entity(callid, "ixn"),
                  Story(callid=callid, media=media, direction=direction, start=self.now,
                        service=service))
         self.active[callid] = ix
@@ -507,7 +687,8 @@ class Sim:
         self._attach(ix, call, {"CustomerSegment": self.rng.choice(CUSTOMER_SEGMENTS),
                                 "ServiceType": group.name,
                                 "ServiceSubType": self.rng.choice(("New", "Existing")),
-                                "CustomerID": f"C{self.rng.randint(100000, 999999)}"})
+                                "CustomerID": f"C{self.rng.randint(100000, 999999)}",
+                                "IVRPath": self.rng.choice(IVR_PATHS)})
         rp_part = ix.story.part("ROUTING_POINT", self.c.rp_id, "RoutedTo", self.now)
         ix.waiting, ix.wait_part = rp, rp_part
         dwell = self.rng.randint(2, 6)
@@ -523,19 +704,25 @@ class Sim:
         ix.patience_token += 1
         self.at(at, self.give_up, ix.story.callid, ix.patience_token)
 
-    def _attach(self, ix: Ixn, call: Call, values: dict[str, str], agent: Any = None,
+    def _attach(self, ix: Ixn, call: Call, values: dict[str, str | None], agent: Any = None,
                 party: Party | None = None) -> None:
-        """Attached data: history rows per key, and the principal user-data row."""
+        """Attached data: history rows per key (a value of None deletes the key), and the
+        principal user-data row."""
         for key, value in values.items():
-            change = 2 if key in ix.ud_keys else 1
-            ix.ud_keys.add(key)
+            if value is None:
+                if not ix.ud_keys.pop(key, False):
+                    continue
+                change = UserDataChange.DELETED
+            else:
+                change = UserDataChange.UPDATED if key in ix.ud_keys else UserDataChange.ADDED
+                ix.ud_keys[key] = True
             ix.entity.add_history(idb.G_USERDATA_HISTORY.name, {
                 "ID": self.ids.id("G_USERDATA_HISTORY"), "CALLID": call.callid,
                 "PARTYID": party.row["PARTYID"] if party else None,
                 "ENDPOINTID": agent.ext_id if agent else None,
                 "ENDPOINTDN": agent.ext_dn if agent else None,
                 "AGENTID": agent.dbid if agent else None, "CSEQ": call.cseq + 1,
-                "KEYNAME": key, "VALUE": value, "CHANGETYPE": change,
+                "KEYNAME": key, "VALUE": value, "CHANGETYPE": int(change),
                 **triple("ADDED", self.now), **self.ids.gsys(self.now, call.domain)})
         if ix.story.media != "voice":
             return
@@ -574,7 +761,7 @@ class Sim:
             self._enter_acd(ix, group, parent=ix.waiting, link=LinkType.ROUTED)
             return
         ix.wait_since = self.now
-        self.truth.queue_event(group.vq_id, "VQ", self.now, "ENTERED", self.now)
+        self.truth.queue_event(group.vq_id, "VQ", self.now, "ENTERED")
         self._dispatch(ix)
 
     def _enter_acd(self, ix: Ixn, group: Any, parent: Party | None, link: LinkType) -> None:
@@ -588,7 +775,7 @@ class Sim:
         ix.wait_kind, ix.wait_resource = "ACD_QUEUE", group.queue_id
         ix.wait_part = ix.story.part("ACD_QUEUE", group.queue_id, "Received", self.now)
         ix.wait_since = self.now
-        self.truth.queue_event(group.queue_id, "ACD_QUEUE", self.now, "ENTERED", self.now)
+        self.truth.queue_event(group.queue_id, "ACD_QUEUE", self.now, "ENTERED")
         self._dispatch(ix)
 
     def _dispatch(self, ix: Ixn) -> None:
@@ -640,18 +827,25 @@ class Sim:
         if queued:
             ix.wait_part.queue = waited
             self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since, "ABANDONED",
-                                   self.now, waited)
+                                   waited)
             if waited < SHORT_ABANDON:
                 self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since,
-                                       "SHORT_ABANDONED", self.now)
+                                       "SHORT_ABANDONED")
         total = self.now - ix.story.start
-        ix.story.outcome = "short_abandon" if total < SHORT_ABANDON else "abandoned_queue"
+        ix.story.ended_unserved("short_abandon" if total < SHORT_ABANDON
+                                else "abandoned_queue")
         if ix.wait_kind == "VQ":
             self._vq_row(ix, VqResult.ABANDONED)
             self._route_result(ix, RouteResult.ABANDONED)
         ix.waiting.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
         ix.count("abandoned")
         self.finish(ix)
+        # Out of its queue too, so that calls abandoned at night do not wait there in memory
+        # for the morning's agents.
+        queue = self.queues.get(ix.story.media if ix.wait_kind == "IXN_QUEUE" else ix.group)
+        if queue:
+            with contextlib.suppress(ValueError):
+                queue.remove(ix)
 
     def deliver(self, ix: Ixn, ag: AgentRt) -> None:
         """Distribute a waiting call to an agent: it rings there."""
@@ -664,7 +858,7 @@ class Sim:
             ix.wait_part.queue = waited
             ix.wait_part.outcome = "Distributed"
             self.truth.queue_event(ix.wait_resource, ix.wait_kind, ix.wait_since,
-                                   "DISTRIBUTED", self.now, waited)
+                                   "DISTRIBUTED", waited)
         if ix.wait_kind == "VQ":
             self._vq_row(ix, VqResult.DIVERTED, agent=a)
             self._route_result(ix, RouteResult.ROUTED, agent=a)
@@ -678,7 +872,7 @@ class Sim:
                             link=LinkType.ROUTED, agent=a)
         part = ix.story.part("AGENT", a.dbid, "Received", self.now)
         ix.wait_part = None
-        self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now, self.now)
+        self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now)
         ring = self.rng.randint(2, 8)
         roll = self.rng.random()
         if roll < 0.03:
@@ -707,8 +901,8 @@ class Sim:
         ag = self.agents[agent_id]
         part.ring = self.now - part.start
         part.end, part.outcome = self.now, "AbandonedWhileRinging"
-        ix.story.outcome = "abandoned_ringing"
-        self.truth.agent_count(agent_id, "voice", "ABANDONED", part.start, self.now)
+        ix.story.ended_unserved("abandoned_ringing")
+        self.truth.agent_count(agent_id, "voice", "ABANDONED", part.start)
         party.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
         ix.customer.end(self.now, CCEvent.ABANDONED, CCCause.ABANDON)
         ix.count("abandoned")
@@ -722,7 +916,7 @@ class Sim:
         part.ring = self.now - part.start
         part.accepted = True
         ix.story.outcome = "handled"
-        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start, self.now)
+        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start)
         party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         ix.stats["conn"] = ix.stats["conn_extn"] = 1
         self._set(ag, ag.voice, AgentState.BUSY)
@@ -761,11 +955,16 @@ class Sim:
                     party)
 
     def _attach_result(self, callid: str, agent_id: int, party: Party) -> None:
+        """The handling agent records the result, corrects the subtype (an update) half the
+        time and removes the IVR's key (a delete)."""
         ix = self.active.get(callid)
         if ix is None or ix.ended or party.ended:
             return
-        self._attach(ix, ix.calls[0], {"BusinessResult": self.rng.choice(BUSINESS_RESULTS)},
-                     agent=self.agents[agent_id].cfg, party=party)
+        values: dict[str, str | None] = {"BusinessResult": self.rng.choice(BUSINESS_RESULTS)}
+        if self.rng.random() < 0.5:
+            values["ServiceSubType"] = self.rng.choice(("New", "Existing", "Upgrade"))
+        values["IVRPath"] = None
+        self._attach(ix, ix.calls[0], values, agent=self.agents[agent_id].cfg, party=party)
 
     def hold(self, callid: str, party: Party, part: Part, on: bool) -> None:
         ix = self.active.get(callid)
@@ -789,11 +988,11 @@ class Sim:
             self.consult(ix, ag, party, part, conference=action.endswith("conference"))
         else:
             self._close_part(party, part, "Completed")
-            party.end(self.now, CCEvent.RELEASED)
             wrap = self._wrap()
+            party.end(self.now, CCEvent.RELEASED, stat=not wrap)
             part.acw += wrap  # before finish() writes the interaction's truth
             self.finish(ix)
-            self.work_done(ag, ag.voice, wrap)
+            self.work_done(ag, ag.voice, wrap, party=party)
 
     def _wrap(self) -> int:
         return 0 if self.rng.random() < 0.2 else self.rng.randint(5, 60)
@@ -813,12 +1012,13 @@ class Sim:
     def blind_transfer(self, ix: Ixn, ag: AgentRt, party: Party, part: Part) -> None:
         group = self._other_group(ix)
         self._close_part(party, part, "Transferred")
-        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER)
+        wrap = self._wrap()
+        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER, stat=not wrap)
         ix.story.transfers += 1
         ix.count("transfers")
         self._enter_acd(ix, group, parent=party, link=LinkType.TRANSFERRED)
         self._arm_patience(ix, self.now + self._patience())
-        self.work_done(ag, ag.voice, self._wrap(), part)
+        self.work_done(ag, ag.voice, wrap, part, party)
 
     def consult(self, ix: Ixn, ag: AgentRt, party: Party, part: Part,
                 conference: bool) -> None:
@@ -845,7 +1045,7 @@ class Sim:
                          event=CCEvent.RINGING, parent=a2, link=LinkType.CONSULTED,
                          agent=target.cfg)
         bpart = ix.story.part("AGENT", target.cfg.dbid, "ReceivedConsult", self.now)
-        self.truth.agent_count(target.cfg.dbid, "voice", "OFFERED", self.now, self.now)
+        self.truth.agent_count(target.cfg.dbid, "voice", "OFFERED", self.now)
         ring = self.rng.randint(2, 6)
         talk = self.rng.randint(20, 90)
         self.at(self.now + ring, self.consult_answered, ix.story.callid, target.cfg.dbid, a2,
@@ -858,7 +1058,7 @@ class Sim:
         tg = self.agents[target_id]
         bpart.ring = self.now - bpart.start
         bpart.accepted = True
-        self.truth.agent_count(target_id, "voice", "ACCEPTED", bpart.start, self.now)
+        self.truth.agent_count(target_id, "voice", "ACCEPTED", bpart.start)
         a2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         b2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         self._set(tg, tg.voice, AgentState.BUSY)
@@ -897,8 +1097,9 @@ class Sim:
         ix.story.transfers += 1
         ix.count("transfers")
         self._close_part(party, part, "Transferred")
-        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER)
-        self.work_done(ag, ag.voice, self._wrap(), part)
+        wrap = self._wrap()
+        party.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER, stat=not wrap)
+        self.work_done(ag, ag.voice, wrap, part, party)
         self._talk(ix, tg, b1, bpart, first=False)
 
     def leave_conference(self, callid: str, agent_id: int, party: Party, part: Part,
@@ -907,8 +1108,9 @@ class Sim:
         ix = self.active[callid]
         ag = self.agents[agent_id]
         self._close_part(party, part, "Conferenced")
-        party.end(self.now, CCEvent.PARTY_DELETED, CCCause.CONFERENCE)
-        self.work_done(ag, ag.voice, self._wrap(), part)
+        wrap = self._wrap()
+        party.end(self.now, CCEvent.PARTY_DELETED, CCCause.CONFERENCE, stat=not wrap)
+        self.work_done(ag, ag.voice, wrap, part, party)
         self._talk(ix, self.agents[target_id], b1, bpart, first=False)
 
     def finish(self, ix: Ixn) -> None:
@@ -930,7 +1132,7 @@ class Sim:
         ix.story.end = self.now
         ix.entity.end = self.now
         del self.active[ix.story.callid]
-        self.emit(ix.entity, ix.story, True)
+        self.sink.emit(ix.entity, ix.story, True)
 
     # -- multimedia ---------------------------------------------------------------------------
     def _mm_ixn(self, media: str, queue_id: int, queue_name: str) -> Ixn:
@@ -963,7 +1165,7 @@ class Sim:
                                  parent=ix.customer, link=LinkType.ROUTED)
         ix.wait_kind, ix.wait_resource, ix.wait_since = "IXN_QUEUE", queue_id, self.now
         ix.wait_part = ix.story.part("IXN_QUEUE", queue_id, "Received", self.now)
-        self.truth.queue_event(queue_id, "IXN_QUEUE", self.now, "ENTERED", self.now)
+        self.truth.queue_event(queue_id, "IXN_QUEUE", self.now, "ENTERED")
         return ix
 
     def chat_arrives(self) -> None:
@@ -989,7 +1191,7 @@ class Sim:
         ix.wait_part.end, ix.wait_part.queue = self.now, waited
         ix.wait_part.outcome = "Distributed"
         self.truth.queue_event(ix.wait_resource, "IXN_QUEUE", ix.wait_since, "DISTRIBUTED",
-                               self.now, waited)
+                               waited)
         ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
         call = ix.calls[0]
         party = self._party(call, ptype=PartyType.PLACE, role=PartyRole.DESTINATION,
@@ -998,7 +1200,7 @@ class Sim:
                             agent=a)
         part = ix.story.part("AGENT", a.dbid, "Received", self.now)
         ix.wait_part = None
-        self.truth.agent_count(a.dbid, ch.media, "OFFERED", self.now, self.now)
+        self.truth.agent_count(a.dbid, ch.media, "OFFERED", self.now)
         self.at(self.now + self.rng.randint(2, 10), self.mm_accept, ix.story.callid, a.dbid,
                 ch.media, party, part)
 
@@ -1010,7 +1212,7 @@ class Sim:
         part.ring = self.now - part.start
         part.accepted = True
         ix.story.outcome = "handled"
-        self.truth.agent_count(agent_id, media, "ACCEPTED", part.start, self.now)
+        self.truth.agent_count(agent_id, media, "ACCEPTED", part.start)
         party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         self._set(ag, ch, AgentState.BUSY)
         length = self.rng.randint(120, 600) if media == "chat" else self.rng.randint(180, 900)
@@ -1056,24 +1258,29 @@ class Sim:
     # -- outbound -----------------------------------------------------------------------------
     def campaign_load(self, day: int) -> None:
         sessid = guid(self.p.seed, "campaign", day)
-        entity = Entity(key=f"CAMP:{sessid}", start=self.now)
+        mode = DIAL_ORDER[day % len(DIAL_ORDER)]
+        entity = self._entity(f"CAMP:{sessid}", "campaign")
         row = entity.add_state(idb.GO_CAMPAIGN.name, {
             "ID": self.ids.id("GO_CAMPAIGN"), "SESSID": sessid, "CAMPAIGNID": self.c.campaign_id,
             "GROUPID": self.c.outbound_group, "STATE": int(CampaignState.LOADED),
-            "OCSID": self.c.ocs, "DIALMODE": 2 if day % 2 == 0 else 1, "OPTIMMODE": 1,
+            "OCSID": self.c.ocs, "DIALMODE": int(mode), "OPTIMMODE": 1,
             "OPTIMVALUE": 80, "TENANTID": self.c.tenant_id, **triple("LOADED", self.now),
             **triple("TERMINATED", None), **triple("LASTCHANGE", self.now),
             **self.ids.gsys(self.now, OCS_DOMAIN)})
         self.campaign = {"sessid": sessid, "entity": entity, "row": row,
                          "state": CampaignState.LOADED, "since": self.now,
-                         "dialmode": row["DIALMODE"]}
+                         "dialmode": mode, "mode_since": self.now, "prop_seq": 1,
+                         "dialing": 0, "retries": []}
         self._campaign_history(CampaignState.LOADED, CampaignState.TERMINATED)
         entity.add_history(idb.GO_CAMPPROP_HIST.name, {
             "ID": self.ids.id("GO_CAMPPROP_HIST"), "SESSID": sessid, "SEQ": 1,
-            "DIALMODE": row["DIALMODE"], "PREVDIALMODE": None, **triple("PREVDMENTER", None),
+            "DIALMODE": int(mode), "PREVDIALMODE": None, **triple("PREVDMENTER", None),
             "OPTIMMODE": 1, "OPTIMVALUE": 80, "PREVOPTIMMODE": None, "PREVOPTIMVALUE": None,
             **triple("ADDED", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
         self.at(self.now + 300, self.campaign_state, CampaignState.STARTED)
+        for k in range(1, len(DIAL_ORDER)):
+            self.at(self.now + 300 + k * MODE_SPELL, self.campaign_mode,
+                    DIAL_ORDER[(day + k) % len(DIAL_ORDER)])
         self.at(self.now + 300 + 8 * 3600, self.campaign_state, CampaignState.UNLOADING)
         self.at(self.now + 600 + 8 * 3600, self.campaign_state, CampaignState.TERMINATED)
 
@@ -1097,87 +1304,175 @@ class Sim:
             camp["row"].update(triple("TERMINATED", self.now))
         self.ids.touch(camp["row"], self.now)
         if state == CampaignState.STARTED:
-            for ag in self.agents.values():
-                if ag.cfg.outbound and ag.voice.state == AgentState.READY and not ag.voice.busy:
-                    self.dial(ag)
+            self._outbound_free_agents()
         if state == CampaignState.TERMINATED:
+            # Records still waiting for a retry go back to the list, unloaded.
+            while camp["retries"]:
+                _, _, chain = heapq.heappop(camp["retries"])
+                self._chain_done(self.chains[chain], ChainState.UNLOADED)
             camp["entity"].end = self.now
-            self.emit(camp["entity"], None, True)
+            self.sink.emit(camp["entity"], None, True)
             self.campaign = None
 
-    def dial(self, ag: AgentRt) -> None:
-        """Progressive / predictive dialing of the next record for a ready agent."""
+    def campaign_mode(self, mode: DialMode) -> None:
+        """The campaign's dialing mode changes while it runs (GO_CAMPPROP_HIST)."""
         camp = self.campaign
-        ag.voice.busy = True
-        self.n_chains += 1
-        n = self.n_chains
-        chain = guid(self.p.seed, "chain", n)
-        attempt = guid(self.p.seed, "attempt", n)
-        entity = Entity(key=f"CHAIN:{chain}", start=self.now)
-        phone = f"+1444{self.rng.randint(1000000, 9999999)}"
-        chain_row = entity.add_state(idb.GO_CHAIN.name, {
-            "ID": self.ids.id("GO_CHAIN"), "CHAINGUID": chain, "PARENTGUID": None,
-            "SESSID": camp["sessid"], "CAMPAIGNID": self.c.campaign_id,
-            "GROUPID": self.c.outbound_group, "CALLINGLISTID": self.c.calling_list_id,
-            "CHAINID": n, "STATE": int(ChainState.PROCESSING), **triple("LOADED", self.now),
-            **triple("FINISHED", None), **triple("LASTCHANGE", self.now),
+        if camp is None or camp["state"] != CampaignState.STARTED:
+            return
+        prev = camp["dialmode"]
+        camp["prop_seq"] += 1
+        camp["entity"].add_history(idb.GO_CAMPPROP_HIST.name, {
+            "ID": self.ids.id("GO_CAMPPROP_HIST"), "SESSID": camp["sessid"],
+            "SEQ": camp["prop_seq"], "DIALMODE": int(mode), "PREVDIALMODE": int(prev),
+            **triple("PREVDMENTER", camp["mode_since"]), "OPTIMMODE": 1, "OPTIMVALUE": 80,
+            "PREVOPTIMMODE": 1, "PREVOPTIMVALUE": 80, **triple("ADDED", self.now),
             **self.ids.gsys(self.now, OCS_DOMAIN)})
-        rec = {"chain": chain, "handle": n, "attempt": attempt, "phone": phone, "seq": 0,
-               "state": ChainState.SCHEDULED, "since": self.now, "entity": entity,
-               "row": chain_row}
-        self.chains[chain] = rec
-        self._chain_record(rec, ChainState.PROCESSING, call_result=28)
+        camp["row"]["DIALMODE"] = int(mode)
+        self.ids.touch(camp["row"], self.now)
+        camp["dialmode"], camp["mode_since"] = mode, self.now
+        self._outbound_free_agents()
+
+    def _outbound_free_agents(self) -> None:
+        for ag in self.outbound_agents:
+            ch = ag.voice
+            if ch.state == AgentState.READY and not ch.busy and not ch.pending:
+                self._outbound_ready(ag)
+
+    def _outbound_ready(self, ag: AgentRt) -> None:
+        """A ready agent of the campaign gets work the way the dialing mode gives it."""
+        mode = self.campaign["dialmode"]
+        if mode == DialMode.PROGRESSIVE:
+            self.dial(ag)
+        elif mode == DialMode.PREVIEW:
+            self.preview(ag)
+        else:
+            self._push_ready(self.c.outbound_group, ag)
+            self._pace()
+
+    def _pace(self) -> None:
+        """Predictive dialing: keep OVERDIAL calls in progress per free agent; answered calls
+        that find no agent free are dropped by the dialer."""
+        camp = self.campaign
+        if camp is None or camp["state"] != CampaignState.STARTED or \
+                camp["dialmode"] != DialMode.PREDICTIVE:
+            return
+        free = sum(1 for ag in self.outbound_agents if ag.voice.state == AgentState.READY
+                   and not ag.voice.busy and not ag.voice.pending)
+        target = math.ceil(free * OVERDIAL)
+        while camp["dialing"] < target:
+            self.dial(None)
+
+    def _next_record(self) -> dict:
+        """A record due for a retry, else the next record of the calling list."""
+        camp = self.campaign
+        retries = camp["retries"]
+        if retries and retries[0][0] <= self.now:
+            _, _, chain = heapq.heappop(retries)
+            rec = self.chains[chain]
+            rec["attempt_no"] += 1
+        else:
+            self.n_chains += 1
+            n = self.n_chains
+            chain = guid(self.p.seed, "chain", n)
+            entity = self._entity(f"CHAIN:{chain}", "chain")
+            row = entity.add_state(idb.GO_CHAIN.name, {
+                "ID": self.ids.id("GO_CHAIN"), "CHAINGUID": chain, "PARENTGUID": None,
+                "SESSID": camp["sessid"], "CAMPAIGNID": self.c.campaign_id,
+                "GROUPID": self.c.outbound_group, "CALLINGLISTID": self.c.calling_list_id,
+                "CHAINID": n, "STATE": int(ChainState.PROCESSING),
+                **triple("LOADED", self.now), **triple("FINISHED", None),
+                **triple("LASTCHANGE", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
+            rec = {"chain": chain, "handle": n, "phone": f"+1444{self.rng.randint(1000000, 9999999)}",
+                   "seq": 0, "state": ChainState.SCHEDULED, "since": self.now,
+                   "entity": entity, "row": row, "attempt_no": 1, "result": 0, "agent": None}
+            self.chains[chain] = rec
+        self.n_attempts += 1
+        rec.update(attempt=guid(self.p.seed, "attempt", self.n_attempts),
+                   attempt_start=self.now, mode=camp["dialmode"], agent=None, paced=False,
+                   camp=camp)
+        if rec["attempt_no"] > 1:
+            rec["row"]["STATE"] = int(ChainState.PROCESSING)
+            self.ids.touch(rec["row"], self.now)
+        self._chain_record(rec, ChainState.PROCESSING, CallResult.UNKNOWN)
+        return rec
+
+    def _dial_outcome(self) -> tuple[CallResult, int]:
+        roll = self.rng.random()
+        if roll < 0.45:
+            return CallResult.ANSWER, self.rng.randint(5, 20)
+        if roll < 0.70:
+            return CallResult.NO_ANSWER, self.rng.randint(20, 30)
+        if roll < 0.82:
+            return CallResult.BUSY, 2
+        if roll < 0.95:
+            return CallResult.ANSWERING_MACHINE, self.rng.randint(5, 12)
+        return CallResult.SIT_INVALID_NUM, 3
+
+    def _outbound_ixn(self, rec: dict, ani: str) -> tuple[Ixn, Call]:
         ix = self._new_ixn("voice", "outbound", "Outbound")
         ix.group = self.c.outbound_group
-        call = self._voice_call(ix, CallType.OUTBOUND, ani=self.c.dialer_rp_dn, dnis=phone)
+        call = self._voice_call(ix, CallType.OUTBOUND, ani=ani, dnis=rec["phone"])
         ix.entity.add_history(idb.GOX_CHAIN_CALL.name, {
-            "ID": self.ids.id("GOX_CHAIN_CALL"), "CALLID": call.callid, "CHAINGUID": chain,
-            "CALLATTID": attempt, **triple("ADDED", self.now),
-            **self.ids.gsys(self.now, OCS_DOMAIN)})
+            "ID": self.ids.id("GOX_CHAIN_CALL"), "CALLID": call.callid,
+            "CHAINGUID": rec["chain"], "CALLATTID": rec["attempt"],
+            **triple("ADDED", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
+        return ix, call
+
+    def dial(self, ag: AgentRt | None) -> None:
+        """The dialer calls a record: for a reserved agent (progressive), or ahead of free
+        agents (predictive, ag None)."""
+        rec = self._next_record()
+        if ag is not None:
+            ag.voice.busy = True
+        else:
+            rec["paced"] = True
+            rec["camp"]["dialing"] += 1
+        ix, call = self._outbound_ixn(rec, self.c.dialer_rp_dn)
         dialer = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.ORIGINATION,
                              dn=self.c.dialer_rp_dn, endpoint=self.c.dialer_rp_id,
                              dn_type=int(DnType.ROUTING_POINT), state=PartyState.DIALING,
                              event=CCEvent.DIALING)
         ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
-                                  dn=phone, state=PartyState.ALERTING, event=CCEvent.RINGING,
-                                  parent=dialer)
-        roll = self.rng.random()
-        if roll < 0.45:
-            result, wait = 33, self.rng.randint(5, 20)  # Answer
-        elif roll < 0.70:
-            result, wait = 7, self.rng.randint(20, 30)  # No Answer
-        elif roll < 0.82:
-            result, wait = 6, 2  # Busy
-        elif roll < 0.95:
-            result, wait = 9, self.rng.randint(5, 12)  # Answering Machine Detected
-        else:
-            result, wait = 11, 3  # SIT Invalid Num
-        self.at(self.now + wait, self.dial_result, ix.story.callid, ag.cfg.dbid, dialer,
-                rec, result)
+                                  dn=rec["phone"], state=PartyState.ALERTING,
+                                  event=CCEvent.RINGING, parent=dialer)
+        result, wait = self._dial_outcome()
+        self.at(self.now + wait, self.dial_result, ix.story.callid,
+                ag.cfg.dbid if ag is not None else None, dialer, rec, result)
 
-    def _chain_record(self, rec: dict, state: ChainState, call_result: int) -> None:
+    def _chain_record(self, rec: dict, state: ChainState, call_result: int,
+                      status: RecordStatus | None = None) -> None:
         rec["seq"] += 1
+        if status is None:
+            status = RecordStatus.RETRIEVED if state == ChainState.PROCESSING \
+                else RecordStatus.UPDATED
         rec["entity"].add_history(idb.GO_CHAINREC_HIST.name, {
             "ID": self.ids.id("GO_CHAINREC_HIST"), "CHAINGUID": rec["chain"],
             "RECORDHANDLE": rec["handle"], "STATE": int(state),
             "PREVSTATE": int(rec["state"]), **triple("PREVSENTER", rec["since"]),
             "SEQ": rec["seq"], "CALLATTID": rec["attempt"], "RECORDID": rec["handle"],
-            "CONTACTINFO": rec["phone"], "CONTACTINFOTYPE": 1, "RECORDTYPE": 2,
-            "RECORDSTATUS": 2 if state == ChainState.PROCESSING else 3,
-            "CALLRESULT": call_result, "ATTEMPT": 1, "CAUSE": 0,
+            "CONTACTINFO": rec["phone"], "CONTACTINFOTYPE": int(ContactInfoType.HOME_PHONE),
+            "RECORDTYPE": int(RecordType.GENERAL), "RECORDSTATUS": int(status),
+            "CALLRESULT": int(call_result), "ATTEMPT": rec["attempt_no"], "CAUSE": 0,
             **triple("ADDED", self.now), **self.ids.gsys(self.now, OCS_DOMAIN)})
         rec["state"], rec["since"] = state, self.now
 
-    def dial_result(self, callid: str, agent_id: int, dialer: Party, rec: dict,
-                    result: int) -> None:
+    def dial_result(self, callid: str, agent_id: int | None, dialer: Party, rec: dict,
+                    result: CallResult) -> None:
         ix = self.active[callid]
-        ag = self.agents[agent_id]
-        ix.story.outcome = {33: "handled", 7: "no_answer", 6: "busy",
-                            9: "answering_machine"}.get(result, "failed")
+        if rec["paced"]:
+            rec["camp"]["dialing"] -= 1
         rec["result"] = result
-        rec["agent"] = None
-        if result == 33:
+        if result == CallResult.ANSWER:
             ix.customer.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+            if agent_id is not None:
+                ag = self.agents[agent_id]
+            else:
+                ag = self._pop_ready(self.c.outbound_group)
+                if ag is None:
+                    # No agent free: the dialer keeps the customer a moment, then hangs up.
+                    self.at(self.now + 2, self.dialer_drop, callid, dialer, rec)
+                    return
+                ag.voice.busy = True
             dialer.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
             a = ag.cfg
             party = self._party(ix.calls[0], ptype=PartyType.INTERNAL,
@@ -1186,83 +1481,172 @@ class Sim:
                                 event=CCEvent.RINGING, parent=dialer, link=LinkType.ROUTED,
                                 agent=a)
             part = ix.story.part("AGENT", a.dbid, "Received", self.now)
-            self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now, self.now)
+            self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now)
             rec["agent"] = a.dbid
-            self.at(self.now + self.rng.randint(1, 3), self.outbound_answer, callid, agent_id,
+            self.at(self.now + self.rng.randint(1, 3), self.outbound_answer, callid, a.dbid,
                     party, part, rec)
             return
-        if result == 9:
+        if result == CallResult.ANSWERING_MACHINE:
             ix.customer.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         dialer.end(self.now, CCEvent.RELEASED)
-        ix.customer.end(self.now, CCEvent.RELEASED, CCCause.BUSY if result == 6
+        self._unanswered(ix, rec, result)
+        if agent_id is not None:
+            ag = self.agents[agent_id]
+            ag.voice.busy = False
+            self.at(self.now + self.rng.randint(2, 5), self.become_ready, agent_id, "voice")
+        else:
+            self._pace()
+
+    def _unanswered(self, ix: Ixn, rec: dict, result: CallResult) -> None:
+        """No one to talk to: the customer's party ends, the attempt with its result."""
+        ix.customer.end(self.now, CCEvent.RELEASED, CCCause.BUSY if result == CallResult.BUSY
                         else CCCause.NORMAL)
+        ix.story.ended_unserved({CallResult.NO_ANSWER: "no_answer", CallResult.BUSY: "busy",
+                                 CallResult.ANSWERING_MACHINE: "answering_machine",
+                                 CallResult.ABANDONED: "abandoned_dialer"}.get(result,
+                                                                               "failed"))
+        self._attempt_ledger(ix, rec)
         self.finish(ix)
-        self._chain_done(rec, ix)
-        ag.voice.busy = False
-        self.at(self.now + self.rng.randint(2, 5), self.become_ready, agent_id, "voice")
+        self._attempt_done(rec)
+
+    def dialer_drop(self, callid: str, dialer: Party, rec: dict) -> None:
+        ix = self.active[callid]
+        rec["result"] = CallResult.ABANDONED
+        dialer.end(self.now, CCEvent.RELEASED, CCCause.CLEARED)
+        self._unanswered(ix, rec, CallResult.ABANDONED)
+        self._pace()
 
     def outbound_answer(self, callid: str, agent_id: int, party: Party, part: Part,
                         rec: dict) -> None:
+        ix = self.active[callid]
         ag = self.agents[agent_id]
         part.ring = self.now - part.start
         part.accepted = True
-        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start, self.now)
+        ix.story.outcome = "handled"
+        self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start)
         party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         self._set(ag, ag.voice, AgentState.BUSY)
         talk = self.rng.randint(60, 300)
         self.at(self.now + talk, self.outbound_done, callid, agent_id, party, part, rec)
+
+    def preview(self, ag: AgentRt) -> None:
+        """Preview dialing: the agent is given a record, reads it, then dials it."""
+        ag.voice.busy = True
+        rec = self._next_record()
+        rec["agent"] = ag.cfg.dbid
+        self.truth.agent_count(ag.cfg.dbid, "voice", "OFFERED", self.now)
+        self.at(self.now + self.rng.randint(10, 40), self.preview_dial, ag.cfg.dbid, rec)
+
+    def preview_dial(self, agent_id: int, rec: dict) -> None:
+        ag = self.agents[agent_id]
+        a = ag.cfg
+        ix, call = self._outbound_ixn(rec, a.ext_dn)
+        party = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.ORIGINATION,
+                            dn=a.ext_dn, endpoint=a.ext_id, dn_type=int(DnType.EXTENSION),
+                            state=PartyState.DIALING, event=CCEvent.DIALING, agent=a)
+        ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
+                                  dn=rec["phone"], state=PartyState.ALERTING,
+                                  event=CCEvent.RINGING, parent=party)
+        part = ix.story.part("AGENT", a.dbid, "Initiated", self.now)
+        self._set(ag, ag.voice, AgentState.BUSY)
+        result, wait = self._dial_outcome()
+        self.at(self.now + wait, self.preview_result, ix.story.callid, agent_id, party, part,
+                rec, result)
+
+    def preview_result(self, callid: str, agent_id: int, party: Party, part: Part,
+                       rec: dict, result: CallResult) -> None:
+        ix = self.active[callid]
+        ag = self.agents[agent_id]
+        rec["result"] = result
+        if result == CallResult.ANSWER:
+            ix.customer.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+            party.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+            part.accepted = True
+            ix.story.outcome = "handled"
+            self.truth.agent_count(agent_id, "voice", "ACCEPTED", part.start)
+            talk = self.rng.randint(60, 300)
+            self.at(self.now + talk, self.outbound_done, callid, agent_id, party, part, rec)
+            return
+        # The agent hangs up on a busy tone, a machine, no answer or an intercept.
+        self._close_part(party, part, "Completed")
+        party.end(self.now, CCEvent.RELEASED)
+        self._unanswered(ix, rec, result)
+        self.work_done(ag, ag.voice, 0)
 
     def outbound_done(self, callid: str, agent_id: int, party: Party, part: Part,
                       rec: dict) -> None:
         ix = self.active[callid]
         ag = self.agents[agent_id]
         self._close_part(party, part, "Completed")
-        party.end(self.now, CCEvent.RELEASED)
+        wrap = self._wrap()
+        party.end(self.now, CCEvent.RELEASED, stat=not wrap)
         rec["entity"].add_state(idb.GO_CUSTOM_FIELDS.name, {
             "ID": self.ids.id("GO_CUSTOM_FIELDS"), "CHAINGUID": rec["chain"],
             "RECORDHANDLE": rec["handle"], "FIELDID": 1,
             "VALUE": str(self.rng.randint(0, 5000)), "LASTCHAINUPDSEQ": rec["seq"],
             **triple("LASTCHANGED", self.now), **triple("LOADED", rec["entity"].start),
             "LASTCHANGE_TS": self.now, **self.ids.gsys(self.now, OCS_DOMAIN)})
-        wrap = self._wrap()
         part.acw += wrap  # before finish() writes the interaction's truth
+        self._attempt_ledger(ix, rec)
         self.finish(ix)
-        self._chain_done(rec, ix)
-        self.work_done(ag, ag.voice, wrap)
+        self._attempt_done(rec)
+        self.work_done(ag, ag.voice, wrap, party=party)
 
-    def _chain_done(self, rec: dict, ix: Ixn) -> None:
-        self._chain_record(rec, ChainState.PROCESSED, call_result=rec["result"])
-        rec["row"].update(STATE=int(ChainState.PROCESSED), **triple("FINISHED", self.now))
+    def _attempt_ledger(self, ix: Ixn, rec: dict) -> None:
+        ix.entity.ledger["SIM_OUTBOUND_ATTEMPT"] = [{
+            "CALL_ATTEMPT_GUID": rec["attempt"], "CHAINGUID": rec["chain"],
+            "RECORD_HANDLE": rec["handle"], "CAMPAIGN_ID": self.c.campaign_id,
+            "CALLID": ix.story.callid, "ATTEMPT": rec["attempt_no"],
+            "DIALING_MODE": int(rec["mode"]), "CALL_RESULT": int(rec["result"]),
+            "AGENT_ID": rec["agent"] if rec["result"] == CallResult.ANSWER else None,
+            "START_TS": rec["attempt_start"], "END_TS": self.now}]
+
+    def _attempt_done(self, rec: dict) -> None:
+        """After an attempt: a busy or unanswered record is tried again later (while the
+        campaign runs), any other is done."""
+        camp = self.campaign
+        result = rec["result"]
+        if result in (CallResult.BUSY, CallResult.NO_ANSWER) and \
+                rec["attempt_no"] < MAX_ATTEMPTS and camp is not None and \
+                camp["state"] == CampaignState.STARTED:
+            delay = self.rng.randint(300, 900) if result == CallResult.BUSY \
+                else self.rng.randint(1200, 2400)
+            self._chain_record(rec, ChainState.SCHEDULED, result, RecordStatus.READY)
+            rec["row"]["STATE"] = int(ChainState.SCHEDULED)
+            self.ids.touch(rec["row"], self.now)
+            heapq.heappush(camp["retries"], (self.now + delay, rec["handle"], rec["chain"]))
+            return
+        self._chain_done(rec, ChainState.PROCESSED)
+
+    def _chain_done(self, rec: dict, state: ChainState) -> None:
+        self._chain_record(rec, state, call_result=rec["result"])
+        rec["row"].update(STATE=int(state), **triple("FINISHED", self.now))
         self.ids.touch(rec["row"], self.now)
         rec["entity"].end = self.now
         del self.chains[rec["chain"]]
-        rec["entity"].ledger["SIM_OUTBOUND_ATTEMPT"] = [{
-            "CALL_ATTEMPT_GUID": rec["attempt"], "CHAINGUID": rec["chain"],
-            "RECORD_HANDLE": rec["handle"], "CAMPAIGN_ID": self.c.campaign_id,
-            "CALLID": ix.story.callid, "DIALING_MODE": self.campaign["dialmode"]
-            if self.campaign else 2, "CALL_RESULT": rec["result"], "AGENT_ID": rec["agent"],
-            "START_TS": rec["entity"].start, "END_TS": self.now}]
-        self.emit(rec["entity"], None, True)
+        self.sink.emit(rec["entity"], None, True)
 
     # -- end of the run ---------------------------------------------------------------------
     def close_open(self, until: int) -> None:
-        """Account open agent states up to `until` and write what is still active."""
+        """Write what is still going on at `until`: agents' open states counted up to then
+        in the ledger, active entities as they are, and the ledger's last interval rows. The
+        state is left changed: take the checkpoint before."""
+        self.now = until
         for ag in self.agents.values():
             for ch in self._channels(ag):
                 if ch.state != AgentState.LOGGED_OFF:
                     self._account(ag.cfg.dbid, ch.media, ch.state, ch.reason, ch.since, until)
-                    self.truth.agent_time(ag.cfg.dbid, ch.media, "LOGIN_S", ch.login_at,
-                                          until, until)
                     if ch.dnd is not None:
                         self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since,
-                                              until, until)
+                                              until)
             if ag.voice_entity is not None:
-                self.emit(ag.voice_entity, None, False)
+                self.sink.emit(ag.voice_entity, None, False)
             if ag.mm_entity is not None:
-                self.emit(ag.mm_entity, None, False)
+                self.sink.emit(ag.mm_entity, None, False)
         for ix in list(self.active.values()):
-            self.emit(ix.entity, ix.story, False)
+            self.sink.emit(ix.entity, ix.story, False)
         if self.campaign is not None:
-            self.emit(self.campaign["entity"], None, False)
+            self.sink.emit(self.campaign["entity"], None, False)
         for rec in self.chains.values():
-            self.emit(rec["entity"], None, False)
+            self.sink.emit(rec["entity"], None, False)
+        self.sink.ledger(self.truth.remaining())

@@ -31,6 +31,10 @@ LAST_NAMES = ("Adams", "Berger", "Costa", "Dubois", "Eriksen", "Fischer", "Garci
 SERVICES = ("Sales", "Support", "Billing")
 REASONS = ("Break", "Lunch", "Training", "Meeting")
 CFG_DOMAIN = 4  # GSYS_DOMAIN of configuration rows: the Configuration Server's session
+# Configuration history within the first simulated day: a skill created at 10:00 and given
+# to some agents, another (held by no one since the start) deleted at 16:00.
+NEW_SKILL = (604, "French", 10 * 3600)
+OLD_SKILL = (603, "Escalations", 16 * 3600)
 
 
 def guid(seed: int, kind: str, n: int) -> str:
@@ -38,16 +42,23 @@ def guid(seed: int, kind: str, n: int) -> str:
     return hashlib.md5(f"{seed}:{kind}:{n}".encode()).hexdigest().upper()
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=4096)  # recent instants: the rows of an event share them
 def when(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
 
 
+_TRIPLE_KEYS: dict[str, tuple[str, str, str]] = {}
+
+
 def triple(name: str, ts: int | None) -> dict[str, Any]:
     """ICON's three forms of one time: GMT date-time, UTC seconds, time code."""
+    keys = _TRIPLE_KEYS.get(name)
+    if keys is None:
+        # One set of key strings per name, shared by every row that has the column.
+        keys = _TRIPLE_KEYS[name] = (name, f"{name}_TS", f"{name}_TCODE")
     if ts is None:
-        return {name: None, f"{name}_TS": None, f"{name}_TCODE": None}
-    return {name: when(ts), f"{name}_TS": ts, f"{name}_TCODE": ts // 300}
+        return dict.fromkeys(keys)
+    return {keys[0]: when(ts), keys[1]: ts, keys[2]: ts // 300}
 
 
 @dataclass
@@ -124,7 +135,8 @@ def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool)
         c.groups.append(g)
         c.dns[g.queue_id] = (g.queue_dn, DnType.ACD_QUEUE)
         c.dns[g.vq_id] = (g.vq_dn, DnType.VIRTUAL_QUEUE)
-    c.skills = {601: "English", 602: "Spanish", 603: "Escalations"}
+    c.skills = {601: "English", 602: "Spanish", OLD_SKILL[0]: OLD_SKILL[1],
+                NEW_SKILL[0]: NEW_SKILL[1]}
     n_out = max(1, agents // 10) if outbound else 0
     for i in range(agents):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -136,6 +148,8 @@ def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool)
         skills = {601: rng.randint(3, 10)}
         if rng.random() < 0.3:
             skills[602] = rng.randint(1, 10)
+        if i % 5 == 1:  # the skill deleted on the first day
+            skills[OLD_SKILL[0]] = 1 + i % 10
         a = AgentCfg(
             dbid=2001 + i, username=f"{first.lower()}.{last.lower()}{i}", first=first,
             last=last, employee_id=f"E{10000 + i}", place_id=3001 + i,
@@ -186,6 +200,23 @@ class ConfigStore:
         row.update(triple("LASTCHANGE", ts))
         self.seq += 1
         row["GSYS_USEQ"] = self.seq
+
+    def delete(self, table: Any, dbid: int, ts: int) -> None:
+        """A configuration object is deleted: ICON keeps its row, STATUS deleted, DELETED
+        set; the associations naming it end with it."""
+        row = self.objects[(table.name, dbid)]
+        row.update(STATUS=int(CfgStatus.DELETED), **triple("DELETED", ts))
+        self.change(table, dbid, ts)
+        column = {"GC_SKILL": "SKILLID", "GC_AGENT": "AGENTID", "GC_PLACE": "PLACEID",
+                  "GC_GROUP": "GROUPID", "GC_ENDPOINT": "ENDPOINTID"}.get(table.name)
+        if column is None:
+            return
+        for _, link in sorted(self.links.items()):
+            if link.get(column) == dbid and link["STATUS"] == CfgStatus.ACTIVE:
+                link.update(STATUS=int(CfgStatus.DELETED), **triple("DELETED", ts),
+                            LASTCHANGE_TS=ts)
+                self.seq += 1
+                link["GSYS_USEQ"] = self.seq
 
     def link(self, table: Any, ts: int, **values: Any) -> int:
         link_id = self.next_link_id
@@ -242,7 +273,8 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
     for g in c.groups:
         store.link(idb.GCX_GROUP_ENDPOINT, ts, GROUPID=c.dn_group, ENDPOINTID=g.queue_id)
     for dbid, name in sorted(c.skills.items()):
-        store.add(idb.GC_SKILL, ts, ID=dbid, TENANTID=t, NAME=name)
+        if dbid != NEW_SKILL[0]:
+            store.add(idb.GC_SKILL, ts, ID=dbid, TENANTID=t, NAME=name)
     if "chat" in media:
         store.add(idb.GC_SCRIPT, ts, ID=c.chat_queue, TENANTID=t, NAME="Chat_Inbound",
                   TYPE=int(ScriptType.INTERACTION_QUEUE))

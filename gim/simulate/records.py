@@ -1,6 +1,7 @@
 """ICON-shaped records of the simulated interactions and agent sessions: the entities keep
-their latest-state rows (updated in place, as ICON updates G_CALL, G_PARTY ...) and their
-insert-only history rows, and hand both to the writer when they end or when the run stops.
+their latest-state rows (updated in place, as ICON updates G_CALL, G_PARTY ...) until they end
+or the run stops; their insert-only history rows go to the simulation's outbox, which the
+writer empties after every event, so that memory holds only what is still going on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gim.schema.icon_codes import (
     CallChange,
     CCCause,
     CCEvent,
+    DndState,
     IrChange,
     IrState,
     PartyChange,
@@ -51,34 +53,38 @@ class Counters:
         row.update(triple("LASTCHANGE", ts))
 
 
+Outbox = list  # of (table, row, entity): insert-only rows not yet handed to the writer
+
+
 @dataclass
 class Entity:
-    """Something whose rows are written together: an interaction, an agent session, a
-    campaign session. `state` holds latest-state rows (table -> list of row dicts, updated in
-    place); `history` insert-only rows."""
+    """Something whose latest-state rows are written together: an interaction (kind "ixn",
+    key = its root CALLID), an agent's login session ("session", key = LOGINSESSIONID), a
+    campaign session, an outbound chain. `state` holds latest-state rows (table -> list of
+    row dicts, updated in place); insert-only rows go to `out` as they are made."""
 
     key: str
     start: int
+    out: Outbox
+    kind: str = ""
     end: int | None = None
     state: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ledger: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # SIM_* rows
+    damaged: bool = False  # an insert-only row of it already carries its injected fault
 
     def add_state(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
         self.state.setdefault(table, []).append(row)
         return row
 
     def add_history(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        self.history.append((table, row))
+        self.out.append((table, row, self))
         return row
 
-    def rows(self) -> Iterator[tuple[str, dict[str, Any], bool]]:
-        """(table, row, is_state_row) for every row."""
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(table, row) for every latest-state row."""
         for table, rows in self.state.items():
             for row in rows:
-                yield table, row, True
-        for table, row in self.history:
-            yield table, row, False
+                yield table, row
 
 
 class Party:
@@ -129,7 +135,10 @@ class Party:
         self.c.touch(self.row, ts)
         self._history(ts, PartyChange.STATE_CHANGED, event, cause, prev)
 
-    def end(self, ts: int, event: CCEvent, cause: CCCause = CCCause.NORMAL) -> None:
+    def end(self, ts: int, event: CCEvent, cause: CCCause = CCCause.NORMAL,
+            stat: bool = True) -> None:
+        """The party is released. Its G_PARTY_STAT row is written now, or, for an agent who
+        goes into after-call work (stat=False), by write_stat when that work ends."""
         if self.ended:
             return
         prev = self.state
@@ -140,12 +149,16 @@ class Party:
                         **triple("TERMINATED", ts))
         self.c.touch(self.row, ts)
         self._history(ts, PartyChange.TERMINATED, event, cause, prev)
+        if stat:
+            self.write_stat(ts, 0)
+
+    def write_stat(self, ts: int, acw: int) -> None:
         self.call.entity.add_history(idb.G_PARTY_STAT.name, {
             "ID": self.c.id("G_PARTY_STAT"), "PARTYID": self.row["PARTYID"],
             "TT_ALERTING": self.times.get(PartyState.ALERTING, 0),
             "TT_CONNECTED": self.times.get(PartyState.CONNECTED, 0),
             "TT_HOLD": self.times.get(PartyState.HELD, 0),
-            "TT_QUEUED": self.times.get(PartyState.QUEUED, 0), "TT_ACW": 0,
+            "TT_QUEUED": self.times.get(PartyState.QUEUED, 0), "TT_ACW": acw,
             **triple("ADDED", ts), **self.c.gsys(ts, self.call.domain)})
 
 
@@ -280,15 +293,16 @@ class AgentSession:
             **self.c.gsys(end, self.domain)})
 
     def dnd_on(self, ts: int) -> dict[str, Any]:
+        # Interaction Server sessions have DND per place: ENDPOINTID 0, like the session's.
         return self.entity.add_state(idb.G_DND_HISTORY.name, {
             "ID": self.c.id("G_DND_HISTORY"), "LOGINSESSIONID": self.session_id,
             "AGENTSTATE": int(AgentState.NOT_READY), "ENDPOINTID": self.endpoint_id,
-            "PLACEID": self.place_id, "STATE": 1, **triple("CREATED", ts),
+            "PLACEID": self.place_id, "STATE": int(DndState.ON), **triple("CREATED", ts),
             **triple("TERMINATED", None), **triple("LASTCHANGE", ts),
             **self.c.gsys(ts, self.domain)})
 
     def dnd_off(self, row: dict[str, Any], ts: int) -> None:
-        row.update(STATE=2, **triple("TERMINATED", ts))
+        row.update(STATE=int(DndState.OFF), **triple("TERMINATED", ts))
         self.c.touch(row, ts)
 
     def logout(self, ts: int) -> None:

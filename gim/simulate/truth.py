@@ -1,15 +1,17 @@
 """Accumulates the truth ledger while the simulation runs: agent time per state and
-interval, queue entries, interactions and their participants."""
+interval, queue entries, interactions and their participants. Interval rows leave memory as
+soon as nothing can change them any more (see Truth.finished)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from gim.calendar import INTERVAL
 
 
-def spans(t0: int, t1: int):  # noqa: ANN201 - generator of (interval key, seconds)
+def spans(t0: int, t1: int) -> Iterator[tuple[int, int]]:
     """The 15-minute intervals [t0, t1) overlaps, with the seconds in each."""
     t = t0
     while t < t1:
@@ -22,6 +24,9 @@ def spans(t0: int, t1: int):  # noqa: ANN201 - generator of (interval key, secon
 AGENT_FIELDS = ("LOGIN_S", "READY_S", "NOT_READY_S", "BUSY_S", "ACW_S", "DND_S", "OFFERED",
                 "ACCEPTED", "ABANDONED")
 QUEUE_FIELDS = ("ENTERED", "ABANDONED", "SHORT_ABANDONED", "DISTRIBUTED", "CLEARED", "QUEUE_S")
+_AGENT_INDEX = {name: i for i, name in enumerate(AGENT_FIELDS)}
+_QUEUE_INDEX = {name: 1 + i for i, name in enumerate(QUEUE_FIELDS)}
+_LEAVES = {"ABANDONED", "DISTRIBUTED", "CLEARED"}
 
 
 @dataclass
@@ -47,7 +52,8 @@ class Part:
                 "RESOURCE_ID": self.resource_id, "ROLE": self.role, "START_TS": self.start,
                 "END_TS": self.end, "RING_S": self.ring, "TALK_S": self.talk,
                 "HOLD_S": self.hold, "ACW_S": self.acw, "CONSULT_S": self.consult,
-                "QUEUE_S": self.queue, "OUTCOME": self.outcome}
+                "QUEUE_S": self.queue, "OUTCOME": self.outcome,
+                "ACCEPTED": int(self.accepted)}
 
 
 @dataclass
@@ -70,6 +76,12 @@ class Story:
         self.parts.append(p)
         return p
 
+    def ended_unserved(self, outcome: str) -> None:
+        """How the interaction ended, unless an agent accepted it before: `handled` wins
+        (see the ledger's docstring)."""
+        if self.outcome != "handled":
+            self.outcome = outcome
+
     def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         agents = [p for p in self.parts if p.kind == "AGENT"]
         accepted = [p for p in agents if p.accepted]
@@ -89,67 +101,126 @@ class Story:
         return summary, [p.row(self.callid, i) for i, p in enumerate(self.parts, start=1)]
 
 
+class LedgerClosed(RuntimeError):
+    """A change to an interval row the ledger has already written: a simulator bug."""
+
+
 class Truth:
-    """Interval counters, each remembering when it was last changed (so that a continued
-    run rewrites exactly the rows that changed after the previous run's end)."""
+    """Interval counters of agents and queues.
+
+    An agent's interval row can change only while some state of the agent that began in it
+    or before is still open (time is accounted when a state ends; offers are counted by the
+    interval of the ring, which starts after the agent's current state did); a queue's row
+    only while an entry made in it is still waiting. `finished` hands over the rows past
+    those horizons and forgets them, so the ledger's memory follows what is going on, not
+    how long the simulation has run.
+    """
 
     def __init__(self) -> None:
-        self.agent: dict[tuple[int, str, int], list[int]] = {}
-        self.reason: dict[tuple[int, str, int, str], list[int]] = {}
+        self.agent: dict[int, dict[tuple[str, int], list[int]]] = {}
+        self.reason: dict[int, dict[tuple[str, int, str], list[int]]] = {}
         self.queue: dict[tuple[int, int], list[Any]] = {}
-        self.touched: dict[tuple, int] = {}
+        self.waiting: dict[tuple[int, int], int] = {}  # entries still in the queue
+        self.closed: dict[int, int] = {}  # per agent: rows before this key were written
 
-    def _agent_row(self, agent: int, media: str, key: int, now: int) -> list[int]:
-        k = (agent, media, key)
-        row = self.agent.get(k)
+    def _agent_row(self, agent: int, media: str, key: int) -> list[int]:
+        if key < self.closed.get(agent, 0):
+            raise LedgerClosed(f"agent {agent} interval {key} changed after it was written")
+        rows = self.agent.get(agent)
+        if rows is None:
+            rows = self.agent[agent] = {}
+        row = rows.get((media, key))
         if row is None:
-            row = self.agent[k] = [0] * len(AGENT_FIELDS)
-        self.touched[("A",) + k] = now
+            row = rows[(media, key)] = [0] * len(AGENT_FIELDS)
         return row
 
-    def agent_time(self, agent: int, media: str, field_name: str, t0: int, t1: int,
-                   now: int) -> None:
-        i = AGENT_FIELDS.index(field_name)
+    def agent_time(self, agent: int, media: str, field_name: str, t0: int, t1: int) -> None:
+        i = _AGENT_INDEX[field_name]
         for key, secs in spans(t0, t1):
-            self._agent_row(agent, media, key, now)[i] += secs
+            self._agent_row(agent, media, key)[i] += secs
 
-    def agent_count(self, agent: int, media: str, field_name: str, ts: int, now: int) -> None:
+    def agent_count(self, agent: int, media: str, field_name: str, ts: int) -> None:
         key = (ts // INTERVAL) * INTERVAL
-        self._agent_row(agent, media, key, now)[AGENT_FIELDS.index(field_name)] += 1
+        self._agent_row(agent, media, key)[_AGENT_INDEX[field_name]] += 1
 
-    def reason_time(self, agent: int, media: str, reason: str, t0: int, t1: int,
-                    now: int) -> None:
+    def reason_time(self, agent: int, media: str, reason: str, t0: int, t1: int) -> None:
+        rows = self.reason.setdefault(agent, {})
         for key, secs in spans(t0, t1):
-            k = (agent, media, key, reason)
-            self.reason[k] = self.reason.get(k, [0])
-            self.reason[k][0] += secs
-            self.touched[("R",) + k] = now
+            if key < self.closed.get(agent, 0):
+                raise LedgerClosed(f"agent {agent} interval {key} changed after it was "
+                                   "written")
+            row = rows.get((media, key, reason))
+            if row is None:
+                row = rows[(media, key, reason)] = [0]
+            row[0] += secs
 
-    def queue_event(self, queue: int, kind: str, entered: int, field_name: str, now: int,
+    def queue_event(self, queue: int, kind: str, entered: int, field_name: str,
                     seconds: int = 0) -> None:
         key = (entered // INTERVAL) * INTERVAL
         row = self.queue.get((queue, key))
         if row is None:
             row = self.queue[(queue, key)] = [kind] + [0] * len(QUEUE_FIELDS)
-        row[1 + QUEUE_FIELDS.index(field_name)] += 1
-        row[1 + QUEUE_FIELDS.index("QUEUE_S")] += seconds
-        self.touched[("Q", queue, key)] = now
+        row[_QUEUE_INDEX[field_name]] += 1
+        row[_QUEUE_INDEX["QUEUE_S"]] += seconds
+        if field_name == "ENTERED":
+            self.waiting[(queue, key)] = self.waiting.get((queue, key), 0) + 1
+        elif field_name in _LEAVES:
+            self.waiting[(queue, key)] -= 1
 
-    def rows(self, since: int | None) -> dict[str, list[dict[str, Any]]]:
-        """Interval rows changed after `since` (all when None)."""
-        def fresh(tag: tuple) -> bool:
-            return since is None or self.touched.get(tag, 0) > since
+    def finished(self, horizons: dict[int, int], now: int) -> dict[str, list[dict[str, Any]]]:
+        """Rows no later event can change, removed from memory: an agent's intervals that
+        end by its horizon (the start of its oldest open state), a queue's that ended before
+        `now` with no entry of theirs still waiting."""
+        out = _empty()
+        for agent, horizon in horizons.items():
+            limit = (horizon // INTERVAL) * INTERVAL  # rows with key < limit are final
+            if limit <= self.closed.get(agent, 0):
+                continue
+            self.closed[agent] = limit
+            rows = self.agent.get(agent)
+            if rows:
+                done = [k for k in rows if k[1] < limit]
+                for k in done:
+                    out["SIM_AGENT_INTERVAL"].append(_agent_row(agent, k, rows.pop(k)))
+            reasons = self.reason.get(agent)
+            if reasons:
+                done = [k for k in reasons if k[1] < limit]
+                for k in done:
+                    out["SIM_AGENT_REASON_INTERVAL"].append(
+                        _reason_row(agent, k, reasons.pop(k)))
+        limit = (now // INTERVAL) * INTERVAL
+        done = [k for k in self.queue if k[1] < limit and not self.waiting.get(k)]
+        for k in done:
+            out["SIM_QUEUE_INTERVAL"].append(_queue_row(k, self.queue.pop(k)))
+            self.waiting.pop(k, None)
+        return out
 
-        agent_rows = [
-            {"AGENT_ID": a, "MEDIA": m, "INTERVAL_KEY": k, **dict(zip(AGENT_FIELDS, v,
-                                                                     strict=True))}
-            for (a, m, k), v in sorted(self.agent.items()) if fresh(("A", a, m, k))]
-        reason_rows = [
-            {"AGENT_ID": a, "MEDIA": m, "INTERVAL_KEY": k, "REASON": r, "NOT_READY_S": v[0]}
-            for (a, m, k, r), v in sorted(self.reason.items()) if fresh(("R", a, m, k, r))]
-        queue_rows = [
-            {"QUEUE_ID": q, "INTERVAL_KEY": k, "QUEUE_KIND": v[0],
-             **dict(zip(QUEUE_FIELDS, v[1:], strict=True))}
-            for (q, k), v in sorted(self.queue.items()) if fresh(("Q", q, k))]
-        return {"SIM_AGENT_INTERVAL": agent_rows, "SIM_AGENT_REASON_INTERVAL": reason_rows,
-                "SIM_QUEUE_INTERVAL": queue_rows}
+    def remaining(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row still held (those of the run's last intervals, possibly partial)."""
+        out = _empty()
+        for agent, rows in self.agent.items():
+            out["SIM_AGENT_INTERVAL"] += [_agent_row(agent, k, v) for k, v in rows.items()]
+        for agent, rows in self.reason.items():
+            out["SIM_AGENT_REASON_INTERVAL"] += [_reason_row(agent, k, v)
+                                                 for k, v in rows.items()]
+        out["SIM_QUEUE_INTERVAL"] += [_queue_row(k, v) for k, v in self.queue.items()]
+        return out
+
+
+def _empty() -> dict[str, list[dict[str, Any]]]:
+    return {"SIM_AGENT_INTERVAL": [], "SIM_AGENT_REASON_INTERVAL": [], "SIM_QUEUE_INTERVAL": []}
+
+
+def _agent_row(agent: int, k: tuple[str, int], v: list[int]) -> dict[str, Any]:
+    return {"AGENT_ID": agent, "MEDIA": k[0], "INTERVAL_KEY": k[1],
+            **dict(zip(AGENT_FIELDS, v, strict=True))}
+
+
+def _reason_row(agent: int, k: tuple[str, int, str], v: list[int]) -> dict[str, Any]:
+    return {"AGENT_ID": agent, "MEDIA": k[0], "INTERVAL_KEY": k[1], "REASON": k[2],
+            "NOT_READY_S": v[0]}
+
+
+def _queue_row(k: tuple[int, int], v: list[Any]) -> dict[str, Any]:
+    return {"QUEUE_ID": k[0], "INTERVAL_KEY": k[1], "QUEUE_KIND": v[0],
+            **dict(zip(QUEUE_FIELDS, v[1:], strict=True))}

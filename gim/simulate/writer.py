@@ -1,13 +1,13 @@
-"""Writes the simulation's rows into the IDB and its ledger, in bounded batches (COPY on
-PostgreSQL), applying injected faults; in a continued run, only what changed after the
-previous run's end.
+"""Writes the simulation's rows into the IDB and its ledger as they are produced, in bounded
+batches (COPY on PostgreSQL), applying injected faults. Insert-only rows are always new;
+latest-state and ledger rows of a continued run may replace what an earlier run wrote.
 """
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import zlib
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,70 +16,87 @@ from sqlalchemy.engine import Engine
 from gim.db import ops_for, write_tx
 from gim.schema.idb import idb_metadata
 from gim.simulate.ledger import SIM_FAULT, ledger_metadata
+from gim.simulate.model import triple
 from gim.simulate.records import Entity
 from gim.simulate.truth import Story
 
 FAULT_KINDS = ("orphan_party", "unknown_config", "bad_timestamp", "duplicate_row",
                "never_terminated", "garbage_string")
+# The ways a call's timestamps are broken; the first two need a call that has ended.
+BAD_TIMESTAMPS = ("end_before_start", "missing_end", "negative_start", "missing_start")
 DUP_OFFSET = 9_000_000_000_000  # IDs of injected copies: far above any real row ID
 UNKNOWN_AGENT, UNKNOWN_PLACE = 999_999, 999_998
+ALWAYS_UPSERT = ("SIM_RUN", "SIM_CHECKPOINT")
 
 
 def _table(name: str) -> sa.Table:
-    return idb_metadata.tables.get(name) if name in idb_metadata.tables else \
+    return idb_metadata.tables[name] if name in idb_metadata.tables else \
         ledger_metadata.tables[name]
 
 
-def _tuples(rows: list[dict[str, Any]], columns: list[str], key: list[str],
-            dedupe: bool) -> list[tuple]:
-    """Rows as tuples in column order (missing columns as NULL); with dedupe, the last
-    version of each key only (an upsert may not touch a row twice in one statement)."""
-    getter = operator.itemgetter(*columns)
-    out = []
-    for row in rows:
-        try:
-            out.append(getter(row))
-        except KeyError:
-            out.append(tuple(row.get(c) for c in columns))
-    if not dedupe:
-        return out
-    at = [columns.index(k) for k in key]
-    return list({tuple(t[i] for i in at): t for t in out}.values())
-
-
 class Writer:
-    """Buffers rows per table and writes them in batches.
+    """Converts rows to tuples as they come and writes them in batches of `batch_rows`, each
+    batch in its own transaction (so that the write-ahead log stays small); SIM_RUN marks a
+    run that did not complete.
 
-    since: None for a first run (plain inserts); for a continued run, the previous run's end:
-    entities that ended by then are skipped, history rows dated by then are skipped, and
-    everything else is upserted (their active versions were written before).
+    first_run: every row is new, so all are plain inserts. In a continued run latest-state
+    rows (and ledger rows) of what was still going on at the previous end are upserted;
+    insert-only rows, all made after that end, are still inserted.
     """
 
-    def __init__(self, engine: Engine, since: int | None, seed: int, fault_rate: float,
+    def __init__(self, engine: Engine, first_run: bool, seed: int, fault_rate: float,
                  batch_rows: int = 20_000) -> None:
         self.engine = engine
-        self.since = since
+        self.first_run = first_run
         self.seed = seed
         self.fault_rate = fault_rate
         self.batch_rows = batch_rows
-        self.buffers: dict[str, list[dict[str, Any]]] = {}
+        self.buffers: dict[str, list[tuple]] = {}
         self.buffered = 0
         self.written: dict[str, int] = {}
+        self._shapes: dict[str, tuple[list[str], Any, bool]] = {}
 
-    # -- entities -------------------------------------------------------------------------
+    # -- rows -----------------------------------------------------------------------------
+    def _shape(self, name: str) -> tuple[list[str], Any, bool]:
+        shape = self._shapes.get(name)
+        if shape is None:
+            table = _table(name)
+            columns = [c.name for c in table.columns]
+            upsert = name in ALWAYS_UPSERT or (
+                not self.first_run and table.info.get("kind") != "history")
+            shape = self._shapes[name] = (columns, operator.itemgetter(*columns), upsert)
+        return shape
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        columns, getter, _ = self._shape(table)
+        try:
+            values = getter(row)
+        except KeyError:
+            values = tuple(row.get(c) for c in columns)
+        self.buffers.setdefault(table, []).append(values)
+        self.buffered += 1
+        if self.buffered >= self.batch_rows:
+            self.flush()
+
+    def history(self, items: list[tuple[str, dict[str, Any], Entity]]) -> None:
+        """Insert-only rows of one event, damaged where their entity's fault says so."""
+        for table, row, entity in items:
+            if self.fault_rate > 0 and not entity.damaged:
+                self._damage_history(table, row, entity)
+            self.add(table, row)
+
+    def ledger(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        for table, table_rows in rows.items():
+            for row in table_rows:
+                self.add(table, row)
+
     def emit(self, entity: Entity, story: Story | None, final: bool) -> None:
-        since = self.since
-        if since is not None and final and entity.end is not None and entity.end <= since:
-            return
-        rows = [(t, dict(r), is_state) for t, r, is_state in entity.rows()]
-        faults: list[dict[str, Any]] = []
-        if story is not None and self.fault_rate > 0:
-            rows, faults = self._inject(story.callid, rows, final)
-        for table, row, is_state in rows:
-            if not is_state and since is not None:
-                column = idb_metadata.tables[table].info["time_column"]
-                if row.get(column) is not None and row[column] <= since:
-                    continue
+        """An entity's latest-state rows (copies, so that faults never reach the state) and
+        its ledger rows; `final` when it has ended."""
+        rows = [(t, dict(r)) for t, r in entity.rows()]
+        if self.fault_rate > 0:
+            rows += self._damage_state(entity, rows, final)
+        for table, row in rows:
             self.add(table, row)
         if story is not None:
             summary, parts = story.rows()
@@ -89,18 +106,6 @@ class Writer:
         for table, ledger_rows in entity.ledger.items():
             for row in ledger_rows:
                 self.add(table, row)
-        for row in faults:
-            self.add(SIM_FAULT.name, row)
-
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        self.buffers.setdefault(table, []).append(row)
-        self.buffered += 1
-        if self.buffered >= self.batch_rows:
-            self.flush()
-
-    def add_all(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.add(table, row)
 
     def flush(self) -> None:
         if not self.buffered:
@@ -111,70 +116,126 @@ class Writer:
                 if not rows:
                     continue
                 table = _table(name)
-                columns = [c.name for c in table.columns]
-                key = [c.name for c in table.primary_key.columns]
-                insert = self.since is None and table.name not in ledger_metadata.tables
-                tuples = _tuples(rows, columns, key, dedupe=not insert)
-                if insert:
-                    ops.bulk_insert(conn, table, tuples, columns)
+                columns, _, upsert = self._shape(name)
+                if upsert:
+                    key = [c.name for c in table.primary_key.columns]
+                    at = [columns.index(k) for k in key]
+                    # The last version of each key only: an upsert may not touch a row twice.
+                    rows = list({tuple(t[i] for i in at): t for t in rows}.values())
+                    ops.bulk_upsert(conn, table, rows, columns, key)
                 else:
-                    ops.bulk_upsert(conn, table, tuples, columns, key)
-                self.written[name] = self.written.get(name, 0) + len(tuples)
+                    ops.bulk_insert(conn, table, rows, columns)
+                self.written[name] = self.written.get(name, 0) + len(rows)
         self.buffers = {}
         self.buffered = 0
 
     # -- faults ---------------------------------------------------------------------------
-    def _pick(self, callid: str) -> str | None:
-        h = zlib.crc32(f"{self.seed}:fault:{callid}".encode())
+    def pick(self, key: str) -> str | None:
+        """The fault an interaction (or login session) gets, a pure function of its id."""
+        h = zlib.crc32(f"{self.seed}:fault:{key}".encode())
         if (h % 1_000_000) / 1_000_000 >= self.fault_rate:
             return None
-        return FAULT_KINDS[zlib.crc32(f"{self.seed}:kind:{callid}".encode())
-                           % len(FAULT_KINDS)]
+        return FAULT_KINDS[zlib.crc32(f"{self.seed}:kind:{key}".encode()) % len(FAULT_KINDS)]
 
-    def _inject(self, callid: str, rows: list, final: bool):  # noqa: ANN202
-        """Damage the interaction's rows in one of the known ways, the same way every time
-        they are written, and describe the damage for the ledger."""
-        kind = self._pick(callid)
+    def _variant(self, key: str) -> str:
+        # Not CRC-32: being linear, its low bits would follow those that chose the kind.
+        digest = hashlib.md5(f"{self.seed}:variant:{key}".encode()).digest()
+        return BAD_TIMESTAMPS[digest[0] % len(BAD_TIMESTAMPS)]
+
+    def _fault(self, key: str, kind: str, variant: str, table: str, row_id: int,
+               callid: str | None, text: str) -> None:
+        self.add(SIM_FAULT.name, {"FAULT_ID": int(key[:12], 16), "KIND": kind,
+                                  "TABLE_NAME": table, "ROW_ID": row_id, "CALLID": callid,
+                                  "DESCRIPTION": f"{variant}: {text}"[:255]})
+
+    def _damage_history(self, table: str, row: dict[str, Any], entity: Entity) -> None:
+        """Faults that live in insert-only rows: garbage in an interaction's first user-data
+        value; an agent session's state rows naming an agent that does not exist."""
+        if entity.kind == "ixn" and table == "G_USERDATA_HISTORY" and \
+                self.pick(entity.key) == "garbage_string":
+            row["VALUE"] = "\x01\x1b[31m\ufffd\u202e" + "\u00ff" * 40
+            entity.damaged = True
+            self._fault(entity.key, "garbage_string", "control_characters", table, row["ID"],
+                        entity.key, "user data value of control characters and garbage")
+        elif entity.kind == "session" and table == "G_AGENT_STATE_HISTORY" and \
+                self.pick(entity.key) == "unknown_config":
+            row["AGENTID"] = UNKNOWN_AGENT
+
+    def _damage_state(self, entity: Entity, rows: list[tuple[str, dict[str, Any]]],
+                      final: bool) -> list[tuple[str, dict[str, Any]]]:
+        """Damage an entity's latest-state rows in place, the same way every time they are
+        written, and list the damage in SIM_FAULT; returns rows to add (copies)."""
+        if entity.kind == "session":
+            return self._damage_session(entity, rows)
+        if entity.kind != "ixn":
+            return []
+        callid = entity.key
+        kind = self.pick(callid)
         if kind is None:
-            return rows, []
-        fault_id = int(callid[:12], 16)
-        calls = [r for t, r, _ in rows if t == "G_CALL" and r["CALLID"] == callid]
-        parties = [r for t, r, _ in rows if t == "G_PARTY" and r["CALLID"] == callid]
+            return []
+        calls = [r for t, r in rows if t == "G_CALL" and r["CALLID"] == callid]
+        parties = [r for t, r in rows if t == "G_PARTY" and r["CALLID"] == callid]
         agent_parties = [p for p in parties if p.get("AGENTID")]
         call = calls[0] if calls else None
-        table, row_id, text = "G_CALL", call["ID"] if call else 0, ""
         if kind == "orphan_party" and parties:
             orphan = dict(parties[0], ID=parties[0]["ID"] + DUP_OFFSET,
                           PARTYID=f"ORPHAN{parties[0]['PARTYID'][6:]}",
                           CALLID=f"MISSING{callid[7:]}")
-            rows.append(("G_PARTY", orphan, True))
-            table, row_id = "G_PARTY", orphan["ID"]
-            text = f"party of call {orphan['CALLID']}, which does not exist"
-        elif kind == "unknown_config" and agent_parties:
+            self._fault(callid, kind, "missing_call", "G_PARTY", orphan["ID"], callid,
+                        f"party of call {orphan['CALLID']}, which does not exist")
+            return [("G_PARTY", orphan)]
+        if kind == "unknown_config" and agent_parties:
             p = agent_parties[0]
-            text = f"agent party names agent {UNKNOWN_AGENT} / place {UNKNOWN_PLACE} " \
-                   f"(really {p['AGENTID']})"
+            self._fault(callid, kind, "agent_party", "G_PARTY", p["ID"], callid,
+                        f"agent party names agent {UNKNOWN_AGENT} / place {UNKNOWN_PLACE} "
+                        f"(really {p['AGENTID']})")
             p["AGENTID"], p["PLACEID"] = UNKNOWN_AGENT, UNKNOWN_PLACE
-            table, row_id = "G_PARTY", p["ID"]
         elif kind == "bad_timestamp" and call is not None:
-            call["TERMINATED_TS"] = (call["CREATED_TS"] - 3600) if final else None
-            call["CREATED_TS"] = None if not final else call["CREATED_TS"]
-            text = "G_CALL ends before it starts" if final else "G_CALL has no start time"
+            self._bad_timestamp(callid, call, final)
         elif kind == "duplicate_row" and call is not None:
-            rows.append(("G_CALL", dict(call, ID=call["ID"] + DUP_OFFSET), True))
-            row_id = call["ID"] + DUP_OFFSET
-            text = f"second G_CALL row for call {callid}"
-        elif kind == "never_terminated" and call is not None:
-            call.update(STATE=1, TERMINATED=None, TERMINATED_TS=None, TERMINATED_TCODE=None)
-            text = "G_CALL stays active although all its parties ended"
-        elif kind == "garbage_string":
-            ud = [r for t, r, _ in rows if t == "G_USERDATA_HISTORY"]
-            if not ud:
-                return rows, []
-            ud[0]["VALUE"] = "\x01\x1b[31m\ufffd\u202e" + "\u00ff" * 40
-            table, row_id = "G_USERDATA_HISTORY", ud[0]["ID"]
-            text = "user data value of control characters and garbage"
+            copy = dict(call, ID=call["ID"] + DUP_OFFSET)
+            self._fault(callid, kind, "second_call_row", "G_CALL", copy["ID"], callid,
+                        f"second G_CALL row for call {callid}")
+            return [("G_CALL", copy)]
+        elif kind == "never_terminated" and call is not None and final:
+            # Only a call that really ended can be left active by mistake.
+            call.update(STATE=1, **triple("TERMINATED", None))
+            self._fault(callid, kind, "call_left_active", "G_CALL", call["ID"], callid,
+                        "G_CALL stays active although all its parties ended")
+        return []
+
+    def _bad_timestamp(self, callid: str, call: dict[str, Any], final: bool) -> None:
+        """One of four broken times on the G_CALL row; each time's date-time, seconds and
+        time code stay in agreement, as ICON writes them."""
+        variant = self._variant(callid)
+        if variant in ("end_before_start", "missing_end") and not final:
+            return  # waits for the call to end
+        created = call["CREATED_TS"]
+        if variant == "end_before_start":
+            call.update(triple("TERMINATED", created - 3600))
+            text = "G_CALL ends an hour before it starts"
+        elif variant == "missing_end":
+            call.update(triple("TERMINATED", None))
+            text = "G_CALL terminated (STATE 2) with no end time"
+        elif variant == "negative_start":
+            call.update(triple("CREATED", -created))
+            text = "G_CALL starts at a negative time"
         else:
-            return rows, []
-        return rows, [{"FAULT_ID": fault_id, "KIND": kind, "TABLE_NAME": table,
-                       "ROW_ID": row_id, "CALLID": callid, "DESCRIPTION": text[:255]}]
+            call.update(triple("CREATED", None))
+            text = "G_CALL has no start time"
+        self._fault(callid, "bad_timestamp", variant, "G_CALL", call["ID"], callid, text)
+
+    def _damage_session(self, entity: Entity, rows: list[tuple[str, dict[str, Any]]]
+                        ) -> list[tuple[str, dict[str, Any]]]:
+        if self.pick(entity.key) != "unknown_config":
+            return []
+        session = next((r for t, r in rows if t == "G_LOGIN_SESSION"), None)
+        if session is None:
+            return []
+        self._fault(entity.key, "unknown_config", "agent_session", "G_LOGIN_SESSION",
+                    session["ID"], None, f"login session, its endpoint and agent states name "
+                    f"agent {UNKNOWN_AGENT} (really {session['AGENTID']})")
+        for table, row in rows:
+            if table in ("G_LOGIN_SESSION", "GX_SESSION_ENDPOINT"):
+                row["AGENTID"] = UNKNOWN_AGENT
+        return []
