@@ -262,11 +262,20 @@ def simulate(
     faults: Annotated[float | None, typer.Option(
         help="Share of interactions given a known defect (0..1), each listed in SIM_FAULT "
              "[default: 0].", show_default=False)] = None,
+    sites: Annotated[int | None, typer.Option(
+        help="Sites, each a switch with its T-Server, DNs and agents; calls cross between "
+             "them by ISCC (G_IS_LINK) [default: 1].", show_default=False)] = None,
+    site_idb: Annotated[list[str] | None, typer.Option(
+        "--site-idb", help="Database URL of the IDB of site 2, 3, ... (repeat, one per site "
+                           "after the first), as if each site had its own ICON; without it "
+                           "every site goes into --idb. Give them again with --continue.",
+        show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--continue", help="Continue the simulation the "
                                          "IDB holds from where it stopped, for --days and "
                                          "--minutes more; what was fixed at its creation "
                                          "(--start, --seed, --calls-per-day, --agents, "
-                                         "--media, --outbound, --faults) stays.")] = False,
+                                         "--media, --outbound, --faults, --sites) "
+                                         "stays.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fill an IDB with a simulated contact center's life, and record the truth beside it
@@ -288,7 +297,8 @@ def simulate(
             agents=agents, seed=seed,
             media=None if media is None else tuple(m.strip() for m in media.split(",")
                                                    if m.strip()),
-            outbound=outbound or None, faults=faults, resume=resume)
+            outbound=outbound or None, faults=faults, sites=sites,
+            site_idbs=tuple(site_idb or ()), resume=resume)
     except GimError as exc:
         _fail(exc, "simulate")
     except Exception as exc:  # noqa: BLE001 - driver errors become one line

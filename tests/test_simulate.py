@@ -13,12 +13,13 @@ import pytest
 import sqlalchemy as sa
 from conftest import execute, invoke, new_database, require_pg, scalar
 
+from gim.errors import UsageError
 from gim.schema import icon_codes as codes
 from gim.schema.idb import idb_metadata
 from gim.simulate import simulate
 from gim.simulate.ledger import ledger_metadata
 from gim.simulate.model import NEW_SKILL, OLD_SKILL, when
-from gim.simulate.writer import BAD_TIMESTAMPS, FAULT_KINDS, UNKNOWN_AGENT
+from gim.simulate.writer import BAD_TIMESTAMPS, FAULT_KINDS, MULTISITE_FAULT_KINDS, UNKNOWN_AGENT
 
 START = dt.date(2026, 10, 5)
 T0 = int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp())
@@ -26,7 +27,8 @@ KW = dict(calls_per_day=150, agents=15, seed=11, media=("voice", "chat", "email"
           outbound=True, faults=0.05)
 VARIANTS = {"orphan_party": {"missing_call"}, "unknown_config": {"agent_party", "agent_session"},
             "bad_timestamp": set(BAD_TIMESTAMPS), "duplicate_row": {"second_call_row"},
-            "never_terminated": {"call_left_active"}, "garbage_string": {"control_characters"}}
+            "never_terminated": {"call_left_active"}, "garbage_string": {"control_characters"},
+            "dangling_islink": {"missing_leg"}, "mergecall_missing": {"missing_target"}}
 
 
 def _norm(value):
@@ -43,13 +45,15 @@ def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
 
 
-def digest(url: str) -> dict[str, tuple[int, str]]:
-    """Per table: row count and a digest of its sorted, normalized rows."""
+def digest(url: str, ledger: bool = True) -> dict[str, tuple[int, str]]:
+    """Per table: row count and a digest of its sorted, normalized rows (ledger: of the
+    ledger's tables too)."""
     engine = _engine(url)
     out = {}
+    tables = [*idb_metadata.sorted_tables, *(ledger_metadata.sorted_tables if ledger else ())]
     try:
         with engine.connect() as conn:
-            for table in [*idb_metadata.sorted_tables, *ledger_metadata.sorted_tables]:
+            for table in tables:
                 rows = sorted(repr(tuple(_norm(v) for v in r))
                               for r in conn.execute(sa.select(table)))
                 out[table.name] = (len(rows), hashlib.md5("\n".join(rows).encode()).hexdigest())
@@ -179,7 +183,10 @@ def test_state_does_not_grow_with_simulated_time(tmp_path):
 
 
 def test_ledger_adds_up(simulated):
-    url = simulated
+    _ledger_adds_up(simulated)
+
+
+def _ledger_adds_up(url: str) -> None:
     # An agent's states cover exactly its login time, per media and interval; DND is part
     # of not-ready time; reasons too.
     assert _q(url, """SELECT * FROM SIM_AGENT_INTERVAL
@@ -281,7 +288,10 @@ def _sessions(url: str) -> tuple[list, int]:
 def test_ledger_is_what_the_agent_rows_say(simulated):
     """Per agent, media and interval: login time is the login sessions', state times the
     agent-state rows', DND the DND rows'."""
-    url = simulated
+    _ledger_is_what_the_agent_rows_say(simulated)
+
+
+def _ledger_is_what_the_agent_rows_say(url: str) -> None:
     sessions, end = _sessions(url)
     idb = collections.Counter()
     names = {2: "NOT_READY_S", 3: "READY_S", 4: "ACW_S", 5: "BUSY_S"}
@@ -316,9 +326,18 @@ def test_ledger_is_what_the_agent_rows_say(simulated):
 def test_ledger_durations_are_the_party_statistics(simulated):
     """Per interaction and agent: ring, talk, hold, consultation and after-call-work
     seconds of the ledger are G_PARTY_STAT's (TT_ACW written when the work ends)."""
-    url = simulated
+    _ledger_durations_are_the_party_statistics(simulated)
+
+
+def _ledger_durations_are_the_party_statistics(url: str, consult_apart: bool = True) -> None:
+    """consult_apart: consultation seconds are told from talk by the call type. An agent
+    consulted from another site talks on in the call of its own switch that the
+    consultation reached, so with several sites the two are compared together."""
     end = _q(url, "SELECT END_TS FROM SIM_RUN")[0][0]
     faulty = {c for (c,) in _q(url, "SELECT CALLID FROM SIM_FAULT WHERE CALLID IS NOT NULL")}
+    # A call belongs to the interaction whose part it holds; a consultation to its root's.
+    owner = {leg: callid for callid, leg in _q(url, "SELECT CALLID, LEG_CALLID FROM "
+                                                    "SIM_PARTICIPATION")}
     root = {irid: callid for irid, callid in _q(url, "SELECT IRID, CALLID FROM G_CALL")}
     stats = collections.Counter()
     for rootirid, calltype, agent, ring, talk, hold, acw in _q(url, """
@@ -326,9 +345,11 @@ def test_ledger_durations_are_the_party_statistics(simulated):
                    s.TT_HOLD, s.TT_ACW FROM G_PARTY_STAT s
             JOIN G_PARTY p ON p.PARTYID = s.PARTYID JOIN G_CALL c ON c.CALLID = p.CALLID
             WHERE p.AGENTID IS NOT NULL"""):
-        key = (root.get(rootirid), agent)
+        base = root.get(rootirid)
+        key = (owner.get(base, base), agent)
         stats[key + ("RING",)] += ring
-        stats[key + ("CONSULT" if calltype == codes.CallType.CONSULT else "TALK",)] += talk
+        consult = consult_apart and calltype == codes.CallType.CONSULT
+        stats[key + ("CONSULT" if consult else "TALK",)] += talk
         stats[key + ("HOLD",)] += hold
         stats[key + ("ACW",)] += acw
     ledger = collections.Counter()
@@ -339,13 +360,15 @@ def test_ledger_durations_are_the_party_statistics(simulated):
             e=end - 120):
         for name, value in zip(("RING", "TALK", "CONSULT", "HOLD", "ACW"), values,
                                strict=True):
+            if name == "CONSULT" and not consult_apart:
+                name = "TALK"
             ledger[(callid, agent, name)] += value
     done = {k[0] for k in ledger}
     compared = {k: v for k, v in stats.items() if k[0] in done and k[0] not in faulty and v}
     expected = {k: v for k, v in ledger.items() if k[0] not in faulty and v}
     assert compared == expected
     assert sum(v for k, v in expected.items() if k[2] == "ACW") > 0
-    assert sum(v for k, v in expected.items() if k[2] == "CONSULT") > 0
+    assert not consult_apart or sum(v for k, v in expected.items() if k[2] == "CONSULT") > 0
 
 
 def test_outbound_modes_results_and_retries(simulated):
@@ -412,12 +435,18 @@ CODED = [("G_CALL", "CALLTYPE", codes.CallType), ("G_CALL", "MERGETYPE", codes.M
 
 
 def test_codes_are_named_in_the_dictionary(simulated):
-    url = simulated
+    _codes_are_named_in_the_dictionary(simulated, CODED)
+    # A single-site IDB holds no dictionary of multi-site codes.
+    assert not {t for (t,) in _q(simulated, "SELECT ID FROM G_DICT_TYPE")} & \
+        codes.MULTISITE_DICTIONARIES
+
+
+def _codes_are_named_in_the_dictionary(url: str, coded: list) -> None:
     types = {enum: number for number, (_, enum) in codes.DICTIONARIES.items()}
     named = collections.defaultdict(set)
     for dict_type, code in _q(url, "SELECT DICT_TYPE, ID FROM G_DICTIONARY"):
         named[dict_type].add(code)
-    for table, column, enum in CODED:
+    for table, column, enum in coded:
         used = {v for (v,) in _q(url, f"SELECT DISTINCT {column} FROM {table} "
                                       f"WHERE {column} IS NOT NULL")}
         assert used and used <= named[types[enum]], (table, column, used - named[types[enum]])
@@ -500,6 +529,11 @@ CFG = ["GC_TENANT", "GC_SWITCH", "GC_APPLICATION", "GC_ENDPOINT", "GC_AGENT", "G
        "GC_GROUP", "GC_SKILL", "GC_LOGIN", "GC_TIME_ZONE", "GC_SCRIPT", "GC_CAMPAIGN",
        "GC_CALLING_LIST"]
 
+# IS-Links with no counterpart although the switch they name is monitored.
+UNPAIRED = ("SELECT l.ID FROM G_IS_LINK l WHERE NOT EXISTS (SELECT 1 FROM G_IS_LINK o WHERE "
+            "o.LINKID = l.LINKID AND o.ID <> l.ID) AND l.REMOTELOCATION NOT IN "
+            "(SELECT REMOTELOCATION FROM GSYS_DNPREMOTELOCATION)")
+
 # (description, query returning the ids of offending rows, the fault kind that may explain
 # them: the ids are then those SIM_FAULT names in ROW_ID).
 INTEGRITY = [
@@ -524,7 +558,7 @@ INTEGRITY = [
      "p.TERMINATED_TS IS NULL)", "never_terminated"),
     _refs("G_CALL", "IRID", "G_IR", "IRID"), _refs("G_CALL", "ROOTIRID", "G_IR", "IRID"),
     _refs("G_CALL", "PARENTCALLID", "G_CALL", "CALLID"),
-    _refs("G_CALL", "MERGECALLID", "G_CALL", "CALLID"),
+    _refs("G_CALL", "MERGECALLID", "G_CALL", "CALLID", kind="mergecall_missing"),
     _unique("G_IR", "IRID"), _refs("G_IR", "ROOTCALLID", "G_CALL", "CALLID"),
     _refs("G_IR", "PARENTIRID", "G_IR", "IRID"),
     _refs("G_PARTY_HISTORY", "PARTYID", "G_PARTY", "PARTYID", ids="x.PHID"),
@@ -532,6 +566,14 @@ INTEGRITY = [
     _refs("G_CALL_HISTORY", "CALLID", "G_CALL", "CALLID", ids="x.CHID"),
     _refs("G_CALL_STAT", "CALLID", "G_CALL", "CALLID"),
     _refs("G_IR_HISTORY", "IRID", "G_IR", "IRID", ids="x.IRHID"),
+    _refs("G_IS_LINK", "CALLID", "G_CALL", "CALLID"),
+    ("IS-Link without its counterpart", UNPAIRED, "dangling_islink"),
+    ("IS-Link of more than two calls", "SELECT ID FROM G_IS_LINK WHERE LINKID IN (SELECT "
+     "LINKID FROM G_IS_LINK GROUP BY LINKID HAVING COUNT(*) > 2)", None),
+    ("IS-Link whose counterpart is not where it says, or of the same type", "SELECT l.ID "
+     "FROM G_IS_LINK l JOIN G_IS_LINK o ON o.LINKID = l.LINKID AND o.ID <> l.ID JOIN G_CALL c "
+     "ON c.CALLID = o.CALLID JOIN GC_SWITCH s ON s.ID = c.SWITCHID WHERE s.NAME <> "
+     "l.REMOTELOCATION OR o.ISLINKTYPE = l.ISLINKTYPE", None),
     *[_refs(t, c, target, key) for t in ("G_ROUTE_RESULT", "G_VIRTUAL_QUEUE")
       for c, target, key in (("CALLID", "G_CALL", "CALLID"), ("PARTYID", "G_PARTY", "PARTYID"),
                              ("IRID", "G_IR", "IRID"), ("ENDPOINTID", "GC_ENDPOINT", "ID"))],
@@ -603,11 +645,17 @@ PRESENT = {
         "c.STATE = 1 AND i.STATUS = 'completed'",
     ("garbage_string", "control_characters"):
         "SELECT ID FROM G_USERDATA_HISTORY WHERE VALUE LIKE :esc",
+    ("dangling_islink", "missing_leg"): UNPAIRED,
+    ("mergecall_missing", "missing_target"):
+        "SELECT ID FROM G_CALL WHERE MERGECALLID NOT IN (SELECT CALLID FROM G_CALL)",
 }
 
 
 def test_idb_is_consistent_except_the_named_faults(faulty):
-    url = faulty
+    _idb_is_consistent_except_the_named_faults(faulty, set(FAULT_KINDS))
+
+
+def _idb_is_consistent_except_the_named_faults(url: str, kinds: set[str]) -> None:
     faults = collections.defaultdict(set)
     for kind, description, row_id in _q(url, "SELECT KIND, DESCRIPTION, ROW_ID "
                                              "FROM SIM_FAULT"):
@@ -615,8 +663,8 @@ def test_idb_is_consistent_except_the_named_faults(faulty):
         assert variant in VARIANTS[kind], description
         faults[(kind, variant)].add(row_id)
     # Every kind and variant was injected, and is really in the IDB, where the ledger says.
-    assert set(faults) == {(k, v) for k, vs in VARIANTS.items() for v in vs}
-    assert set(VARIANTS) == set(FAULT_KINDS)
+    assert set(faults) == {(k, v) for k, vs in VARIANTS.items() if k in kinds for v in vs}
+    assert set(VARIANTS) == set(FAULT_KINDS + MULTISITE_FAULT_KINDS)
     for key, sql in PRESENT.items():
         assert faults[key] <= {r[0] for r in _q(url, sql, esc="%\x1b%")}, key
     # Every broken key or reference is one of them.
@@ -645,6 +693,350 @@ def test_times_agree_with_themselves(faulty):
                         assert (row[name], row[f"{name}_TCODE"]) == expected, (table, row["ID"])
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Several sites
+
+KW_MS = {**KW, "calls_per_day": 400, "agents": 16, "seed": 23, "sites": 2}
+KW_SPLIT = {**KW_MS, "faults": 0.0}  # so that each IDB alone is free of broken references
+
+
+@pytest.fixture(scope="module")
+def ms_reference(tmp_path_factory):
+    """A day of two sites recorded by one ICON, on SQLite."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('msref') / 'idb.db'}"
+    simulate(url, start=START, days=1, **KW_MS)
+    return url, digest(url)
+
+
+@pytest.fixture(scope="module")
+def split_reference(tmp_path_factory):
+    """The same day with an IDB per site, on SQLite."""
+    path = tmp_path_factory.mktemp("splitref")
+    urls = (f"sqlite:///{path / 'site1.db'}", f"sqlite:///{path / 'site2.db'}")
+    simulate(urls[0], site_idbs=urls[1:], start=START, days=1, **KW_SPLIT)
+    return urls, (digest(urls[0]), digest(urls[1], ledger=False))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def multisite(request, tmp_path_factory):
+    _, ctx = _module_db(request, tmp_path_factory, "multisite")
+    with ctx as url:
+        simulate(url, start=START, days=1, **KW_MS)
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def multisite_faulty(request, tmp_path_factory):
+    """Three sites in one IDB, half the interactions damaged."""
+    _, ctx = _module_db(request, tmp_path_factory, "msfaulty")
+    with ctx as url:
+        simulate(url, start=START, days=1, **{**KW_MS, "sites": 3, "faults": 0.5})
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def split(request, tmp_path_factory):
+    _, first = _module_db(request, tmp_path_factory, "site1")
+    _, second = _module_db(request, tmp_path_factory, "site2")
+    with first as url1, second as url2:
+        simulate(url1, site_idbs=(url2,), start=START, days=1, **KW_SPLIT)
+        yield url1, url2
+
+
+def _both(urls, sql: str, **params) -> list[tuple]:
+    return [r for url in urls for r in _q(url, sql, **params)]
+
+
+def _rows(urls, table: str) -> list[str]:
+    return sorted(repr(tuple(_norm(v) for v in r)) for r in _both(urls, f"SELECT * FROM {table}"))
+
+
+def test_multisite_same_seed_same_content(multisite, ms_reference, split, split_reference,
+                                          tmp_path):
+    assert digest(multisite) == ms_reference[1]
+    assert (digest(split[0]), digest(split[1], ledger=False)) == split_reference[1]
+    # The sites' rows are the same whether one ICON records them or each its own (only the
+    # configuration differs, by the ICON applications, and the data-source sessions).
+    one = f"sqlite:///{tmp_path / 'one.db'}"
+    simulate(one, start=START, days=1, **KW_SPLIT)
+    compared = 0
+    for table in [*idb_metadata.sorted_tables, *ledger_metadata.sorted_tables]:
+        if table.info.get("kind") in ("state", "history") or table.name in (
+                "SIM_INTERACTION", "SIM_PARTICIPATION", "SIM_AGENT_INTERVAL", "SIM_FAULT"):
+            urls = split_reference[0] if table.name[:4] != "SIM_" else split_reference[0][:1]
+            assert _rows(urls, table.name) == _rows((one,), table.name), table.name
+            compared += bool(_rows((one,), table.name))
+    assert compared > 20
+
+
+def test_a_single_site_has_no_multi_site_rows(simulated):
+    assert _q(simulated, "SELECT COUNT(*) FROM G_IS_LINK")[0][0] == 0
+    assert _q(simulated, "SELECT COUNT(*) FROM GSYS_DNPREMOTELOCATION")[0][0] == 0
+    assert {s for (s,) in _q(simulated, "SELECT ID FROM GC_SWITCH")} == {201, 202}
+    assert "sites" not in _q(simulated, "SELECT PARAMS FROM SIM_RUN")[0][0]
+    assert set(_q(simulated, "SELECT DISTINCT SITES FROM SIM_INTERACTION")) == {(1,)}
+    assert _q(simulated, """SELECT COUNT(*) FROM SIM_PARTICIPATION p JOIN G_CALL c
+                            ON c.CALLID = p.LEG_CALLID WHERE c.SWITCHID <> p.SWITCH_ID""") \
+        == [(0,)]
+
+
+def test_multisite_continued_equals_one_run(db_kind, tmp_path, ms_reference):
+    with new_database(db_kind, tmp_path, "idb") as url:
+        simulate(url, start=START, days=0, minutes=13 * 60 + 7, **KW_MS)
+        assert _q(url, "SELECT COUNT(*) FROM G_IS_LINK WHERE TERMINATED_TS IS NULL")[0][0]
+        simulate(url, minutes=10 * 60 + 53, resume=True)
+        assert digest(url) == ms_reference[1]
+
+
+def test_split_continued_equals_one_run(db_kind, tmp_path, split_reference):
+    """With an IDB per site, a continued run is given the site IDBs again, in order, and
+    checks them; it then writes what one run writes."""
+    with new_database(db_kind, tmp_path, "one") as url1, \
+            new_database(db_kind, tmp_path, "two") as url2, \
+            new_database(db_kind, tmp_path, "other") as other:
+        simulate(url1, site_idbs=(url2,), start=START, days=0, minutes=11 * 60 + 41,
+                 **KW_SPLIT)
+        before = (digest(url1), digest(url2, ledger=False))
+        # The ledger and the checkpoint stay in the first IDB.
+        assert not [t for t in _tables(url2) if t.upper().startswith("SIM_")]
+        with pytest.raises(UsageError, match="--site-idb"):
+            simulate(url1, minutes=5, resume=True)
+        with pytest.raises(UsageError, match="not the IDB of site 2"):
+            simulate(url1, site_idbs=(other,), minutes=5, resume=True)
+        with pytest.raises(UsageError, match="given twice"):
+            simulate(url1, site_idbs=(url1,), minutes=5, resume=True)
+        with pytest.raises(UsageError, match="already holds IDB rows"):
+            simulate(other, site_idbs=(url2,), start=START, **KW_SPLIT)
+        assert (digest(url1), digest(url2, ledger=False)) == before
+        simulate(url1, site_idbs=(url2,), minutes=2 * 60 + 2, resume=True)
+        simulate(url1, site_idbs=(url2,), minutes=10 * 60 + 17, resume=True)
+        assert (digest(url1), digest(url2, ledger=False)) == split_reference[1]
+
+
+def _tables(url: str) -> set[str]:
+    engine = _engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _islinks_pair_up(urls, faults: set[int]) -> None:
+    """Over all IDBs: every IS-Link has exactly one counterpart, of the other type, on the
+    switch it names, except those to the unmonitored switch (named in every IDB's
+    GSYS_DNPREMOTELOCATION) and the injected dangling ones (`faults`: their G_IS_LINK IDs)."""
+    remote = {r for (r,) in _both(urls, "SELECT REMOTELOCATION FROM GSYS_DNPREMOTELOCATION")}
+    assert remote == {"Remote_Switch"}
+    switch = dict(_q(urls[0], "SELECT ID, NAME FROM GC_SWITCH"))
+    call_switch = dict(_both(urls, "SELECT CALLID, SWITCHID FROM G_CALL"))
+    links = collections.defaultdict(list)
+    for row in _both(urls, "SELECT ID, LINKID, CALLID, ISLINKTYPE, REMOTELOCATION, STATE, "
+                           "MERGESTATE FROM G_IS_LINK"):
+        links[row[1]].append(row)
+    unpaired = set()
+    for rows in links.values():
+        assert len(rows) <= 2, rows
+        if len(rows) == 1:
+            unpaired.add(rows[0][0])
+            if rows[0][4] in remote:
+                assert rows[0][3] == codes.IsLinkType.SOURCE
+                assert rows[0][0] not in faults
+            continue
+        (a, b) = sorted(rows, key=lambda r: r[3])
+        assert (a[3], b[3]) == (codes.IsLinkType.SOURCE, codes.IsLinkType.TARGET)
+        assert a[4] == switch[call_switch[b[2]]] and b[4] == switch[call_switch[a[2]]]
+        assert call_switch[a[2]] != call_switch[b[2]]
+    assert {r[5] for rows in links.values() for r in rows} == {codes.IsLinkState.ACTIVE}
+    assert {r[6] for rows in links.values() for r in rows} == {codes.IsLinkMerge.NOT_MERGED}
+    to_remote = {r[0] for rows in links.values() for r in rows if r[4] in remote}
+    assert to_remote and faults <= unpaired
+    assert unpaired == to_remote | faults
+
+
+def test_islinks_pair_up_across_idbs(split, multisite):
+    _islinks_pair_up(split, set())
+    _islinks_pair_up((multisite,), {r for (r,) in _q(
+        multisite, "SELECT ROW_ID FROM SIM_FAULT WHERE KIND = 'dangling_islink'")})
+
+
+def test_multisite_faults_are_named(multisite_faulty):
+    url = multisite_faulty
+    _idb_is_consistent_except_the_named_faults(url, set(FAULT_KINDS + MULTISITE_FAULT_KINDS))
+    dangling = {r for (r,) in _q(url, "SELECT ROW_ID FROM SIM_FAULT WHERE KIND = "
+                                      "'dangling_islink'")}
+    _islinks_pair_up((url,), dangling)
+    # A dangling link names a monitored switch, whose calls of that interaction are all
+    # missing there: no row of it on that switch's session.
+    for callid, remote in _q(url, """SELECT f.CALLID, l.REMOTELOCATION FROM SIM_FAULT f
+                                     JOIN G_IS_LINK l ON l.ID = f.ROW_ID
+                                     WHERE f.KIND = 'dangling_islink'"""):
+        switch = _q(url, "SELECT ID FROM GC_SWITCH WHERE NAME = :n", n=remote)[0][0]
+        legs = {leg for (leg,) in _q(url, "SELECT LEG_CALLID FROM SIM_PARTICIPATION WHERE "
+                                          "CALLID = :c AND SWITCH_ID = :s", c=callid, s=switch)}
+        assert legs and not _q(url, "SELECT CALLID FROM G_CALL WHERE CALLID IN "
+                                    f"({', '.join(repr(x) for x in legs)})")
+    # Three sites, calls on each.
+    assert {s for (s,) in _q(url, "SELECT DISTINCT SWITCHID FROM G_CALL")} >= {201, 212, 213}
+
+
+def test_multisite_ledger_adds_up(multisite):
+    _ledger_adds_up(multisite)
+    _ledger_is_what_the_agent_rows_say(multisite)
+    _ledger_durations_are_the_party_statistics(multisite, consult_apart=False)
+    outcomes = dict(_q(multisite, "SELECT OUTCOME, COUNT(*) FROM SIM_INTERACTION GROUP BY 1"))
+    assert outcomes["routed_remote"] > 0
+    assert _q(multisite, "SELECT COUNT(*) FROM SIM_INTERACTION WHERE OUTCOME = "
+                         "'routed_remote' AND (SITES <> 1 OR HANDLING_AGENT_ID IS NOT NULL)") \
+        == [(0,)]
+
+
+def _calls_of(urls) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in _both(urls, "SELECT CALLID, SWITCHID, PARENTCALLID, "
+                                             "MERGECALLID, IRID, ROOTIRID FROM G_CALL")}
+
+
+def _parts_are_where_the_idb_says(urls) -> None:
+    """Each participation's party is on the call and switch it names, in the IDB of that
+    switch; an interaction's calls, linked by parent and merge references within a switch
+    and by IS-Links across, are those its participations name, and no other's; every
+    site's call keeps its own interaction record."""
+    url = urls[0]
+    faulty = {c for (c,) in _q(url, "SELECT CALLID FROM SIM_FAULT WHERE CALLID IS NOT NULL")}
+    idb_of = {}
+    for url_k in urls:
+        for (callid,) in _q(url_k, "SELECT CALLID FROM G_CALL"):
+            idb_of[callid] = url_k
+    calls = _calls_of(urls)
+    parts = [r for r in _q(url, """SELECT CALLID, RESOURCE_KIND, RESOURCE_ID, LEG_CALLID,
+                                   SWITCH_ID FROM SIM_PARTICIPATION""") if r[0] not in faulty]
+    agents = collections.Counter()
+    for callid, kind, resource, leg, switch in parts:
+        assert calls[leg][0] == switch, (callid, leg)
+        if kind == "AGENT":
+            found = _q(idb_of[leg], "SELECT COUNT(*) FROM G_PARTY WHERE CALLID = :c AND "
+                                    "(AGENTID = :a OR PLACEID IN (SELECT PLACEID FROM GC_AGENT "
+                                    "WHERE ID = :a))", c=leg, a=resource)[0][0]
+            assert found, (callid, resource, leg)
+            agents[switch] += 1
+        elif kind in ("ACD_QUEUE", "ROUTING_POINT"):
+            assert _q(idb_of[leg], "SELECT COUNT(*) FROM G_PARTY WHERE CALLID = :c AND "
+                                   "ENDPOINTID = :e", c=leg, e=resource)[0][0], (callid, leg)
+    assert len(agents) == 3  # both sites' voice switches, and multimedia
+    # Calls linked together, as a merge would link them.
+    parent = {c: c for c in calls}
+
+    def find(c):
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    def union(a, b):
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+
+    for callid, (_, parent_call, merge_call, _, _) in calls.items():
+        for other in (parent_call, merge_call):
+            if other:
+                union(callid, other)
+    by_link = collections.defaultdict(list)
+    for linkid, callid in _both(urls, "SELECT LINKID, CALLID FROM G_IS_LINK"):
+        by_link[linkid].append(callid)
+    for pair in by_link.values():
+        if len(pair) == 2:
+            union(*pair)
+    legs = collections.defaultdict(set)
+    for callid, _, _, leg, _ in parts:
+        legs[callid].add(leg)
+    owner = {}
+    multi = 0
+    for callid, sites in _q(url, "SELECT CALLID, SITES FROM SIM_INTERACTION"):
+        if callid in faulty:
+            continue
+        group = find(callid)
+        assert {find(leg) for leg in legs[callid]} <= {group}, callid
+        assert owner.setdefault(group, callid) == callid, (callid, owner[group])
+        switches = {calls[leg][0] for leg in legs[callid]}
+        assert len(switches) <= sites, callid
+        multi += sites > 1
+    assert multi > 50
+    # Every call that is no consultation is the root of its own interaction record.
+    for callid, (_, parent_call, _, irid, rootirid) in calls.items():
+        if not parent_call:
+            assert rootirid == irid, callid
+    roots = _both(urls, "SELECT IRID, ROOTCALLID, ROOTIRID FROM G_IR")
+    assert {(irid, call) for irid, call, rootirid in roots if irid == rootirid} == {
+        (v[3], c) for c, v in calls.items() if not v[1]}
+
+
+def test_multisite_parts_are_where_the_idb_says(multisite, split):
+    _parts_are_where_the_idb_says((multisite,))
+    _parts_are_where_the_idb_says(split)
+
+
+def test_split_idbs_hold_their_sites(split):
+    """Each IDB is an ICON's: its site's calls, parties, sessions and their data-source
+    sessions, every reference within it; configuration and dictionaries the same in all."""
+    url1, url2 = split
+    for url in split:
+        for text, sql, kind in INTEGRITY:
+            if kind != "dangling_islink":  # counterparts are in the other IDB
+                assert _q(url, sql) == [], (url, text)
+        assert _q(url, "SELECT DISTINCT ICON_DBID FROM G_DSS_GCC_PROVIDER") == \
+            _q(url, "SELECT DISTINCT ICON_DBID FROM G_DSS_CFG_PROVIDER")
+    assert {s for (s,) in _q(url2, "SELECT DISTINCT SWITCHID FROM G_CALL")} == {212}
+    assert {s for (s,) in _q(url1, "SELECT DISTINCT SWITCHID FROM G_CALL")} == {201, 202}
+    assert {s for (s,) in _q(url2, "SELECT DISTINCT SWITCHID FROM G_LOGIN_SESSION")} == {212}
+    assert _q(url2, "SELECT COUNT(*) FROM GO_CHAIN")[0][0] == 0
+    assert _q(url1, "SELECT COUNT(*) FROM GO_CHAIN")[0][0] > 0
+    d1, d2 = digest(url1), digest(url2, ledger=False)
+    for name in d2:
+        if name[:3] in ("GC_", "GCX") or name.startswith(("G_DICT", "GSYS_")):
+            assert d1[name] == d2[name], name
+    assert d2["GC_AGENT"][0] == 16 and d2["GSYS_DNPREMOTELOCATION"][0] == 1
+    # The ledger's agents of site 2 have their sessions in its IDB.
+    site2 = {a for (a,) in _q(url2, "SELECT DISTINCT AGENTID FROM G_LOGIN_SESSION")}
+    assert site2 and not site2 & {a for (a,) in _q(
+        url1, "SELECT DISTINCT AGENTID FROM G_LOGIN_SESSION")}
+    assert site2 <= {a for (a,) in _q(url1, "SELECT DISTINCT AGENT_ID FROM SIM_AGENT_INTERVAL")}
+
+
+CODED_MULTISITE = [("G_IS_LINK", "ISLINKTYPE", codes.IsLinkType),
+                   ("G_IS_LINK", "STATE", codes.IsLinkState),
+                   ("G_IS_LINK", "MERGESTATE", codes.IsLinkMerge)]
+
+
+def test_multisite_codes_are_named(multisite):
+    _codes_are_named_in_the_dictionary(multisite, CODED + CODED_MULTISITE)
+
+
+def test_cli_multisite_errors(cli, tmp_path):
+    url = f"sqlite:///{tmp_path / 'idb.db'}"
+    site2 = f"sqlite:///{tmp_path / 'site2.db'}"
+    args = ["simulate", "--idb", url, "--start", "2026-10-01", "--calls-per-day", "40",
+            "--agents", "6", "--minutes", "60"]
+    for extra, words in ((["--sites", "0"], "--sites"), (["--sites", "10"], "--sites"),
+                         (["--sites", "3", "--site-idb", site2], "--site-idb"),
+                         (["--sites", "2", "--site-idb", url], "given twice"),
+                         (["--sites", "8"], "too few")):
+        refused = invoke(cli, *args, *extra)
+        assert refused.exit_code == 2, (extra, refused.output)
+        message = refused.stderr.strip()
+        assert "\n" not in message and words in message, (extra, message)
+    assert not (tmp_path / "site2.db").exists() or not _tables(site2)
+    done = invoke(cli, *args, "--sites", "2", "--site-idb", site2)
+    assert done.exit_code == 0, done.output
+    assert scalar(site2, "SELECT COUNT(*) FROM G_CALL WHERE SWITCHID = 212") > 0
+    again = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5")
+    assert again.exit_code == 2 and "--site-idb" in again.stderr
+    changed = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5",
+                     "--sites", "3", "--site-idb", site2)
+    assert changed.exit_code == 2 and "--sites" in changed.stderr
+    ok = invoke(cli, "simulate", "--idb", url, "--continue", "--minutes", "5", "--site-idb",
+                site2)
+    assert ok.exit_code == 0, ok.output
 
 
 # --------------------------------------------------------------------------------------------

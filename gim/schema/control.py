@@ -10,8 +10,8 @@ from gim.schema.base import Int, Key, Str, col, table
 from gim.schema.meta import metadata
 
 # The schema version this code writes; `gim migrate` brings older Info Marts up to it.
-# 2: CTL_ETL_HISTORY.START_TS_MS.
-SCHEMA_VERSION = 2
+# 2: CTL_ETL_HISTORY.START_TS_MS. 3: GIDB_GSYS_DNPREMOTELOCATION (added by ensure_schema).
+SCHEMA_VERSION = 3
 
 # Ours: one row per schema version applied to this Info Mart (the product keeps its version
 # in a table of this name whose columns are not documented).

@@ -253,6 +253,35 @@ class ContactInfoType(IntEnum):  # GO_CHAINREC_HIST.CONTACTINFOTYPE (OCS contact
     HOME_PHONE = 1
 
 
+class IsLinkType(IntEnum):  # G_IS_LINK.ISLINKTYPE, dict 27 (documented)
+    # A call handed to another switch by ISCC (a route, or a transfer / consultation to an
+    # agent there) gets SOURCE on the switch it leaves and TARGET on the one it reaches: the
+    # documented unidirectional pair, which also says which side came first (gim's choice;
+    # ICON may report such a trunk as BIDIRECTIONAL).
+    BIDIRECTIONAL = 0
+    UNIDIRECTIONAL = 1
+    SOURCE = 2
+    TARGET = 3
+
+
+class IsLinkState(IntEnum):  # G_IS_LINK.STATE, dict 21 (documented)
+    # ICON does not support TERMINATED in G_IS_LINK: a link stays ACTIVE, and the end of its
+    # call sets TERMINATED / TERMINATED_TS only. A merge must not wait for STATE 2. FAILED
+    # means no counterpart is expected; the simulator does not write it (a link to an
+    # unmonitored switch is ACTIVE, its switch named in GSYS_DNPREMOTELOCATION).
+    UNKNOWN = 0
+    ACTIVE = 1
+    TERMINATED = 2
+    FAILED = 3
+
+
+class IsLinkMerge(IntEnum):  # G_IS_LINK.MERGESTATE (values unpublished: ours)
+    # The result of ICON's own merge procedure, which a GIM deployment does not run (GIM
+    # merges during its ETL): the simulator leaves every link NOT_MERGED.
+    NOT_MERGED = 0
+    MERGED = 1
+
+
 class UserDataChange(IntEnum):  # G_USERDATA_HISTORY.CHANGETYPE
     ADDED = 1
     UPDATED = 2
@@ -278,7 +307,9 @@ DICTIONARIES: dict[int, tuple[str, type[IntEnum]]] = {
     9: ("PartyType", PartyType),
     10: ("PartyRole", PartyRole),
     11: ("ParentLinkType", LinkType),
+    21: ("ISLinkState", IsLinkState),
     24: ("RecordStatus", CfgStatus),
+    27: ("ISLinkType", IsLinkType),
     71: ("CampaignState", CampaignState),
     76: ("ChainState", ChainState),
     86: ("MergeType", MergeType),
@@ -300,4 +331,9 @@ DICTIONARIES: dict[int, tuple[str, type[IntEnum]]] = {
     1015: ("DNDState", DndState),
     1016: ("AgentWorkMode", WorkMode),
     1017: ("LoginSessionState", SessionState),
+    1018: ("ISLinkMergeState", IsLinkMerge),
 }
+# Dictionaries of codes only multi-site data uses: written to a single-site IDB they would
+# change it from what it was before sites existed, so only simulations of several sites
+# write them.
+MULTISITE_DICTIONARIES = frozenset({21, 27, 1018})

@@ -51,7 +51,7 @@ def _table(name: str, *items: object, role: str, kind: str, time_column: str | N
            comment: str | None = None) -> sa.Table:
     """kind: cfg (configuration object, updated in place), link (configuration
     association), state (latest-state row, updated in place), history (insert-only),
-    dss (session control), dict (dictionary).
+    dss (session control), dict (dictionary), system (ICON's own bookkeeping, read whole).
     time_column: the UTC-seconds column that says when a row was last written, which
     extraction keys on."""
     t = sa.Table(name, idb_metadata, *items, quote=False, comment=comment)
@@ -278,13 +278,22 @@ G_IS_LINK = _state(
     col("ID", Id, primary_key=True, autoincrement=False),
     col("LINKID", Str(50), nullable=False),
     col("CALLID", Str(50), nullable=False),
-    col("ISLINKTYPE", Int, nullable=False),  # inferred: 1 outgoing, 2 incoming
-    col("REMOTELOCATION", Str(255)),
-    col("STATE", Int, nullable=False),
-    col("MERGESTATE", Int),
+    col("ISLINKTYPE", Int, nullable=False),  # dict 27 (icon_codes.IsLinkType)
+    col("REMOTELOCATION", Str(255)),  # the switch (GC_SWITCH.NAME) of the other call
+    col("STATE", Int, nullable=False),  # dict 21 (icon_codes.IsLinkState)
+    col("MERGESTATE", Int),  # icon_codes.IsLinkMerge
     *_triple("INITIATED", nullable=False), *_triple("TERMINATED"),
     *_triple("LASTCHANGE", nullable=False),
     *_gsys(),
+)
+# A row per remote switch whose calls this IDB does not record: its IS-Links have no
+# counterpart here, and a merge need not wait for one. Kind "system": no time column, read
+# whole.
+GSYS_DNPREMOTELOCATION = _table(
+    "GSYS_DNPREMOTELOCATION",
+    col("ID", Id, primary_key=True, autoincrement=False),
+    col("REMOTELOCATION", Str(255)),
+    role="ICON_CORE", kind="system", time_column=None,
 )
 G_ROUTE_RESULT = _history(
     "G_ROUTE_RESULT",
@@ -638,10 +647,12 @@ G_DICTIONARY = _table(
 
 
 # The interaction and agent tables serve both roles: a T-Server's IDB is read as ICON_CORE,
-# an Interaction Server's as ICON_MM. Principal voice user data is voice only.
+# an Interaction Server's as ICON_MM. Principal voice user data and the remote locations of
+# inter-site links are voice only.
 for _t in idb_metadata.tables.values():
     _t.info["roles"] = (("ICON_CORE", "ICON_MM") if _t.info["role"] == "ICON_CORE"
-                        and _t.name != "G_CALL_USERDATA" else (_t.info["role"],))
+                        and _t.name not in ("G_CALL_USERDATA", "GSYS_DNPREMOTELOCATION")
+                        else (_t.info["role"],))
 
 
 def tables_for_role(role: str) -> list[sa.Table]:

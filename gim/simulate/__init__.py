@@ -3,6 +3,13 @@
 `simulate()` runs a new simulation; `simulate(..., resume=True)` continues the one an IDB
 holds from the checkpoint its last run saved (SIM_CHECKPOINT), giving the same content as one
 run over the whole span.
+
+A simulation of several sites (sites=N) writes all switches into the one IDB (one ICON
+recording N T-Servers), or, given site_idbs (one URL per site after the first), the rows of
+site k's switch into the k-th of them, as if each site had its ICON: configuration and
+dictionaries go to every IDB, the ledger and the checkpoint stay in the first. The site
+IDBs' URLs are not stored (they may hold passwords): a continued run is given them again, in
+the same order, and checks that each is the IDB of its site as the last run left it.
 """
 
 from __future__ import annotations
@@ -20,11 +27,26 @@ from sqlalchemy.engine import Engine
 from gim import __version__
 from gim.db import make_engine, ops_for, write_tx
 from gim.errors import JobFailed, UsageError
-from gim.schema.icon_codes import DICTIONARIES
-from gim.schema.idb import G_DICT_TYPE, G_DICTIONARY, idb_metadata
+from gim.schema.icon_codes import DICTIONARIES, MULTISITE_DICTIONARIES
+from gim.schema.idb import (
+    G_DICT_TYPE,
+    G_DICTIONARY,
+    G_DSS_GCC_PROVIDER,
+    GC_SWITCH,
+    GSYS_DNPREMOTELOCATION,
+    idb_metadata,
+)
 from gim.simulate.engine import CHECKPOINT_FORMAT, DAY, Params, Sim
 from gim.simulate.ledger import SIM_CHECKPOINT, SIM_RUN, ledger_metadata
-from gim.simulate.model import ConfigStore, build_center, dss_rows, initial_config
+from gim.simulate.model import (
+    MAX_SITES,
+    REMOTE_SWITCH_NAME,
+    Center,
+    ConfigStore,
+    build_center,
+    dss_rows,
+    initial_config,
+)
 from gim.simulate.writer import Writer
 
 MEDIA = ("voice", "chat", "email")
@@ -44,15 +66,23 @@ class SimResult:
 
 
 def create_idb(engine: Engine, with_ledger: bool = True) -> int:
-    """Create the ICON tables (and the ledger's) that are missing; returns how many."""
+    """Create the ICON tables (and the ledger's) that are missing; returns how many. Ledger
+    columns added since a ledger was created (all nullable) are added to it."""
     with write_tx(engine) as conn:
-        existing = ops_for(conn).table_names(conn)
+        ops = ops_for(conn)
+        existing = ops.table_names(conn)
         tables = list(idb_metadata.sorted_tables)
         if with_ledger:
             tables += list(ledger_metadata.sorted_tables)
         missing = [t for t in tables if t.name not in existing]
         for table in missing:
             table.create(conn)
+        if with_ledger:
+            for table in ledger_metadata.sorted_tables:
+                if table.name in existing:
+                    for column in table.columns:
+                        if column.nullable and not column.primary_key:
+                            ops.add_column(conn, table, column)
     return len(missing)
 
 
@@ -74,13 +104,14 @@ def _checkpoint(engine: Engine) -> dict[str, Any] | None:
         return dict(row) if row else None
 
 
-FIXED = ("start", "seed", "calls_per_day", "agents", "media", "outbound", "faults")
+FIXED = ("start", "seed", "calls_per_day", "agents", "media", "outbound", "faults", "sites")
 
 
 def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
              minutes: int = 0, calls_per_day: int | None = None, agents: int | None = None,
              seed: int | None = None, media: tuple[str, ...] | None = None,
              outbound: bool | None = None, faults: float | None = None,
+             sites: int | None = None, site_idbs: tuple[str, ...] = (),
              resume: bool = False, batch_rows: int = 20_000,
              progress: Any = None) -> SimResult:
     """Simulate into the IDB at `url` for `days` days (default 1) and `minutes` minutes.
@@ -88,21 +119,29 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
     With resume=True the simulation the IDB holds continues from its checkpoint for `days`
     (default 0) days and `minutes` minutes more (a run may end at any minute, so that
     incremental loading can be tried every quarter of an hour); the parameters fixed when
-    it was created (FIXED) may not be given then.
+    it was created (FIXED) may not be given then, the site IDBs must be given again.
     """
     began = time.time()
     engine = make_engine(url, label="IDB")
+    site_engines: list[Engine] = []
     try:
+        for i, site_url in enumerate(site_idbs, start=2):
+            site_engines.append(make_engine(site_url, label=f"IDB of site {i}"))
+        _check_distinct(engine, site_engines)
         previous = _previous_run(engine)
         if resume:
             fixed = dict(start=start, seed=seed, calls_per_day=calls_per_day, agents=agents,
-                         media=media, outbound=outbound, faults=faults)
+                         media=media, outbound=outbound, faults=faults, sites=sites)
             given = [name for name in FIXED if fixed[name] is not None]
             if given:
                 raise UsageError(
                     "--continue: " + ", ".join(f"--{g.replace('_', '-')}" for g in given)
                     + " cannot change: fixed when the simulation was created (see SIM_RUN)")
             sim, params, since = _resume(engine, previous, days or 0, minutes)
+            _check_site_idbs(site_engines, sim.c, params, since)
+            create_idb(engine)
+            for site_engine in site_engines:
+                create_idb(site_engine, with_ledger=False)
         else:
             if previous is not None:
                 raise UsageError(f"{engine.info['url']} already holds a simulation (seed "
@@ -118,11 +157,21 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
                             days=days, minutes=minutes,
                             calls_per_day=200 if calls_per_day is None else calls_per_day,
                             agents=20 if agents is None else agents, media=media,
-                            outbound=bool(outbound), faults=faults or 0.0)
+                            outbound=bool(outbound), faults=faults or 0.0,
+                            sites=1 if sites is None else sites,
+                            site_idbs=len(site_engines))
             _check(params.days, params.minutes, params.calls_per_day, params.agents,
                    params.media, params.faults)
+            if not 1 <= params.sites <= MAX_SITES:
+                raise UsageError(f"--sites must be between 1 and {MAX_SITES}")
+            center = build_center(params.seed, params.agents, params.media, params.outbound,
+                                  params.sites, split=bool(site_engines))
+            _check_sites(params, center)
+            for site_engine in site_engines:
+                _check_empty(site_engine)
             create_idb(engine)
-            center = build_center(params.seed, params.agents, params.media, params.outbound)
+            for site_engine in site_engines:
+                create_idb(site_engine, with_ledger=False)
             store = ConfigStore(params.seed)
             # ICON's first configuration synchronization happened a week before the first
             # call.
@@ -132,7 +181,7 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
             sim.begin()
             since = None
         _mark_running(engine, params, previous)
-        writer = Writer(engine, since is None, params.seed, params.faults, batch_rows)
+        writer = _writer(engine, tuple(site_engines), sim.c, params, since is None, batch_rows)
         sim.sink = writer
         sim.run(params.end)
         blob = sim.checkpoint()
@@ -144,10 +193,16 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
                 writer.add(name, row)
         if since is None:
             for dict_type, (name, enum) in sorted(DICTIONARIES.items()):
+                if params.sites == 1 and dict_type in MULTISITE_DICTIONARIES:
+                    continue
                 writer.add(G_DICT_TYPE.name, {"ID": dict_type, "NAME": name})
                 for member in enum:
                     writer.add(G_DICTIONARY.name, {"DICT_TYPE": dict_type, "ID": int(member),
                                                    "NAME": member.name, "DESCRIPTION": None})
+            if params.sites > 1:
+                # No ICON records the remote switch: its IS-Links have no counterpart.
+                writer.add(GSYS_DNPREMOTELOCATION.name,
+                           {"ID": 1, "REMOTELOCATION": REMOTE_SWITCH_NAME})
         # The run's completion commits with its last rows: an interrupted run leaves
         # SIM_RUN in state running, which no later run accepts.
         writer.add(SIM_CHECKPOINT.name, {
@@ -162,6 +217,71 @@ def simulate(url: str, *, start: dt.date | None = None, days: int | None = None,
                          seconds=time.time() - began)
     finally:
         engine.dispose()
+        for site_engine in site_engines:
+            site_engine.dispose()
+
+
+def _writer(engine: Engine, site_engines: tuple[Engine, ...], c: Center, params: Params,
+            first_run: bool, batch_rows: int) -> Writer:
+    remote = frozenset(s.domain for s in c.site_list[1:])
+    domains = {s.domain: s.number - 1 for s in c.site_list[1:]} if site_engines else {}
+    icons = {s.icon: s.number - 1 for s in c.site_list[1:]} if site_engines else {}
+    return Writer(engine, first_run, params.seed, params.faults, batch_rows,
+                  sites=params.sites, remote_domains=remote, site_engines=site_engines,
+                  domains=domains, icons=icons)
+
+
+def _check_distinct(engine: Engine, site_engines: list[Engine]) -> None:
+    seen = {engine.info["url"]}
+    for site_engine in site_engines:
+        if site_engine.info["url"] in seen:
+            raise UsageError(f"--site-idb {site_engine.info['url']}: given twice (with --idb "
+                             "or another --site-idb); every site needs its own IDB")
+        seen.add(site_engine.info["url"])
+
+
+def _check_sites(params: Params, center: Center) -> None:
+    if params.site_idbs not in (0, params.sites - 1):
+        raise UsageError(f"--site-idb: give one for each site after the first "
+                         f"({params.sites - 1} for --sites {params.sites}), or none to write "
+                         f"every site into --idb; got {params.site_idbs}")
+    staffed = {a.site for a in center.agents if not a.outbound}
+    if len(staffed) < params.sites:
+        raise UsageError(f"--agents {params.agents} is too few for --sites {params.sites}: "
+                         "every site needs an inbound agent (multimedia and outbound agents "
+                         "work at site 1)")
+
+
+def _check_empty(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if ops_for(conn).table_exists(conn, GC_SWITCH.name) and \
+                conn.execute(sa.select(sa.func.count()).select_from(GC_SWITCH)).scalar():
+            raise UsageError(f"--site-idb {engine.info['url']} already holds IDB rows; every "
+                             "site needs a new database")
+
+
+def _check_site_idbs(site_engines: list[Engine], c: Center, params: Params,
+                     since: int) -> None:
+    """A continued run is given the site IDBs it was created with, in that order: each
+    holds its site's T-Server session as the last run ended it."""
+    if len(site_engines) != params.site_idbs:
+        raise UsageError(
+            f"--continue: this simulation writes sites 2..{params.sites} to {params.site_idbs} "
+            f"other IDBs; give them again with --site-idb, in the order of its creation"
+            if params.site_idbs else
+            "--continue: this simulation writes every site into --idb; --site-idb is not "
+            "for it")
+    table = G_DSS_GCC_PROVIDER
+    for site, engine in zip(c.site_list[1:1 + len(site_engines)], site_engines, strict=True):
+        with engine.connect() as conn:
+            found = ops_for(conn).table_exists(conn, table.name) and conn.execute(
+                sa.select(sa.func.count()).select_from(table).where(
+                    table.c.DSS_ID == site.domain, table.c.DS2_DBID == site.switch_id,
+                    table.c.ICON_DBID == site.icon, table.c.ICON_ETS == since)).scalar()
+        if not found:
+            raise UsageError(f"--site-idb {engine.info['url']}: not the IDB of site "
+                             f"{site.number} ({site.switch_name}) as the last run left it; "
+                             "give the site IDBs in the order of the simulation's creation")
 
 
 def _resume(engine: Engine, previous: dict[str, Any] | None, days: int,
@@ -195,9 +315,11 @@ def _resume(engine: Engine, previous: dict[str, Any] | None, days: int,
 
 
 def _run_row(params: Params, state: str) -> dict[str, Any]:
+    values = dataclasses.asdict(params)
+    if params.sites == 1:  # as a single-site run wrote it before sites existed
+        del values["sites"], values["site_idbs"]
     return {"RUN_KEY": 1, "SEED": params.seed, "START_TS": params.start,
-            "END_TS": params.end, "PARAMS": json.dumps(dataclasses.asdict(params),
-                                                       sort_keys=True),
+            "END_TS": params.end, "PARAMS": json.dumps(values, sort_keys=True),
             "GIM_VERSION": __version__, "STATE": state}
 
 

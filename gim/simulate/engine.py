@@ -5,7 +5,10 @@ DND; inbound calls arrive at a routing point, wait in a virtual queue or an ACD 
 an agent (who may not answer), are talked, held, transferred blind or after a consultation,
 conferenced, or abandoned; chats and e-mails go through interaction queues; an outbound
 campaign dials a calling list in progressive, predictive and preview modes, retrying records
-that were busy or did not answer. Every random draw comes, in event order, from generators
+that were busy or did not answer. With several sites, a call handed to an agent of another
+site's switch (by routing, or in a consultation) goes on there as a call of that switch,
+tied to the first by a pair of IS-Links, as ISCC does; some are routed to a switch no ICON
+monitors. Every random draw comes, in event order, from generators
 seeded by the simulation seed, so a run to time T is a prefix of any longer run; the whole
 state pickles (no closures or generators in it), so a run can stop at any second and
 continue later from its checkpoint.
@@ -38,6 +41,9 @@ from gim.schema.icon_codes import (
     ContactInfoType,
     DialMode,
     DnType,
+    IsLinkMerge,
+    IsLinkState,
+    IsLinkType,
     LinkType,
     MergeType,
     PartyRole,
@@ -50,7 +56,17 @@ from gim.schema.icon_codes import (
     VqResult,
     WorkMode,
 )
-from gim.simulate.model import NEW_SKILL, OLD_SKILL, SERVICES, Center, ConfigStore, guid, triple
+from gim.simulate.model import (
+    NEW_SKILL,
+    OLD_SKILL,
+    REMOTE_DN,
+    REMOTE_SWITCH_NAME,
+    SERVICES,
+    Center,
+    ConfigStore,
+    guid,
+    triple,
+)
 from gim.simulate.records import AgentSession, Call, Counters, Entity, Party
 from gim.simulate.truth import Part, Story, Truth
 
@@ -68,8 +84,11 @@ DIAL_ORDER = (DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.PREVIEW)
 MODE_SPELL = 9600
 OVERDIAL = 1.5  # predictive: calls in progress per free agent (about 45% are answered)
 MAX_ATTEMPTS = 3  # per record: a busy or unanswered number is tried again up to this
+REMOTE_SHARE = 0.05  # of inbound calls, with several sites: routed to the unmonitored switch
 # The checkpoint pickles the Sim with its pending events (bound methods, by name): bump this
-# whenever a class of the state changes shape or a method an event names is renamed.
+# whenever a class of the state changes shape or a method an event names is renamed. An
+# attribute added with a class-level default (as the multi-site ones are) keeps checkpoints
+# of the same format loadable.
 CHECKPOINT_FORMAT = 1
 
 
@@ -84,6 +103,8 @@ class Params:
     outbound: bool = False
     faults: float = 0.0
     minutes: int = 0  # beyond the whole days
+    sites: int = 1  # switches, each with its T-Server (and agents, DNs)
+    site_idbs: int = 0  # IDBs beyond the first, one per further site (0: all in the first)
 
     @property
     def end(self) -> int:
@@ -205,6 +226,10 @@ class Ixn:
         self.patience_token = 0
         self.ud: dict[str, Any] | None = None
         self.ud_keys: dict[str, bool] = {}  # keys attached so far (a dict: pickles in order)
+
+    # Several sites only (class defaults, so that a single-site state stays what it was):
+    ud_values: dict[str, str] | None = None  # the first call's attached data, to pass on
+    leg_ud: dict[str, dict[str, Any]] | None = None  # per other site's call: keys, values, row
 
     def count(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n
@@ -390,14 +415,15 @@ class Sim:
         if ag.voice.state != AgentState.LOGGED_OFF:
             return
         now = self.now
-        queue = None if a.outbound else self.c.group(a.groups[0]).queue_id
+        queue = None if a.outbound else self._queue(self.c.group(a.groups[0]), a.site)[0]
         session_id = guid(self.p.seed, "session", self.ids.id("session"))
         ag.voice_entity = self._entity(session_id, "session")
+        switch, domain = self._switch(a.site)
         ag.voice.session = AgentSession(
             ag.voice_entity, self.ids, now, session_id=session_id,
             agent_id=a.dbid, login_id=a.login_id, place_id=a.place_id, endpoint_id=a.ext_id,
-            endpoint_type=int(DnType.EXTENSION), queue_id=queue, switch=self.c.voice_switch,
-            tenant=self.c.tenant_id, domain=VOICE_DOMAIN, media=None)
+            endpoint_type=int(DnType.EXTENSION), queue_id=queue, switch=switch,
+            tenant=self.c.tenant_id, domain=domain, media=None)
         ag.voice.login_at = now
         self._set(ag, ag.voice, AgentState.LOGGED_IN)
         self._set(ag, ag.voice, AgentState.NOT_READY, reason=None)
@@ -636,6 +662,84 @@ class Sim:
         ch.busy = False
         self.become_ready(agent_id, media)
 
+    # -- sites ------------------------------------------------------------------------------
+    def _switch(self, site: int) -> tuple[int, int]:
+        """A site's switch and the GSYS_DOMAIN of its T-Server's rows."""
+        if site == 1:
+            return self.c.voice_switch, VOICE_DOMAIN
+        s = self.c.site(site)
+        return s.switch_id, s.domain
+
+    def _queue(self, group: Any, site: int) -> tuple[int, str]:
+        """A group's ACD queue on a site's switch: (DN id, DN)."""
+        if site == 1:
+            return group.queue_id, group.queue_dn
+        return self.c.site(site).queues[group.dbid]
+
+    def _site_of(self, call: Call) -> int:
+        return 1 if self.p.sites == 1 else self.c.site_of_switch(call.switch)
+
+    def _part(self, ix: Ixn, kind: str, resource_id: int, role: str, call: Call) -> Part:
+        return ix.story.part(kind, resource_id, role, self.now, call.callid, call.switch)
+
+    def _islink(self, call: Call, linkid: str, link_type: IsLinkType, remote: str) -> None:
+        n = self.ids.id("G_IS_LINK")
+        gsys = self.ids.gsys(self.now, call.domain)
+        # SIP Server's event sequence, which ICON keeps there to order the two sides.
+        gsys["GSYS_EXT_VCH1"] = str(gsys["GSYS_SEQ"])
+        call.link(call.entity.add_state(idb.G_IS_LINK.name, {
+            "ID": n, "LINKID": linkid, "CALLID": call.callid, "ISLINKTYPE": int(link_type),
+            "REMOTELOCATION": remote, "STATE": int(IsLinkState.ACTIVE),
+            "MERGESTATE": int(IsLinkMerge.NOT_MERGED), **triple("INITIATED", self.now),
+            **triple("TERMINATED", None), **triple("LASTCHANGE", self.now), **gsys}))
+
+    def _leg(self, ix: Ixn, origin: Call, site: int, ani: str, dnis: str,
+             data_of: Call | None = None) -> tuple[Call, Party]:
+        """ISCC hands the call on `origin` (whose party towards the other switch the caller
+        has made) to a site's switch: there it is a new inbound call with its own IR, the
+        two tied by IS-Links of one LINKID, and the attached data of `data_of` (default:
+        origin) passed along. Returns the new call and its party of origin (the trunk, as
+        that switch sees it)."""
+        linkid = guid(self.p.seed, "islink", self.ids.id("islink"))
+        here = self.c.site(self._site_of(origin))
+        there = self.c.site(site)
+        self._islink(origin, linkid, IsLinkType.SOURCE, there.switch_name)
+        leg = self._voice_call(ix, CallType.INBOUND, ani=ani, dnis=dnis, site=site, leg=True)
+        self._islink(leg, linkid, IsLinkType.TARGET, here.switch_name)
+        trunk = self._party(leg, ptype=PartyType.EXTERNAL, role=PartyRole.ORIGINATION, dn=ani,
+                            state=PartyState.CONNECTED, event=CCEvent.DIALING)
+        if ix.leg_ud is None:
+            ix.leg_ud = {}
+        ix.leg_ud[leg.callid] = {"keys": {}, "values": {}, "row": None}
+        source = data_of or origin
+        values = ix.ud_values if source is ix.calls[0] else \
+            ix.leg_ud.get(source.callid, {}).get("values")
+        if values:
+            self._attach(ix, leg, dict(values))
+        return leg, trunk
+
+    def _route_remote(self, ix: Ixn) -> None:
+        """The strategy sends the call to the switch no ICON monitors: it leaves through a
+        trunk (an IS-Link with no counterpart anywhere), talks there, and ends."""
+        call = ix.calls[0]
+        self._route_result(ix, RouteResult.ROUTED, target=REMOTE_DN)
+        ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
+        self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION, dn=REMOTE_DN,
+                    state=PartyState.CONNECTED, event=CCEvent.ESTABLISHED, parent=ix.waiting,
+                    link=LinkType.ROUTED)
+        self._islink(call, guid(self.p.seed, "islink", self.ids.id("islink")),
+                     IsLinkType.SOURCE, REMOTE_SWITCH_NAME)
+        ix.wait_part = None
+        talk = int(min(1800, max(15, self.rng.lognormvariate(math.log(160), 0.6))))
+        self.at(self.now + talk, self.remote_done, ix.story.callid)
+
+    def remote_done(self, callid: str) -> None:
+        ix = self.active.get(callid)
+        if ix is None or ix.ended:
+            return
+        ix.story.ended_unserved("routed_remote")
+        self.finish(ix)
+
     # -- inbound voice ----------------------------------------------------------------------
     def _new_ixn(self, media: str, direction: str, service: str | None) -> Ixn:
         self.n_calls += 1
@@ -647,16 +751,25 @@ class Sim:
         return ix
 
     def _voice_call(self, ix: Ixn, call_type: CallType, parent: Call | None = None,
-                    ani: str | None = None, dnis: str | None = None) -> Call:
+                    ani: str | None = None, dnis: str | None = None, site: int = 1,
+                    leg: bool = False) -> Call:
+        """A call of the interaction: its first, a consultation (parent), or a leg another
+        site's switch took over (leg: a call of its own there, with its own IR)."""
         n = self.ids.id("voicecall")
-        callid = ix.story.callid if parent is None else guid(self.p.seed, "call-c", n)
+        if leg:
+            callid = guid(self.p.seed, "call-s", n)
+        else:
+            callid = ix.story.callid if parent is None else guid(self.p.seed, "call-c", n)
+        switch, domain = self._switch(site)
         call = Call(ix.entity, self.ids, self.now, callid=callid,
                     irid=guid(self.p.seed, "ir", n), connid=f"{self.p.seed % 2048:03X}"
                     f"{n:013X}", call_type=int(call_type), media_type=0, media_name="voice",
-                    switch=self.c.voice_switch, tenant=self.c.tenant_id, domain=VOICE_DOMAIN,
+                    switch=switch, tenant=self.c.tenant_id, domain=domain,
                     ani=ani, dnis=dnis, parent=parent,
                     root_irid=parent.ir["ROOTIRID"] if parent else None)
         ix.calls.append(call)
+        if switch not in ix.story.switches:
+            ix.story.switches = (*ix.story.switches, switch)
         return call
 
     def _party(self, call: Call, *, ptype: PartyType, role: PartyRole, dn: str,
@@ -689,7 +802,7 @@ class Sim:
                                 "ServiceSubType": self.rng.choice(("New", "Existing")),
                                 "CustomerID": f"C{self.rng.randint(100000, 999999)}",
                                 "IVRPath": self.rng.choice(IVR_PATHS)})
-        rp_part = ix.story.part("ROUTING_POINT", self.c.rp_id, "RoutedTo", self.now)
+        rp_part = self._part(ix, "ROUTING_POINT", self.c.rp_id, "RoutedTo", call)
         ix.waiting, ix.wait_part = rp, rp_part
         dwell = self.rng.randint(2, 6)
         patience = self._patience()
@@ -707,15 +820,27 @@ class Sim:
     def _attach(self, ix: Ixn, call: Call, values: dict[str, str | None], agent: Any = None,
                 party: Party | None = None) -> None:
         """Attached data: history rows per key (a value of None deletes the key), and the
-        principal user-data row."""
+        principal user-data row. Each site's call has its own; with several sites the
+        values are kept too, to be passed along with the call."""
+        store = None if call is ix.calls[0] else ix.leg_ud[call.callid]
+        keys = ix.ud_keys if store is None else store["keys"]
+        kept = None
+        if self.p.sites > 1:
+            if store is None and ix.ud_values is None:
+                ix.ud_values = {}
+            kept = ix.ud_values if store is None else store["values"]
         for key, value in values.items():
             if value is None:
-                if not ix.ud_keys.pop(key, False):
+                if not keys.pop(key, False):
                     continue
                 change = UserDataChange.DELETED
+                if kept is not None:
+                    kept.pop(key, None)
             else:
-                change = UserDataChange.UPDATED if key in ix.ud_keys else UserDataChange.ADDED
-                ix.ud_keys[key] = True
+                change = UserDataChange.UPDATED if key in keys else UserDataChange.ADDED
+                keys[key] = True
+                if kept is not None:
+                    kept[key] = value
             ix.entity.add_history(idb.G_USERDATA_HISTORY.name, {
                 "ID": self.ids.id("G_USERDATA_HISTORY"), "CALLID": call.callid,
                 "PARTYID": party.row["PARTYID"] if party else None,
@@ -726,21 +851,26 @@ class Sim:
                 **triple("ADDED", self.now), **self.ids.gsys(self.now, call.domain)})
         if ix.story.media != "voice":
             return
-        if ix.ud is None:
-            ix.ud = ix.entity.add_state(idb.G_CALL_USERDATA.name, {
+        ud = ix.ud if store is None else store["row"]
+        if ud is None:
+            ud = ix.entity.add_state(idb.G_CALL_USERDATA.name, {
                 "ID": self.ids.id("G_CALL_USERDATA"), "CALLID": call.callid,
                 "G_CUSTOMER_SEGMENT": None, "G_SERVICE_TYPE": None, "G_SERVICE_SUBTYPE": None,
                 "G_BUSINESS_RESULT": None, "CUSTOMER_ID": None, "TRANSACTION_ID": None,
                 "CAUSE_ID": None, "ACCOUNT_ID": None, "DESTINATION_ID": None,
                 "TARGET_ID": None, **triple("CREATED", self.now),
                 **triple("LASTCHANGE", self.now), **self.ids.gsys(self.now, call.domain)})
+            if store is None:
+                ix.ud = ud
+            else:
+                store["row"] = ud
         columns = {"CustomerSegment": "G_CUSTOMER_SEGMENT", "ServiceType": "G_SERVICE_TYPE",
                    "ServiceSubType": "G_SERVICE_SUBTYPE", "BusinessResult": "G_BUSINESS_RESULT",
                    "CustomerID": "CUSTOMER_ID"}
         for key, value in values.items():
             if key in columns:
-                ix.ud[columns[key]] = value
-        self.ids.touch(ix.ud, self.now)
+                ud[columns[key]] = value
+        self.ids.touch(ud, self.now)
 
     def route(self, callid: str, via_vq: bool) -> None:
         """The routing strategy decided: wait in the group's virtual queue (the call stays
@@ -751,10 +881,13 @@ class Sim:
         group = self.c.group(ix.group)
         ix.wait_part.end = self.now
         ix.wait_part.outcome = "Routed"
+        if self.p.sites > 1 and self.rng.random() < REMOTE_SHARE:
+            self._route_remote(ix)
+            return
         if via_vq:
             ix.vq_start = self.now
             ix.wait_kind, ix.wait_resource = "VQ", group.vq_id
-            ix.wait_part = ix.story.part("VQ", group.vq_id, "Received", self.now)
+            ix.wait_part = self._part(ix, "VQ", group.vq_id, "Received", ix.waiting.call)
         else:
             self._route_result(ix, RouteResult.ROUTED, target=group.queue_dn)
             ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
@@ -764,18 +897,21 @@ class Sim:
         self.truth.queue_event(group.vq_id, "VQ", self.now, "ENTERED")
         self._dispatch(ix)
 
-    def _enter_acd(self, ix: Ixn, group: Any, parent: Party | None, link: LinkType) -> None:
-        call = ix.calls[0]
+    def _enter_acd(self, ix: Ixn, group: Any, parent: Party, link: LinkType) -> None:
+        """The call queues at the group's ACD queue of the switch it is on (its party of
+        origin's)."""
+        call = parent.call
+        queue_id, queue_dn = self._queue(group, self._site_of(call))
         ix.waiting = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
-                                 dn=group.queue_dn, endpoint=group.queue_id,
+                                 dn=queue_dn, endpoint=queue_id,
                                  dn_type=int(DnType.ACD_QUEUE), state=PartyState.QUEUED,
                                  event=CCEvent.QUEUED, parent=parent, link=link)
         ix.group = group.dbid
         ix.vq_start = None
-        ix.wait_kind, ix.wait_resource = "ACD_QUEUE", group.queue_id
-        ix.wait_part = ix.story.part("ACD_QUEUE", group.queue_id, "Received", self.now)
+        ix.wait_kind, ix.wait_resource = "ACD_QUEUE", queue_id
+        ix.wait_part = self._part(ix, "ACD_QUEUE", queue_id, "Received", call)
         ix.wait_since = self.now
-        self.truth.queue_event(group.queue_id, "ACD_QUEUE", self.now, "ENTERED")
+        self.truth.queue_event(queue_id, "ACD_QUEUE", self.now, "ENTERED")
         self._dispatch(ix)
 
     def _dispatch(self, ix: Ixn) -> None:
@@ -865,12 +1001,21 @@ class Sim:
         parent = ix.waiting
         ix.waiting.end(self.now, CCEvent.DIVERTED, CCCause.ROUTED)
         ix.count("diverts")
-        call = ix.calls[0]
+        call = parent.call
+        if a.site != self._site_of(call):
+            # ISCC routes it to the agent's switch: through a trunk to that site's routing
+            # point, where it goes on as a call of that switch.
+            there = self.c.site(a.site)
+            self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
+                        dn=there.rp_dn, state=PartyState.CONNECTED, event=CCEvent.ESTABLISHED,
+                        parent=parent, link=LinkType.ROUTED)
+            call, parent = self._leg(ix, call, a.site, ani=ix.customer.row["ENDPOINTDN"],
+                                     dnis=there.rp_dn)
         party = self._party(call, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
                             dn=a.ext_dn, endpoint=a.ext_id, dn_type=int(DnType.EXTENSION),
                             state=PartyState.ALERTING, event=CCEvent.RINGING, parent=parent,
                             link=LinkType.ROUTED, agent=a)
-        part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+        part = self._part(ix, "AGENT", a.dbid, "Received", call)
         ix.wait_part = None
         self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now)
         ring = self.rng.randint(2, 8)
@@ -964,7 +1109,7 @@ class Sim:
         if self.rng.random() < 0.5:
             values["ServiceSubType"] = self.rng.choice(("New", "Existing", "Upgrade"))
         values["IVRPath"] = None
-        self._attach(ix, ix.calls[0], values, agent=self.agents[agent_id].cfg, party=party)
+        self._attach(ix, party.call, values, agent=self.agents[agent_id].cfg, party=party)
 
     def hold(self, callid: str, party: Party, part: Part, on: bool) -> None:
         ix = self.active.get(callid)
@@ -1023,7 +1168,9 @@ class Sim:
     def consult(self, ix: Ixn, ag: AgentRt, party: Party, part: Part,
                 conference: bool) -> None:
         """Hold the customer and call an agent of another group; then transfer or
-        conference. With no agent ready there, the call is transferred blind."""
+        conference. With no agent ready there, the call is transferred blind. A target at
+        another site is reached through a trunk: the consultation call on this switch, a
+        call of the target's switch there, tied by IS-Links."""
         group = self._other_group(ix)
         target = self._pop_ready(group.dbid, exclude={ag.cfg.dbid})
         if target is None:
@@ -1032,60 +1179,87 @@ class Sim:
         target.voice.busy = True
         party.set(self.now, PartyState.HELD, CCEvent.HELD)
         ix.count("holds")
-        main = ix.calls[0]
+        main = party.call
+        site = self._site_of(main)
         c2 = self._voice_call(ix, CallType.CONSULT, parent=main, ani=ag.cfg.ext_dn,
-                              dnis=target.cfg.ext_dn)
+                              dnis=target.cfg.ext_dn, site=site)
         a2 = self._party(c2, ptype=PartyType.INTERNAL, role=PartyRole.ORIGINATION,
                          dn=ag.cfg.ext_dn, endpoint=ag.cfg.ext_id,
                          dn_type=int(DnType.EXTENSION), state=PartyState.DIALING,
                          event=CCEvent.DIALING, agent=ag.cfg)
-        b2 = self._party(c2, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
+        remote: tuple[Party, ...] = ()
+        if target.cfg.site != site:
+            trunk = self._party(c2, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
+                                dn=target.cfg.ext_dn, state=PartyState.ALERTING,
+                                event=CCEvent.RINGING, parent=a2, link=LinkType.CONSULTED)
+            leg, origin = self._leg(ix, c2, target.cfg.site, ani=ag.cfg.ext_dn,
+                                    dnis=target.cfg.ext_dn, data_of=main)
+            remote = (trunk,)
+        else:
+            leg, origin = c2, a2
+        b2 = self._party(leg, ptype=PartyType.INTERNAL, role=PartyRole.DESTINATION,
                          dn=target.cfg.ext_dn, endpoint=target.cfg.ext_id,
                          dn_type=int(DnType.EXTENSION), state=PartyState.ALERTING,
-                         event=CCEvent.RINGING, parent=a2, link=LinkType.CONSULTED,
+                         event=CCEvent.RINGING, parent=origin, link=LinkType.CONSULTED,
                          agent=target.cfg)
-        bpart = ix.story.part("AGENT", target.cfg.dbid, "ReceivedConsult", self.now)
+        bpart = self._part(ix, "AGENT", target.cfg.dbid, "ReceivedConsult", leg)
         self.truth.agent_count(target.cfg.dbid, "voice", "OFFERED", self.now)
         ring = self.rng.randint(2, 6)
         talk = self.rng.randint(20, 90)
         self.at(self.now + ring, self.consult_answered, ix.story.callid, target.cfg.dbid, a2,
-                b2, bpart)
+                b2, bpart, *remote)
         self.at(self.now + ring + talk, self.consult_complete, ix.story.callid, ag.cfg.dbid,
-                target.cfg.dbid, party, part, a2, b2, bpart, conference)
+                target.cfg.dbid, party, part, a2, b2, bpart, conference, *remote)
 
     def consult_answered(self, callid: str, target_id: int, a2: Party, b2: Party,
-                         bpart: Part) -> None:
+                         bpart: Part, trunk: Party | None = None) -> None:
         tg = self.agents[target_id]
         bpart.ring = self.now - bpart.start
         bpart.accepted = True
         self.truth.agent_count(target_id, "voice", "ACCEPTED", bpart.start)
         a2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         b2.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
+        if trunk is not None:
+            trunk.set(self.now, PartyState.CONNECTED, CCEvent.ESTABLISHED)
         self._set(tg, tg.voice, AgentState.BUSY)
 
     def consult_complete(self, callid: str, agent_id: int, target_id: int, party: Party,
                          part: Part, a2: Party, b2: Party, bpart: Part,
-                         conference: bool) -> None:
+                         conference: bool, trunk: Party | None = None) -> None:
         ix = self.active[callid]
         ag, tg = self.agents[agent_id], self.agents[target_id]
-        main, c2 = ix.calls[0], ix.calls[-1]
+        main, c2 = party.call, a2.call
         consult = self.now - a2.since if a2.state == PartyState.CONNECTED else 0
         part.consult += consult
         bpart.consult += consult
-        a2.end(self.now, CCEvent.RELEASED, CCCause.TRANSFER if not conference
-               else CCCause.CONFERENCE)
-        b2.end(self.now, CCEvent.PARTY_CHANGED, CCCause.TRANSFER if not conference
-               else CCCause.CONFERENCE)
+        cause = CCCause.CONFERENCE if conference else CCCause.TRANSFER
+        a2.end(self.now, CCEvent.RELEASED, cause)
+        if trunk is None:
+            b2.end(self.now, CCEvent.PARTY_CHANGED, cause)
+            moved = b2
+        else:
+            # The trunk to the other site moves into the main call; the consulted agent
+            # stays on the other switch's call, which goes on as the conversation.
+            trunk.end(self.now, CCEvent.PARTY_CHANGED, cause)
+            moved = trunk
         c2.end(self.now, merged_into=main,
                merge_type=int(MergeType.CONFERENCE if conference else MergeType.TRANSFER))
-        b1 = self._party(main, ptype=PartyType.INTERNAL,
-                         role=PartyRole.CONFERENCE_MEMBER if conference
-                         else PartyRole.DESTINATION,
-                         dn=tg.cfg.ext_dn, endpoint=tg.cfg.ext_id,
-                         dn_type=int(DnType.EXTENSION), state=PartyState.CONNECTED,
-                         event=CCEvent.PARTY_ADDED if conference else CCEvent.PARTY_CHANGED,
-                         parent=party, link=LinkType.CONFERENCED if conference
-                         else LinkType.MERGED, agent=tg.cfg, guid_of=b2)
+        joined = self._party(
+            main, ptype=PartyType.INTERNAL if trunk is None else PartyType.EXTERNAL,
+            role=PartyRole.CONFERENCE_MEMBER if conference else PartyRole.DESTINATION,
+            dn=tg.cfg.ext_dn, endpoint=tg.cfg.ext_id if trunk is None else None,
+            dn_type=int(DnType.EXTENSION) if trunk is None else None,
+            state=PartyState.CONNECTED,
+            event=CCEvent.PARTY_ADDED if conference else CCEvent.PARTY_CHANGED,
+            parent=party, link=LinkType.CONFERENCED if conference else LinkType.MERGED,
+            agent=tg.cfg if trunk is None else None, guid_of=moved)
+        if trunk is None:
+            b1 = joined
+        else:
+            b1 = b2
+            # Its party carries the consultation on into the conversation: the seconds
+            # connected so far are the participation's CONSULT_S, not its TALK_S.
+            bpart.talk -= consult
         if conference:
             ix.story.conferences += 1
             ix.count("conferences")
@@ -1146,6 +1320,7 @@ class Sim:
                     switch=self.c.mm_switch, tenant=self.c.tenant_id, domain=MM_DOMAIN,
                     ani=sender, dnis=queue_name, subtype="InboundNew")
         ix.calls.append(call)
+        ix.story.switches = (call.switch,)
         ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.ORIGINATION,
                                   dn=sender, state=PartyState.CONNECTED,
                                   event=CCEvent.DIALING)
@@ -1164,7 +1339,7 @@ class Sim:
                                  state=PartyState.QUEUED, event=CCEvent.QUEUED,
                                  parent=ix.customer, link=LinkType.ROUTED)
         ix.wait_kind, ix.wait_resource, ix.wait_since = "IXN_QUEUE", queue_id, self.now
-        ix.wait_part = ix.story.part("IXN_QUEUE", queue_id, "Received", self.now)
+        ix.wait_part = self._part(ix, "IXN_QUEUE", queue_id, "Received", call)
         self.truth.queue_event(queue_id, "IXN_QUEUE", self.now, "ENTERED")
         return ix
 
@@ -1198,7 +1373,7 @@ class Sim:
                             dn=a.place_name, endpoint=a.place_id, state=PartyState.ALERTING,
                             event=CCEvent.RINGING, parent=ix.waiting, link=LinkType.ROUTED,
                             agent=a)
-        part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+        part = self._part(ix, "AGENT", a.dbid, "Received", call)
         ix.wait_part = None
         self.truth.agent_count(a.dbid, ch.media, "OFFERED", self.now)
         self.at(self.now + self.rng.randint(2, 10), self.mm_accept, ix.story.callid, a.dbid,
@@ -1480,7 +1655,7 @@ class Sim:
                                 dn_type=int(DnType.EXTENSION), state=PartyState.ALERTING,
                                 event=CCEvent.RINGING, parent=dialer, link=LinkType.ROUTED,
                                 agent=a)
-            part = ix.story.part("AGENT", a.dbid, "Received", self.now)
+            part = self._part(ix, "AGENT", a.dbid, "Received", party.call)
             self.truth.agent_count(a.dbid, "voice", "OFFERED", self.now)
             rec["agent"] = a.dbid
             self.at(self.now + self.rng.randint(1, 3), self.outbound_answer, callid, a.dbid,
@@ -1547,7 +1722,7 @@ class Sim:
         ix.customer = self._party(call, ptype=PartyType.EXTERNAL, role=PartyRole.DESTINATION,
                                   dn=rec["phone"], state=PartyState.ALERTING,
                                   event=CCEvent.RINGING, parent=party)
-        part = ix.story.part("AGENT", a.dbid, "Initiated", self.now)
+        part = self._part(ix, "AGENT", a.dbid, "Initiated", call)
         self._set(ag, ag.voice, AgentState.BUSY)
         result, wait = self._dial_outcome()
         self.at(self.now + wait, self.preview_result, ix.story.callid, agent_id, party, part,

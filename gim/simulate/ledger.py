@@ -23,16 +23,30 @@ What the ledger's words mean:
   began; `abandoned_queue` - the same, later, while waiting at the routing point or in a
   queue; `abandoned_ringing` - while it rang at an agent; for outbound attempts `no_answer`,
   `busy`, `answering_machine`, `abandoned_dialer` (answered, but the predictive dialer had no
-  agent free and dropped it), `failed` (the network refused the number: SIT tone); and
-  `unhandled` while the interaction is still going on. HANDLING_AGENT_ID is the first agent
-  who accepted it.
+  agent free and dropped it), `failed` (the network refused the number: SIT tone);
+  `routed_remote` (routed to a switch no ICON monitors, see below); and `unhandled`
+  while the interaction is still going on. HANDLING_AGENT_ID is the first agent who
+  accepted it.
 * SIM_QUEUE_INTERVAL.SHORT_ABANDONED is per queue visit: abandoned less than SHORT_ABANDON
   seconds after entering that queue (also counted in ABANDONED). It differs from the
   interaction's `short_abandon`, which counts from the interaction's start.
 * SIM_FAULT lists every defect injected on purpose. KIND is one of orphan_party,
-  unknown_config, bad_timestamp, duplicate_row, never_terminated, garbage_string; the
-  DESCRIPTION begins with the variant, then a colon (bad_timestamp: end_before_start,
-  negative_start, missing_start, missing_end; unknown_config: agent_party, agent_session).
+  unknown_config, bad_timestamp, duplicate_row, never_terminated, garbage_string, and, in
+  simulations of several sites only, dangling_islink (the calls of one remote site of an
+  interaction are missing, so that IS-Links to that monitored site have no counterpart:
+  one row per such link, ROW_ID the surviving G_IS_LINK row) and mergecall_missing
+  (G_CALL.MERGECALLID names a call that does not exist); the DESCRIPTION begins with the
+  variant, then a colon (bad_timestamp: end_before_start, negative_start, missing_start,
+  missing_end; unknown_config: agent_party, agent_session; dangling_islink: missing_leg;
+  mergecall_missing: missing_target).
+* Several sites (--sites): an interaction is recorded once, under the CALLID of its first
+  call (at site 1), however many switches its calls went through. SIM_INTERACTION.SWITCH_ID
+  is the switch it began on and SITES the number of switches its calls were on (a route to
+  an unmonitored switch adds no call, and its OUTCOME is `routed_remote`: no one this
+  contact center monitors served it); SIM_PARTICIPATION.LEG_CALLID and SWITCH_ID say on
+  which call (G_CALL.CALLID, of that switch's IDB) each part's party was. An agent who
+  takes over a call from another site's consultation keeps one participation: its
+  CONSULT_S is the consultation, its TALK_S what followed.
 """
 
 from __future__ import annotations
@@ -87,7 +101,7 @@ SIM_INTERACTION = _t(
     col("STATUS", Str(16), nullable=False),  # completed | active
     col("OUTCOME", Str(32), nullable=False),  # handled | short_abandon | abandoned_queue |
     # abandoned_ringing | no_answer | busy | answering_machine | abandoned_dialer | failed |
-    # unhandled (see the module docstring)
+    # routed_remote | unhandled (see the module docstring)
     col("SERVICE", Str(32)),  # the agent group it was meant for
     col("HANDLING_AGENT_ID", Int),  # the first agent who accepted it
     col("AGENTS", Int, nullable=False),  # agents who accepted it
@@ -99,6 +113,9 @@ SIM_INTERACTION = _t(
     col("QUEUE_S", Int, nullable=False),
     col("TRANSFERS", Int, nullable=False),
     col("CONFERENCES", Int, nullable=False),
+    # Added with multi-site: nullable, so that an IDB of an older gim can be continued.
+    col("SWITCH_ID", Int),  # the switch its first call was on
+    col("SITES", Int),  # switches its calls were on
     key=("CALLID",),
     comment="One row per customer interaction; durations summed over its participants. "
             "OUTCOME: handled when any agent accepted it (even if it was abandoned after a "
@@ -122,6 +139,8 @@ SIM_PARTICIPATION = _t(
     col("QUEUE_S", Int, nullable=False),
     col("OUTCOME", Str(32), nullable=False),
     col("ACCEPTED", Int, nullable=False),  # 1: the agent connected to it (see OFFERED)
+    col("LEG_CALLID", Str(50)),  # G_CALL.CALLID of the call the part's party was on
+    col("SWITCH_ID", Int),  # that call's switch
     key=("CALLID", "SEQ"),
     comment="One row per resource's part in an interaction (agent, queue, routing point).",
 )

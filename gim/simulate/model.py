@@ -31,6 +31,18 @@ LAST_NAMES = ("Adams", "Berger", "Costa", "Dubois", "Eriksen", "Fischer", "Garci
 SERVICES = ("Sales", "Support", "Billing")
 REASONS = ("Break", "Lunch", "Training", "Meeting")
 CFG_DOMAIN = 4  # GSYS_DOMAIN of configuration rows: the Configuration Server's session
+# Sites beyond the first (--sites): site k has switch 210 + k, T-Server 910 + k, the
+# data-source session (GSYS_DOMAIN) 3 + k, with its own IDB an ICON 920 + k; a routing
+# point 1010 + k (DN 7k00) that receives the calls other sites hand over, and an ACD queue
+# per agent group (1100 + 10k + 1.., DNs 8k01..). Calls routed away to the switch no ICON
+# monitors reach its DN 7900.
+MAX_SITES = 9
+REMOTE_SWITCH, REMOTE_SWITCH_NAME, REMOTE_DN = 299, "Remote_Switch", "7900"
+
+
+def site_domain(site: int) -> int:
+    """GSYS_DOMAIN (DSS_ID) of the T-Server session of a site's switch."""
+    return 1 if site == 1 else 3 + site
 # Configuration history within the first simulated day: a skill created at 10:00 and given
 # to some agents, another (held by no one since the start) deleted at 16:00.
 NEW_SKILL = (604, "French", 10 * 3600)
@@ -81,6 +93,7 @@ class AgentCfg:
     shift_len: int
     mm: bool = False  # also handles chats and e-mails
     outbound: bool = False  # works the outbound campaign instead of inbound queues
+    site: int = 1  # the site whose switch its extension is on
 
 
 @dataclass
@@ -91,6 +104,22 @@ class GroupCfg:
     queue_dn: str
     vq_id: int  # its virtual queue DN
     vq_dn: str
+
+
+@dataclass
+class SiteCfg:
+    """One site of a multi-site center: a switch with its T-Server and DNs."""
+
+    number: int
+    switch_id: int
+    switch_name: str
+    tserver_id: int
+    tserver_name: str
+    domain: int
+    icon: int  # the ICON that records this switch
+    rp_id: int  # where calls from other sites arrive
+    rp_dn: str
+    queues: dict[int, tuple[int, str]]  # agent group -> (its ACD queue here, DN)
 
 
 @dataclass
@@ -118,13 +147,28 @@ class Center:
     groups: list[GroupCfg] = field(default_factory=list)
     skills: dict[int, str] = field(default_factory=dict)
     dns: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (dn, type)
+    # Several sites: site 1 first. Empty for one site (a class default, so that checkpoints
+    # saved before sites existed load).
+    site_list: tuple[SiteCfg, ...] = ()
+    dn_switch: dict[int, int] = field(default_factory=dict)  # DNs not on voice_switch
 
     def group(self, dbid: int) -> GroupCfg:
         return next(g for g in self.groups if g.dbid == dbid)
 
+    def site(self, number: int) -> SiteCfg:
+        return self.site_list[number - 1]
 
-def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool) -> Center:
-    """The configuration, a pure function of its arguments."""
+    def site_of_switch(self, switch: int) -> int:
+        for s in self.site_list:
+            if s.switch_id == switch:
+                return s.number
+        return 1
+
+
+def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool,
+                 sites: int = 1, split: bool = False) -> Center:
+    """The configuration, a pure function of its arguments (split: each site's switch is
+    recorded by an ICON of its own)."""
     rng = random.Random(f"center:{seed}")
     c = Center(seed=seed)
     c.dns[c.rp_id] = (c.rp_dn, DnType.ROUTING_POINT)
@@ -162,7 +206,35 @@ def build_center(seed: int, agents: int, media: tuple[str, ...], outbound: bool)
             outbound=is_out)
         c.agents.append(a)
         c.dns[a.ext_id] = (a.ext_dn, DnType.EXTENSION)
+    if sites > 1:
+        _add_sites(c, sites, split)
     return c
+
+
+def _add_sites(c: Center, sites: int, split: bool) -> None:
+    """Sites 2..: their switches and DNs; inbound agents spread over the sites in turn.
+    Multimedia and outbound agents stay at site 1, whose ICON also records Interaction
+    Server and OCS."""
+    site_list = [SiteCfg(1, c.voice_switch, "SIP_Switch", c.tserver, "SIP_Server", 1, c.icon,
+                         c.rp_id, c.rp_dn, {g.dbid: (g.queue_id, g.queue_dn)
+                                            for g in c.groups})]
+    for k in range(2, sites + 1):
+        site = SiteCfg(k, 210 + k, f"SIP_Switch_{k}", 910 + k, f"SIP_Server_{k}",
+                       site_domain(k), 920 + k if split else c.icon, 1010 + k, f"7{k}00",
+                       {g.dbid: (1100 + 10 * k + i + 1, f"8{k}0{i + 1}")
+                        for i, g in enumerate(c.groups)})
+        site_list.append(site)
+        c.dns[site.rp_id] = (site.rp_dn, DnType.ROUTING_POINT)
+        c.dn_switch[site.rp_id] = site.switch_id
+        for queue_id, queue_dn in site.queues.values():
+            c.dns[queue_id] = (queue_dn, DnType.ACD_QUEUE)
+            c.dn_switch[queue_id] = site.switch_id
+    c.site_list = tuple(site_list)
+    inbound = [a for a in c.agents if not a.outbound and not a.mm]
+    for j, a in enumerate(inbound):
+        a.site = 1 + j % sites
+        if a.site > 1:
+            c.dn_switch[a.ext_id] = c.site(a.site).switch_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,12 +330,26 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
                              (c.confserv, "confserv", 0)):
         store.add(idb.GC_APPLICATION, ts, ID=dbid, TENANTID=t, NAME=name, TYPE=int(kind),
                   VERSION="8.5")
+    for site in c.site_list[1:]:
+        store.add(idb.GC_APPLICATION, ts, ID=site.tserver_id, TENANTID=t,
+                  NAME=site.tserver_name, TYPE=int(AppType.T_SERVER), VERSION="8.5")
+        if site.icon != c.icon:
+            store.add(idb.GC_APPLICATION, ts, ID=site.icon, TENANTID=t,
+                      NAME=f"ICON_{site.number}", TYPE=int(AppType.ICON), VERSION="8.5")
     store.add(idb.GC_SWITCH, ts, ID=c.voice_switch, TENANTID=t, NAME="SIP_Switch",
               TYPE=int(SwitchType.SIP), LINKTYPE=0)
     store.add(idb.GC_SWITCH, ts, ID=c.mm_switch, TENANTID=t, NAME="MM_Switch",
               TYPE=int(SwitchType.MULTIMEDIA), LINKTYPE=0)
+    for site in c.site_list[1:]:
+        store.add(idb.GC_SWITCH, ts, ID=site.switch_id, TENANTID=t, NAME=site.switch_name,
+                  TYPE=int(SwitchType.SIP), LINKTYPE=0)
+    if c.site_list:
+        # Configured (ISCC needs its access codes) but recorded by no ICON.
+        store.add(idb.GC_SWITCH, ts, ID=REMOTE_SWITCH, TENANTID=t, NAME=REMOTE_SWITCH_NAME,
+                  TYPE=int(SwitchType.SIP), LINKTYPE=0)
     for dbid, (dn, dn_type) in sorted(c.dns.items()):
-        store.add(idb.GC_ENDPOINT, ts, ID=dbid, TENANTID=t, SWITCHID=c.voice_switch, DN=dn,
+        store.add(idb.GC_ENDPOINT, ts, ID=dbid, TENANTID=t,
+                  SWITCHID=c.dn_switch.get(dbid, c.voice_switch), DN=dn,
                   TYPE=int(dn_type), ASSOCIATION=None, NAME=dn)
     for g in c.groups:
         store.add(idb.GC_GROUP, ts, ID=g.dbid, TENANTID=t, NAME=g.name,
@@ -272,6 +358,9 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
               TYPE=int(GroupType.DN), DNGROUPTYPE=1, SCRIPT=None)
     for g in c.groups:
         store.link(idb.GCX_GROUP_ENDPOINT, ts, GROUPID=c.dn_group, ENDPOINTID=g.queue_id)
+    for site in c.site_list[1:]:
+        for queue_id, _ in site.queues.values():
+            store.link(idb.GCX_GROUP_ENDPOINT, ts, GROUPID=c.dn_group, ENDPOINTID=queue_id)
     for dbid, name in sorted(c.skills.items()):
         if dbid != NEW_SKILL[0]:
             store.add(idb.GC_SKILL, ts, ID=dbid, TENANTID=t, NAME=name)
@@ -294,7 +383,8 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
                    CAMPAIGNID=c.campaign_id, DIALMODE=2)
     for a in c.agents:
         store.add(idb.GC_PLACE, ts, ID=a.place_id, TENANTID=t, NAME=a.place_name)
-        store.add(idb.GC_LOGIN, ts, ID=a.login_id, TENANTID=t, SWITCHID=c.voice_switch,
+        store.add(idb.GC_LOGIN, ts, ID=a.login_id, TENANTID=t,
+                  SWITCHID=c.site(a.site).switch_id if a.site > 1 else c.voice_switch,
                   LOGINCODE=a.login_code)
         store.add(idb.GC_AGENT, ts, ID=a.dbid, TENANTID=t, USERNAME=a.username,
                   FIRSTNAME=a.first, LASTNAME=a.last, EMPLOYEEID=a.employee_id,
@@ -313,17 +403,28 @@ def dss_rows(c: Center, start: int, end: int, media: tuple[str, ...],
     """One data-source session per data source and provider, from ICON's first start to the
     end of the simulation, when ICON is stopped. DSS_ID is the GSYS_DOMAIN of the rows each
     session wrote: 1 the T-Server, 2 Interaction Server, 3 OCS, 4 Configuration Server."""
-    sessions = [(idb.G_DSS_CFG_PROVIDER, 4, c.confserv, DsType.CONFIG_SERVER, None)]
+    icon = c.icon
+    sessions = [(idb.G_DSS_CFG_PROVIDER, 4, c.confserv, DsType.CONFIG_SERVER, None, icon)]
     for table in (idb.G_DSS_GCC_PROVIDER, idb.G_DSS_GLS_PROVIDER, idb.G_DSS_GUD_PROVIDER):
-        sessions.append((table, 1, c.tserver, DsType.T_SERVER, c.voice_switch))
+        sessions.append((table, 1, c.tserver, DsType.T_SERVER, c.voice_switch, icon))
         if "chat" in media or "email" in media:
-            sessions.append((table, 2, c.ixn_server, DsType.INTERACTION_SERVER, c.mm_switch))
+            sessions.append((table, 2, c.ixn_server, DsType.INTERACTION_SERVER, c.mm_switch,
+                             icon))
     if outbound:
-        sessions.append((idb.G_DSS_GOS_PROVIDER, 3, c.ocs, DsType.OCS, None))
+        sessions.append((idb.G_DSS_GOS_PROVIDER, 3, c.ocs, DsType.OCS, None, icon))
+    # The T-Server session of each further site; an ICON of its own also has its own
+    # Configuration Server session.
+    for site in c.site_list[1:]:
+        if site.icon != icon:
+            sessions.append((idb.G_DSS_CFG_PROVIDER, 4, c.confserv, DsType.CONFIG_SERVER,
+                             None, site.icon))
+        for table in (idb.G_DSS_GCC_PROVIDER, idb.G_DSS_GLS_PROVIDER, idb.G_DSS_GUD_PROVIDER):
+            sessions.append((table, site.domain, site.tserver_id, DsType.T_SERVER,
+                             site.switch_id, site.icon))
     out: dict[str, list[dict[str, Any]]] = {}
-    for table, dss_id, ds, ds_type, switch in sessions:
+    for table, dss_id, ds, ds_type, switch, icon in sessions:
         out.setdefault(table.name, []).append({
-            "DSS_ID": dss_id, "ICON_DBID": c.icon, "DS_DBID": ds, "DS_DBID_PRIM": ds,
+            "DSS_ID": dss_id, "ICON_DBID": icon, "DS_DBID": ds, "DS_DBID_PRIM": ds,
             "DS2_DBID": switch, "DS_TYPE": int(ds_type), "ICON_STIME": when(start),
             "DSCONN_STIME": when(start), "DSCONN_SDSTIME": when(start),
             "DSCONN_SDSTS": start, "DSCONN_TYPE": 1, "ICON_ETIME": when(end),

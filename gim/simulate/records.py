@@ -163,7 +163,11 @@ class Party:
 
 
 class Call:
-    """A G_CALL row (with its G_IR, G_CALL_HISTORY, G_IR_HISTORY rows) in an entity."""
+    """A G_CALL row (with its G_IR, G_CALL_HISTORY, G_IR_HISTORY rows) in an entity, and
+    the G_IS_LINK rows attached to it."""
+
+    # A class default, so that the calls of checkpoints saved before links existed load.
+    links: tuple[dict[str, Any], ...] = ()
 
     def __init__(self, entity: Entity, c: Counters, ts: int, *, callid: str, irid: str,
                  connid: str | None, call_type: int, media_type: int, media_name: str,
@@ -216,6 +220,9 @@ class Call:
         self.parties.append(p)
         return p
 
+    def link(self, row: dict[str, Any]) -> None:
+        self.links = (*self.links, row)
+
     def end(self, ts: int, *, merged_into: Call | None = None, merge_type: int = 0,
             stats: dict[str, int] | None = None) -> None:
         if self.ended:
@@ -224,6 +231,12 @@ class Call:
         for p in self.parties:
             p.end(ts, CCEvent.RELEASED)
         if merged_into is not None:
+            # The IS-Links of a merged call move to the call it merges into.
+            for link in self.links:
+                link["CALLID"] = merged_into.callid
+                self.c.touch(link, ts)
+                merged_into.link(link)
+            self.links = ()
             self.row.update(MERGECALLID=merged_into.callid, MERGETYPE=merge_type)
             self._call_history(ts, CallChange.MERGED, merged_into.callid)
             self.ir.update(PARENTIRID=merged_into.ir["IRID"])
@@ -232,6 +245,9 @@ class Call:
         self.c.touch(self.row, ts)
         self.ir.update(STATE=int(IrState.TERMINATED), **triple("TERMINATED", ts))
         self.c.touch(self.ir, ts)
+        for link in self.links:  # STATE stays active: see icon_codes.IsLinkState
+            link.update(triple("TERMINATED", ts))
+            self.c.touch(link, ts)
         self._call_history(ts, CallChange.TERMINATED,
                            merged_into.callid if merged_into else None)
         self._ir_history(ts, IrChange.TERMINATED, None)

@@ -46,6 +46,8 @@ class Part:
     queue: int = 0
     outcome: str = "active"
     accepted: bool = False
+    leg: str | None = None  # CALLID of the call the part's party is on
+    switch: int | None = None  # that call's switch
 
     def row(self, callid: str, seq: int) -> dict[str, Any]:
         return {"CALLID": callid, "SEQ": seq, "RESOURCE_KIND": self.kind,
@@ -53,7 +55,8 @@ class Part:
                 "END_TS": self.end, "RING_S": self.ring, "TALK_S": self.talk,
                 "HOLD_S": self.hold, "ACW_S": self.acw, "CONSULT_S": self.consult,
                 "QUEUE_S": self.queue, "OUTCOME": self.outcome,
-                "ACCEPTED": int(self.accepted)}
+                "ACCEPTED": int(self.accepted), "LEG_CALLID": self.leg,
+                "SWITCH_ID": self.switch}
 
 
 @dataclass
@@ -70,9 +73,11 @@ class Story:
     end: int | None = None
     transfers: int = 0
     conferences: int = 0
+    switches: tuple[int, ...] = ()  # of its calls, in the order they were first used
 
-    def part(self, kind: str, resource_id: int, role: str, start: int) -> Part:
-        p = Part(kind, resource_id, role, start)
+    def part(self, kind: str, resource_id: int, role: str, start: int,
+             leg: str | None = None, switch: int | None = None) -> Part:
+        p = Part(kind, resource_id, role, start, leg=leg, switch=switch)
         self.parts.append(p)
         return p
 
@@ -97,6 +102,8 @@ class Story:
             "CONSULT_S": sum(p.consult for p in agents),
             "QUEUE_S": sum(p.queue for p in self.parts if p.kind != "AGENT"),
             "TRANSFERS": self.transfers, "CONFERENCES": self.conferences,
+            "SWITCH_ID": self.switches[0] if self.switches else None,
+            "SITES": len(self.switches),
         }
         return summary, [p.row(self.callid, i) for i, p in enumerate(self.parts, start=1)]
 

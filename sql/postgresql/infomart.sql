@@ -1,4 +1,4 @@
--- gim Info Mart schema, version 2, for postgresql.
+-- gim Info Mart schema, version 3, for postgresql.
 -- Generated from gim/schema by `python -m gim.schema.ddl --write`; do not edit.
 -- `gim init` creates the same objects (and, on PostgreSQL, the partitions).
 
@@ -1170,6 +1170,17 @@ CREATE TABLE GIDB_GO_SEC_FIELDHIST (
 );
 CREATE INDEX ix_gidb_go_sec_fieldhist_chainguid ON GIDB_GO_SEC_FIELDHIST (DATA_SOURCE_KEY, CHAINGUID);
 CREATE INDEX ix_gidb_go_sec_fieldhist_upd ON GIDB_GO_SEC_FIELDHIST (UPDATE_AUDIT_KEY);
+
+CREATE TABLE GIDB_GSYS_DNPREMOTELOCATION (
+	DATA_SOURCE_KEY INTEGER NOT NULL, 
+	ID BIGINT NOT NULL, 
+	REMOTELOCATION VARCHAR(255), 
+	START_DATE_TIME_KEY INTEGER, 
+	CREATE_AUDIT_KEY BIGINT NOT NULL, 
+	UPDATE_AUDIT_KEY BIGINT NOT NULL, 
+	PRIMARY KEY (DATA_SOURCE_KEY, ID)
+);
+CREATE INDEX ix_gidb_gsys_dnpremotelocation_upd ON GIDB_GSYS_DNPREMOTELOCATION (UPDATE_AUDIT_KEY);
 
 CREATE TABLE GIDB_GX_SESSION_ENDPOINT_MM (
 	DATA_SOURCE_KEY INTEGER NOT NULL, 
