@@ -948,11 +948,20 @@ def _parts_are_where_the_idb_says(urls) -> None:
         if len(pair) == 2:
             union(*pair)
     legs = collections.defaultdict(set)
-    for callid, _, _, leg, _ in parts:
+    ledger_agents = collections.defaultdict(set)
+    for callid, kind, resource, leg, _ in parts:
         legs[callid].add(leg)
+        if kind == "AGENT":
+            ledger_agents[callid].add(resource)
+    # The agents whose parties are on each group of linked calls.
+    idb_agents = collections.defaultdict(set)
+    for callid, agent in _both(urls, "SELECT CALLID, AGENTID FROM G_PARTY WHERE AGENTID IS "
+                                     "NOT NULL"):
+        if callid in parent:
+            idb_agents[find(callid)].add(agent)
     owner = {}
     multi = 0
-    for callid, sites in _q(url, "SELECT CALLID, SITES FROM SIM_INTERACTION"):
+    for callid, sites, agents in _q(url, "SELECT CALLID, SITES, AGENTS FROM SIM_INTERACTION"):
         if callid in faulty:
             continue
         group = find(callid)
@@ -960,6 +969,8 @@ def _parts_are_where_the_idb_says(urls) -> None:
         assert owner.setdefault(group, callid) == callid, (callid, owner[group])
         switches = {calls[leg][0] for leg in legs[callid]}
         assert len(switches) <= sites, callid
+        assert idb_agents[group] == ledger_agents[callid], callid
+        assert agents <= len(ledger_agents[callid])
         multi += sites > 1
     assert multi > 50
     # Every call that is no consultation is the root of its own interaction record.

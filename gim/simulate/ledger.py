@@ -44,9 +44,10 @@ What the ledger's words mean:
   is the switch it began on and SITES the number of switches its calls were on (a route to
   an unmonitored switch adds no call, and its OUTCOME is `routed_remote`: no one this
   contact center monitors served it); SIM_PARTICIPATION.LEG_CALLID and SWITCH_ID say on
-  which call (G_CALL.CALLID, of that switch's IDB) each part's party was. An agent who
-  takes over a call from another site's consultation keeps one participation: its
-  CONSULT_S is the consultation, its TALK_S what followed.
+  which call (G_CALL.CALLID, in that switch's IDB) each part began: an agent consulted on
+  the same switch goes on in the main call after a transfer, one consulted from another
+  site goes on in the call of its own switch. Either keeps one participation: its CONSULT_S
+  is the consultation, its TALK_S what followed.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ SIM_PARTICIPATION = _t(
     col("QUEUE_S", Int, nullable=False),
     col("OUTCOME", Str(32), nullable=False),
     col("ACCEPTED", Int, nullable=False),  # 1: the agent connected to it (see OFFERED)
-    col("LEG_CALLID", Str(50)),  # G_CALL.CALLID of the call the part's party was on
+    col("LEG_CALLID", Str(50)),  # G_CALL.CALLID of the call the part began on
     col("SWITCH_ID", Int),  # that call's switch
     key=("CALLID", "SEQ"),
     comment="One row per resource's part in an interaction (agent, queue, routing point).",

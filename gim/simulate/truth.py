@@ -46,7 +46,7 @@ class Part:
     queue: int = 0
     outcome: str = "active"
     accepted: bool = False
-    leg: str | None = None  # CALLID of the call the part's party is on
+    leg: str | None = None  # CALLID of the call the part began on
     switch: int | None = None  # that call's switch
 
     def row(self, callid: str, seq: int) -> dict[str, Any]:
