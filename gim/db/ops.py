@@ -91,6 +91,14 @@ class Ops:
         """The database's current time, UTC epoch seconds."""
         raise NotImplementedError
 
+    def index_names(self, conn: Connection) -> set[str]:
+        """The names of the indexes of the current schema, with one query."""
+        raise NotImplementedError
+
+    def null_safe_equal(self, a: str, b: str) -> str:
+        """A condition true when two SQL expressions are equal or both NULL."""
+        return f"{a} IS NOT DISTINCT FROM {b}"
+
     def has_control_chars(self, expr: str) -> str:
         """A condition true when the text `expr` holds a control character."""
         raise NotImplementedError
@@ -198,6 +206,13 @@ class SqliteOps(Ops):
         return int(conn.exec_driver_sql("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
                    .scalar_one())
 
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
+
+    def null_safe_equal(self, a: str, b: str) -> str:
+        return f"{a} IS {b}"  # SQLite's IS is null-safe equality (any version)
+
     def has_control_chars(self, expr: str) -> str:
         chars = " OR ".join(f"INSTR({expr}, CHAR({i})) > 0" for i in range(1, 32)
                             if i not in (9, 10, 13))
@@ -291,6 +306,10 @@ class PostgresOps(Ops):
     def clock(self, conn: Connection) -> int:
         return int(conn.exec_driver_sql(
             "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)").scalar_one())
+
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").scalars())
 
     def has_control_chars(self, expr: str) -> str:
         return f"({expr} ~ '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]')"
