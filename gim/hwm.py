@@ -147,6 +147,22 @@ def _clipped(window: Window, intervals: Iterable[tuple[int, int]]) -> list[tuple
     return sorted((a, b) for a, b in clipped if a < b)
 
 
+def merge_through(windows: Sequence[Window], first: int, next_row: int | None) -> int:
+    """Where the window to load that starts at `windows[first]` ends: the index of the
+    window holding `next_row`, the time of the first row at or after that window's start
+    (None: no row up to the last window's end), so that the empty windows before it merge
+    into it; the last window when no row is left. Walking the windows this way, one
+    look-up per window loaded, gives what `coalesce_empty` gives from the full list of
+    windows holding rows."""
+    last = len(windows) - 1
+    if next_row is None:
+        return last
+    for k in range(first, last + 1):
+        if next_row < windows[k].end:
+            return k
+    return last
+
+
 def reliable(sessions: Iterable[tuple[int, int]] | None, limit: int,
              history_start: int | None = None) -> list[tuple[int, int]]:
     """The times an IDB can serve: the intervals its data-source sessions recorded without

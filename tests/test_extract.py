@@ -142,8 +142,11 @@ def assert_gidb_matches_idb(idb_url: str, infomart_url: str, floor: int,
             extra = got - expected
             assert all(n == 1 for n in extra.values()), (name, extra)
             for row in extra:
+                # an older version of a row that changed after the mark: not the row as it
+                # is now (that one is not extractable yet, so it must not be there)
                 key = tuple(row[i] for i in pk)
                 assert key in now_by_key and not extractable(now_by_key[key]), (name, row)
+                assert _row(now_by_key[key]) != row, (name, row)
             keys |= {k for (k,) in dst.execute(sa.select(copy.target.c.DATA_SOURCE_KEY)
                                                 .distinct())}
     idb.dispose()
@@ -222,6 +225,17 @@ def test_extraction_holds_exactly_the_extractable_rows(cli, tmp_path, idb_and_in
             "SELECT COUNT(*) FROM GIDB_G_CALL_V WHERE START_DATE_TIME_KEY <> "
             "(CREATED_TS / 900) * 900")).scalar()
         assert bad == 0
+        # Each chunk's audit row has the count and START_DATE_TIME_KEY range of its rows.
+        for table in ("GIDB_G_PARTY_V", "GIDB_G_PARTY_HISTORY_V", "GIDB_G_CALL_MM",
+                      "GIDB_GO_CHAIN"):
+            chunks = conn.execute(sa.text(
+                f"SELECT a.AUDIT_KEY, a.ROW_COUNT, a.MIN_START_DATE_TIME_KEY, "
+                f"a.MAX_START_DATE_TIME_KEY, COUNT(*), MIN(g.START_DATE_TIME_KEY), "
+                f"MAX(g.START_DATE_TIME_KEY) FROM CTL_AUDIT_LOG a JOIN {table} g ON "
+                f"g.UPDATE_AUDIT_KEY = a.AUDIT_KEY GROUP BY a.AUDIT_KEY, a.ROW_COUNT, "
+                f"a.MIN_START_DATE_TIME_KEY, a.MAX_START_DATE_TIME_KEY")).all()
+            assert chunks, table
+            assert all(r[1:4] == r[4:7] for r in chunks), (table, chunks)
         # The source has one DATA_SOURCE_KEY, the DAP one DAP_KEY; both are recorded.
         assert conn.execute(sa.text(
             "SELECT SOURCE_NAME, DAP_NAMES FROM CTL_DS")).all() == [("site", "site")]

@@ -13,6 +13,7 @@ from gim.hwm import (
     coalesce_empty,
     coverage_gaps,
     hold_back_limit,
+    merge_through,
     next_windows,
     plan_windows,
     reliable,
@@ -354,6 +355,25 @@ def test_coalesced_windows_cover_the_grid_and_restart_exactly(grid_busy, data):
     k = data.draw(st.integers(0, len(merged) - 1))
     rest = next_windows(merged[k].end, floor, grid[-1].end, chunk)
     assert coalesce_empty(rest, busy) == merged[k + 1:]
+
+
+@PROPERTY
+@given(backlogs(), st.data())
+def test_merging_through_the_next_row_is_coalescing_the_empty_windows(backlog, data):
+    mark, floor, limit, chunk = backlog
+    grid = next_windows(mark, floor, limit, chunk)
+    if not grid:
+        return
+    point = st.integers(grid[0].start - chunk, grid[-1].end + chunk)
+    rows = data.draw(st.lists(point, max_size=30))
+    busy = {w.start for w in grid if any(w.start <= t < w.end for t in rows)}
+    walked, k = [], 0
+    while k < len(grid):
+        later = [t for t in rows if grid[k].start <= t < grid[-1].end]
+        j = merge_through(grid, k, min(later) if later else None)
+        walked.append(Window(grid[k].start, grid[j].end))
+        k = j + 1
+    assert walked == coalesce_empty(grid, busy)
 
 
 def test_reliable_cuts_sessions_at_the_idb_limit():

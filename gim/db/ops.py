@@ -185,7 +185,10 @@ class Ops:
         raise NotImplementedError("only PostgreSQL tables are partitioned")
 
     # -- maintenance ----------------------------------------------------------------------
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
+        """Refresh the planner statistics of `tables`; `sample` (PostgreSQL) lowers the
+        statistics target for this once (the sample is 300 rows per unit of target)."""
         raise NotImplementedError
 
     # -- locks ----------------------------------------------------------------------------
@@ -284,7 +287,8 @@ class SqliteOps(Ops):
             .returning(seq.c.LAST_VALUE)).scalar_one()
         return last - count + 1
 
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {safe_identifier(table.name)}")
 
@@ -454,7 +458,10 @@ class PostgresOps(Ops):
         conn.exec_driver_sql(f"DROP TABLE {safe_identifier(partition)}")
 
     # -- maintenance ----------------------------------------------------------------------
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
+        if sample is not None:
+            conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {int(sample)}")
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {safe_identifier(self._fold(table.name))}")
 

@@ -17,6 +17,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import queue
+import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ from gim.errors import ConfigError, DatabaseUnavailable, JobFailed
 from gim.hwm import (
     Window,
     assign_parts,
-    coalesce_empty,
+    merge_through,
     plan_windows,
     reliable,
     source_limit,
@@ -87,6 +90,7 @@ class Source:
     key: int  # DATA_SOURCE_KEY
     daps: list[Dap]  # as configured
     idbs: list[Idb]  # those reachable in this run
+    floor: int = 0  # where the role's extraction begins (see _floor)
 
     @property
     def ha(self) -> bool:
@@ -151,6 +155,7 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                               f"{', '.join(ROLES)} or all)")
     done = []
     opened = _Opened(ctx)
+    statistics = _Statistics(ctx)
     try:
         for r in roles:
             groups = _sources(ctx.config, r, dap)
@@ -160,30 +165,65 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                                   f"role {r}")
             for name, daps in groups.items():
                 source = _open(ctx, opened, name, daps, r)
-                rows = extract_source(ctx, source, r)
+                rows = extract_source(ctx, source, r, statistics)
                 done.append(f"{name}/{r}: {rows:,} rows")
     finally:
+        statistics.finish()
         opened.close()
-    refresh_statistics(ctx)
     return "; ".join(done) if done else "no DAP to extract from"
 
 
-def refresh_statistics(ctx: JobContext, threshold: int = 10_000) -> None:
+class _Statistics:
     """PostgreSQL: a table that just received many rows gets fresh statistics at once; the
     transformation's joins are planned badly on a freshly loaded table until autovacuum
-    gets to it."""
-    if ctx.engine.dialect.name != "postgresql":
-        return
-    loaded = [name.removesuffix(" rows") for name, n in ctx.counts.items()
-              if name.startswith("GIDB_") and name.endswith(" rows") and n >= threshold]
-    if not loaded:
-        return
-    from gim.schema import metadata
+    gets to it. Each such table is analyzed as soon as its extraction is done, by a thread
+    and connection of its own, while the next tables are extracted."""
 
-    with ctx.engine.connect() as conn:
-        ops_for(conn).analyze(conn, [metadata.tables[name] for name in loaded])
-        conn.commit()
-    ctx.count("tables analyzed", len(loaded))
+    THRESHOLD = 10_000
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.enabled = ctx.engine.dialect.name == "postgresql"
+        self.queued: set[str] = set()
+        self.analyzed = 0
+        self.failures: list[str] = []
+        self.pending: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+
+    def loaded(self, table: sa.Table) -> None:
+        if not self.enabled or table.name in self.queued or \
+                self.ctx.counts.get(f"{table.name} rows", 0) < self.THRESHOLD:
+            return
+        self.queued.add(table.name)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="gim-analyze", daemon=True)
+            self.thread.start()
+        self.pending.put(table)
+
+    def _work(self) -> None:
+        while (table := self.pending.get()) is not None:
+            try:
+                with self.ctx.engine.connect() as conn:
+                    # A coarse sample (6,000 rows a table rather than 30,000) costs a third:
+                    # the transformation joins GIDB tables on keys and reads them by audit
+                    # key, which coarse statistics plan as well; autovacuum refines them as
+                    # the tables grow.
+                    ops_for(conn).analyze(conn, [table], sample=20)
+                    conn.commit()
+                self.analyzed += 1
+            except DB_ERRORS as exc:
+                self.failures.append(f"{table.name}: {describe_db_error(exc)}")
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.pending.put(None)
+            self.thread.join()
+            self.thread = None
+        if self.analyzed:
+            self.ctx.count("tables analyzed", self.analyzed)
+        for text in self.failures:
+            self.ctx.note(f"could not refresh the statistics of {text}")
+        self.failures = []
 
 
 def _sources(config: Config, role: str, dap: str | None) -> dict[str, list[Dap]]:
@@ -217,7 +257,7 @@ def _open(ctx: JobContext, opened: _Opened, name: str, daps: list[Dap], role: st
         if not i.dap_key:
             i.dap_key = _dap_key(ctx, i.dap, key)
         i.domains[role] = _domains(i, role)
-    return Source(name=name, key=key, daps=daps, idbs=idbs)
+    return Source(name=name, key=key, daps=daps, idbs=idbs, floor=_floor(ctx, role))
 
 
 def _data_source_key(ctx: JobContext, name: str, daps: list[Dap]) -> int:
@@ -355,12 +395,15 @@ def _sessions(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] 
 # Extracting a source
 
 
-def extract_source(ctx: JobContext, source: Source, role: str) -> int:
+def extract_source(ctx: JobContext, source: Source, role: str,
+                   statistics: _Statistics | None = None) -> int:
     copies = [c for c in copies_for(role)]
     total = 0
     with ctx.progress.task(f"extracting {source.name} ({role})", total=len(copies)) as advance:
         for copy in copies:
             total += extract_table(ctx, source, copy)
+            if statistics is not None:
+                statistics.loaded(copy.target)
             advance(1)
     return total
 
@@ -410,15 +453,10 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
     # The IDB the previous window came from first (no flapping), then the others.
     idbs.sort(key=lambda i: i.name != last_dap)
     limits = [_limit(i, copy, lag, stuck) for i in idbs]
-    windows = plan_windows(mark, _floor(ctx, copy.role), max(limits), chunk,
+    windows = plan_windows(mark, source.floor, max(limits), chunk,
                            whole=copy.role == "ICON_CFG")
     if not windows:
         return 0
-    if len(windows) > 1:
-        busy: set[int] = set()
-        for i in idbs:
-            busy |= _busy_windows(i, copy, windows, i.now - stuck)
-        windows = coalesce_empty(windows, busy)
     if source.ha:
         sessions = [_sessions(i, copy.role, copy.provider) for i in idbs]
         starts = [a for spans in sessions if spans for a, _ in spans]
@@ -428,11 +466,34 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
     else:
         covers = [reliable(None, limits[0])]
     state = _Table(copy=copy, stuck=stuck)
-    rows, current = 0, 0
-    for window in windows:
+    return _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
+
+
+# Seeking the next row pays only over a long stretch of windows: each seek may have to scan
+# far for a role whose rows are rare in a shared table, while a few empty windows cost a
+# few small transactions.
+SEEK_WINDOWS = 8
+
+
+def _load_windows(ctx: JobContext, source: Source, copy: Copy, idbs: list[Idb],
+                  windows: list[Window], limits: list[int], covers: list[list[tuple[int, int]]],
+                  state: _Table) -> int:
+    rows, current, k = 0, 0, 0
+    while k < len(windows):
+        # Empty windows merge into the next one that holds rows (found by one index seek
+        # per IDB), so that a long quiet stretch costs one transaction, not one per chunk.
+        j = len(windows) - 1
+        if j - k >= SEEK_WINDOWS:
+            span = (windows[k].start, windows[-1].end)
+            found = [t for i in idbs
+                     if (t := _next_row(i, copy, *span, state.stuck)) is not None]
+            j = merge_through(windows, k, min(found) if found else None)
+        window = Window(windows[k].start, windows[j].end)
+        k = j + 1
         for part, index in assign_parts(window, covers, current):
             if index is None:
-                index = _take_what_there_is(source, idbs, limits, part, current, stuck)
+                index = _take_what_there_is(source, idbs, limits, part, current,
+                                            state.stuck)
             if index is None:
                 ctx.note(_waiting(source, copy, part, idbs))
                 return rows
@@ -466,16 +527,14 @@ def _waiting(source: Source, copy: Copy, part: Window, idbs: list[Idb]) -> str:
             f"{_iso(part.start)}..{_iso(part.end)} yet{why}; waiting")
 
 
-def _busy_windows(idb: Idb, copy: Copy, windows: list[Window], stuck_before: int) -> set[int]:
-    """The starts of the windows that hold rows, found with one query, so that a long run
-    of empty windows costs no transaction each."""
-    first, chunk = windows[0].start, windows[0].end - windows[0].start
+def _next_row(idb: Idb, copy: Copy, start: int, end: int, stuck: int) -> int | None:
+    """The time of the IDB's first row of the table in [start, end) (an index seek)."""
     column = copy.source.c[copy.time_column]
-    bucket = ((column - first) // chunk).label("BUCKET")
-    query = sa.select(bucket).distinct().where(
-        *_conditions(idb, copy, Window(first, windows[-1].end), stuck_before))
+    query = (sa.select(column)
+             .where(*_conditions(idb, copy, Window(start, end), idb.now - stuck))
+             .order_by(column).limit(1))
     with reading(idb, f"reading {copy.source.name}"), idb.engine.connect() as conn:
-        return {first + int(b) * chunk for (b,) in conn.execute(query)}
+        return conn.execute(query).scalar()
 
 
 def _oldest_active(idb: Idb, copy: Copy, stuck_before: int) -> int | None:
@@ -521,13 +580,20 @@ def _source_query(source: Source, idb: Idb, copy: Copy, window: Window | None, a
     src = copy.source.c
     start = src[copy.start_column] if copy.start_column else None
     start_key = ((start // 900) * 900) if start is not None else sa.null()
-    query = sa.select(sa.literal(source.key, sa.Integer).label("DATA_SOURCE_KEY"),
+    # In the order of _staged_columns: START_DATE_TIME_KEY first, so that the rows' range
+    # of it is read off the stream (see Staged) instead of queried afterwards.
+    query = sa.select(sa.cast(start_key, sa.Integer).label("START_DATE_TIME_KEY"),
+                      sa.literal(source.key, sa.Integer).label("DATA_SOURCE_KEY"),
                       sa.literal(idb.dap_key, sa.Integer).label("DAP_KEY"),
                       *(src[c] for c in copy.columns),
-                      sa.cast(start_key, sa.Integer).label("START_DATE_TIME_KEY"),
                       sa.literal(audit, sa.BigInteger).label("CREATE_AUDIT_KEY"),
                       sa.literal(audit, sa.BigInteger).label("UPDATE_AUDIT_KEY"))
     return query.where(*_conditions(idb, copy, window, stuck_before))
+
+
+def _staged_columns(target: sa.Table) -> list[str]:
+    return ["START_DATE_TIME_KEY"] + [c.name for c in target.columns
+                                      if c.name != "START_DATE_TIME_KEY"]
 
 
 def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: Window,
@@ -582,24 +648,18 @@ def _load_direct(conn: Connection, source: Source, copy: Copy, idb: Idb, query: 
     target = copy.target
     savepoint = conn.begin_nested()
     try:
-        count = stage(conn, idb, copy, query, target.name, batch)
+        staged = stage(conn, idb, copy, query, target.name, batch)
         savepoint.commit()
     except DB_ERRORS as exc:
         savepoint.rollback()
         if is_integrity_error(exc):
             return None
         raise
-    if not count:
-        return 0, None, None
-    if source.ha and copy.natural_key:
+    if staged.count and source.ha and copy.natural_key:
         _drop_partner_versions(conn, source, copy, idb, f"{target.name} n",
                                f"n.UPDATE_AUDIT_KEY = {int(audit)} AND n.DAP_KEY = "
                                f"{int(idb.dap_key)}")
-    lo, hi = conn.execute(
-        sa.select(sa.func.min(target.c.START_DATE_TIME_KEY),
-                  sa.func.max(target.c.START_DATE_TIME_KEY))
-        .where(target.c.UPDATE_AUDIT_KEY == audit)).one()
-    return count, lo, hi
+    return staged.count, staged.lo, staged.hi
 
 
 def _load_replacing(conn: Connection, source: Source, copy: Copy, idb: Idb, query: sa.Select,
@@ -609,7 +669,8 @@ def _load_replacing(conn: Connection, source: Source, copy: Copy, idb: Idb, quer
     ops = ops_for(conn)
     target = copy.target
     temp = ops.temp_copy(conn, target)
-    if not stage(conn, idb, copy, query, temp, batch):
+    staged = stage(conn, idb, copy, query, temp, batch)
+    if not staged.count:
         return 0, None, None
     key = [c.name for c in target.primary_key.columns]
     columns = [c.name for c in target.columns]
@@ -617,10 +678,7 @@ def _load_replacing(conn: Connection, source: Source, copy: Copy, idb: Idb, quer
                     update=[c for c in columns if c not in key and c != "CREATE_AUDIT_KEY"])
     if source.ha and copy.natural_key:
         _drop_partner_versions(conn, source, copy, idb, f"{temp} n", "1 = 1")
-    count, lo, hi = conn.exec_driver_sql(
-        f"SELECT COUNT(*), MIN(START_DATE_TIME_KEY), MAX(START_DATE_TIME_KEY) "
-        f"FROM {temp}").one()
-    return count, lo, hi
+    return staged.count, staged.lo, staged.hi
 
 
 def _drop_partner_versions(conn: Connection, source: Source, copy: Copy, idb: Idb,
@@ -639,37 +697,56 @@ def _drop_partner_versions(conn: Connection, source: Source, copy: Copy, idb: Id
         f"{int(idb.dap_key)} WHERE {which})")
 
 
+@dataclass
+class Staged:
+    """What a stream moved: its row count and the range of its rows' START_DATE_TIME_KEY."""
+
+    count: int = 0
+    lo: int | None = None
+    hi: int | None = None
+
+    def add(self, count: int, keys: set) -> None:
+        self.count += count
+        keys.discard(None)
+        if keys:
+            lo, hi = min(keys), max(keys)
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+
+
 def stage(conn: Connection, idb: Idb, copy: Copy, query: sa.Select, into: str,
-          batch_rows: int) -> int:
+          batch_rows: int) -> Staged:
     """Stream the query's rows from the IDB into the table `into` (shaped like the copy's
-    target); returns the row count. PostgreSQL to PostgreSQL is a COPY TO piped into a COPY
-    FROM; other pairs move bounded batches of rows. Errors of the IDB name its DAP; those of
-    the Info Mart are left as they are."""
+    target). PostgreSQL to PostgreSQL is a COPY TO piped into a COPY FROM; other pairs move
+    bounded batches of rows. Errors of the IDB name its DAP; those of the Info Mart are left as
+    they are."""
     ops = ops_for(conn)
-    target = copy.target
-    columns = [c.name for c in target.columns]
+    columns = _staged_columns(copy.target)
     what = f"reading {copy.source.name}"
+    staged = Staged()
     if conn.dialect.name == "postgresql" and idb.engine.dialect.name == "postgresql":
         sql = str(query.compile(dialect=idb.engine.dialect,
                                 compile_kwargs={"literal_binds": True}))
-        count = 0
         raw_dst = conn.connection.driver_connection
         with raw_dst.cursor() as in_cur, \
                 in_cur.copy(f"COPY {ops.fold(into)} ({', '.join(columns)}) "
                             "FROM STDIN") as in_copy:
-            for rows, data in _copy_out(idb, sql, what):
-                in_copy.write(data)
-                count += rows
-        return count
-    count = 0
+            with contextlib.closing(_copy_out(idb, sql, what)) as blocks:
+                for rows, data, keys in blocks:
+                    in_copy.write(data)
+                    staged.add(rows, {None if k == b"\\N" else int(k) for k in keys})
+        return staged
+    table = _named(copy.target, into)
     for batch in _read_batches(idb, query, batch_rows, what):
-        count += ops.bulk_insert(conn, _named(target, into), batch, columns)
-    return count
+        ops.bulk_insert(conn, table, batch, columns)
+        staged.add(len(batch), {r[0] for r in batch})
+    return staged
 
 
-def _copy_out(idb: Idb, sql: str, what: str) -> Iterator[tuple[int, bytes]]:
-    """COPY (sql) TO STDOUT on the IDB, in blocks of rows: COPY TO hands over one row at a
-    time, and writing them on in blocks saves most of the per-call cost."""
+def _copy_out(idb: Idb, sql: str, what: str) -> Iterator[tuple[int, bytes, set[bytes]]]:
+    """COPY (sql) TO STDOUT on the IDB, in blocks of rows (COPY TO hands over one row at a
+    time; writing them on in blocks saves most of the per-call cost), each with the set of
+    its first column's values as text."""
     closing = False
     try:
         with idb.engine.connect() as src:
@@ -680,14 +757,16 @@ def _copy_out(idb: Idb, sql: str, what: str) -> Iterator[tuple[int, bytes]]:
                     block.append(data)
                     if len(block) >= 1024:
                         try:
-                            yield len(block), b"".join(block)
+                            data = b"".join(block)
+                            yield len(block), data, _first_fields(data)
                         except GeneratorExit:
                             closing = True
                             raise
                         block = []
                 if block:
                     try:
-                        yield len(block), b"".join(block)
+                        data = b"".join(block)
+                        yield len(block), data, _first_fields(data)
                     except GeneratorExit:
                         closing = True
                         raise
@@ -695,6 +774,17 @@ def _copy_out(idb: Idb, sql: str, what: str) -> Iterator[tuple[int, bytes]]:
         if closing:  # the Info Mart side failed and stopped reading: its error is the one
             return
         raise IdbFailed(f"DAP {idb.name}: {what} failed: {describe_db_error(exc)}") from exc
+
+
+# The first field of each row but the first of a block of COPY text (tabs and newlines in
+# values are escaped); a pattern that begins with a plain character is searched for fast.
+_NEXT_FIRST_FIELD = re.compile(rb"\n([^\t\n]*)\t")
+
+
+def _first_fields(data: bytes) -> set[bytes]:
+    fields = set(_NEXT_FIRST_FIELD.findall(data))
+    fields.add(data[:data.find(b"\t")])
+    return fields
 
 
 def _read_batches(idb: Idb, query: sa.Select, batch_rows: int,
