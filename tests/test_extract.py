@@ -755,3 +755,23 @@ def test_same_gidb_from_sqlite_and_postgres_idbs(cli, tmp_path):
                 _extract(cli, _config(sub, im_url, [("site", idbs[kind_idb], None)]))
                 results.append(gidb_content(im_url))
     assert all(r == results[0] for r in results[1:])
+
+
+def test_big_loads_refresh_statistics_on_postgresql(tmp_path, idb_and_infomart, monkeypatch,
+                                                    db_kind):
+    idb_url, im_url = idb_and_infomart
+    config = load_config(_config(tmp_path, im_url, [("site", idb_url, None)]), env={})
+    monkeypatch.setattr(extract_job._Statistics, "THRESHOLD", 50)
+    result = run_job(JobSpec("extract", locks=("extract-icon_core",)), config,
+                     lambda ctx: extract_job.run(ctx, "ICON_CORE"))
+    assert result.exit_code == 0, result.message
+    loaded = {k.removesuffix(" rows").lower() for k, n in result.counts.items()
+              if k.startswith("GIDB_") and k.endswith(" rows") and n >= 50}
+    assert "gidb_g_party_v" in loaded
+    if db_kind == "sqlite":  # SQLite plans without such statistics
+        assert "tables analyzed" not in result.counts
+        return
+    assert result.counts["tables analyzed"] == len(loaded)
+    analyzed = {t for (t,) in _query(im_url, "SELECT relname FROM pg_stat_user_tables WHERE "
+                                             "last_analyze IS NOT NULL")}
+    assert loaded <= analyzed
