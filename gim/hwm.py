@@ -3,7 +3,7 @@ epoch seconds to read next from an IDB table. Pure logic; the extraction job doe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -44,6 +44,14 @@ def hold_back_limit(limit: int, oldest_active: int | None, source_now: int,
     return min(limit, oldest_active)
 
 
+def source_limit(source_now: int, lag: int, oldest_active: int | None = None,
+                 stuck_threshold: int = DEFAULT_STUCK_THRESHOLD) -> int:
+    """How far one IDB's rows of a table may be extracted now: the safety lag behind its
+    newest time, held back by its oldest young active row."""
+    return hold_back_limit(safe_limit(source_now, lag), oldest_active, source_now,
+                           stuck_threshold)
+
+
 def next_windows(mark: int | None, floor: int, limit: int, chunk: int,
                  max_windows: int | None = None) -> list[Window]:
     """The windows from the mark (or `floor`) up to `limit`, at most `chunk` seconds each.
@@ -66,14 +74,43 @@ def _grid(start: int, limit: int, chunk: int) -> Iterator[Window]:
         yield Window(cut, min(cut + chunk, limit))
 
 
+def plan_windows(mark: int | None, floor: int, limit: int, chunk: int, whole: bool = False,
+                 max_windows: int | None = None) -> list[Window]:
+    """next_windows, or with `whole` everything from the mark to the limit as one window
+    (configuration: all new and changed objects in one cycle and one transaction, so that
+    the transformation never sees half of a configuration change)."""
+    if not whole:
+        return next_windows(mark, floor, limit, chunk, max_windows)
+    start = floor if mark is None else max(mark, floor)
+    return [Window(start, limit)] if limit > start and max_windows != 0 else []
+
+
 def windows_for(mark: int | None, floor: int, source_now: int, lag: int, chunk: int,
                 oldest_active: int | None = None,
                 stuck_threshold: int = DEFAULT_STUCK_THRESHOLD,
-                max_windows: int | None = None) -> list[Window]:
+                max_windows: int | None = None, whole: bool = False) -> list[Window]:
     """The next windows to extract, observed at source time `source_now`."""
-    limit = hold_back_limit(safe_limit(source_now, lag), oldest_active, source_now,
-                            stuck_threshold)
-    return next_windows(mark, floor, limit, chunk, max_windows)
+    limit = source_limit(source_now, lag, oldest_active, stuck_threshold)
+    return plan_windows(mark, floor, limit, chunk, whole, max_windows)
+
+
+def coalesce_empty(windows: Sequence[Window], busy: Collection[int]) -> list[Window]:
+    """`windows` with each run of empty ones (start not in `busy`) merged into the window
+    that follows it; the last window always stays, so that the mark reaches the limit.
+
+    A long quiet stretch then costs one transaction instead of one per chunk, and the
+    windows loaded still cover the span without a hole: a row that commits into a merged
+    stretch after `busy` was read is read with the window it was merged into.
+    """
+    out: list[Window] = []
+    start: int | None = None
+    for i, window in enumerate(windows):
+        if start is None:
+            start = window.start
+        if window.start in busy or i == len(windows) - 1:
+            out.append(Window(start, window.end))
+            start = None
+    return out
 
 
 def split_window(window: Window, cuts: Iterable[int]) -> list[Window]:
@@ -108,3 +145,64 @@ def _clipped(window: Window, intervals: Iterable[tuple[int, int]]) -> list[tuple
     """The non-empty intersections of `intervals` with `window`, sorted by start."""
     clipped = ((max(a, window.start), min(b, window.end)) for a, b in intervals)
     return sorted((a, b) for a, b in clipped if a < b)
+
+
+def merge_through(windows: Sequence[Window], first: int, next_row: int | None) -> int:
+    """Where the window to load that starts at `windows[first]` ends: the index of the
+    window holding `next_row`, the time of the first row at or after that window's start
+    (None: no row up to the last window's end), so that the empty windows before it merge
+    into it; the last window when no row is left. Walking the windows this way, one
+    look-up per window loaded, gives what `coalesce_empty` gives from the full list of
+    windows holding rows."""
+    last = len(windows) - 1
+    if next_row is None:
+        return last
+    for k in range(first, last + 1):
+        if next_row < windows[k].end:
+            return k
+    return last
+
+
+def reliable(sessions: Iterable[tuple[int, int]] | None, limit: int,
+             history_start: int | None = None) -> list[tuple[int, int]]:
+    """The times an IDB can serve: the intervals its data-source sessions recorded without
+    a gap (None: the IDB keeps no session information, so all of them), cut at the IDB's
+    own limit (its newest time minus the lag), past which its rows may still be coming.
+
+    Times before `history_start` (the first session of any IDB of the set) count as
+    served: no ICON of the set was recording then, so no IDB can miss anything there, and
+    what an IDB holds stamped that early (configuration from its first synchronization)
+    its partner holds too.
+    """
+    if sessions is None:
+        return [(-(2**63), limit)]
+    spans = list(sessions)
+    if history_start is not None:
+        spans.append((-(2**63), history_start))
+    return sorted((a, min(b, limit)) for a, b in spans if a < min(b, limit))
+
+
+def assign_parts(window: Window, covers: Sequence[Sequence[tuple[int, int]]],
+                 preferred: int = 0) -> list[tuple[Window, int | None]]:
+    """Which IDB of a redundant set to read each part of `window` from.
+
+    `covers[i]` holds the intervals IDB i can serve (see `reliable`). The window is cut
+    where any of them begins or ends; each part goes to the IDB used for the part before it
+    if that one covers it (no flapping between equally good IDBs), else to the first that
+    does, else to None (no IDB has it yet). Neighbouring parts of one IDB are merged. The
+    parts are contiguous and make up the window.
+    """
+    cuts = {x for spans in covers for ab in spans for x in ab}
+    out: list[tuple[Window, int | None]] = []
+    current = preferred
+    for part in split_window(window, cuts):
+        order = [current] + [i for i in range(len(covers)) if i != current]
+        chosen = next((i for i in order if 0 <= i < len(covers)
+                       and not coverage_gaps(part, covers[i])), None)
+        if chosen is not None:
+            current = chosen
+        if out and out[-1][1] == chosen:
+            out[-1] = (Window(out[-1][0].start, part.end), chosen)
+        else:
+            out.append((part, chosen))
+    return out

@@ -12,6 +12,7 @@ import random
 import shutil
 import signal
 import time
+from collections import Counter
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from gim.config import load_config
 from gim.jobs import extract as extract_job
 from gim.runner import JobSpec, run_job
 from gim.schema.gidb import COPIES
+from gim.schema.idb import idb_metadata
 from gim.simulate import simulate
 
 START = dt.date(2026, 10, 5)
@@ -28,9 +30,12 @@ SIM = dict(calls_per_day=120, agents=12, seed=5, media=("voice", "chat", "email"
            outbound=True, faults=0.03)
 LAG = 120
 STUCK = 28860
-AUDIT = ("DATA_SOURCE_KEY", "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")
-KILLS = 20
+AUDIT = ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")
+# Which IDB of an HA set served a row: the only column allowed to differ from one complete IDB.
+SERVED_BY = ("DAP_KEY", *AUDIT)
+ROLES = ("ICON_CFG", "ICON_CORE", "ICON_OCS", "ICON_MM")
 DS_TYPE = {"ICON_CFG": 4, "ICON_CORE": 1, "ICON_MM": 2, "ICON_OCS": 3}
+DOWN = "postgresql://u:pw@127.0.0.1:1/idb"
 
 
 def _engine(url):
@@ -45,13 +50,17 @@ def _norm(v):
     return v
 
 
+def _row(r) -> tuple:
+    return tuple(_norm(v) for v in r)
+
+
 def _digest(rows) -> tuple[int, str]:
-    text = sorted(repr(tuple(_norm(v) for v in r)) for r in rows)
+    text = sorted(repr(_row(r)) for r in rows)
     return len(text), hashlib.md5("\n".join(text).encode()).hexdigest()
 
 
 def gidb_content(url: str, drop=AUDIT) -> dict[str, tuple[int, str]]:
-    """Every GIDB table's rows, without the columns that say when and from where."""
+    """Every GIDB table's rows (count and checksum), without the columns in `drop`."""
     engine = _engine(url)
     out = {}
     with engine.connect() as conn:
@@ -62,12 +71,16 @@ def gidb_content(url: str, drop=AUDIT) -> dict[str, tuple[int, str]]:
     return out
 
 
-def marks(url: str) -> dict[str, int]:
+def _query(url: str, sql: str, **params):
     engine = _engine(url)
     with engine.connect() as conn:
-        out = dict(conn.execute(sa.text("SELECT TABLE_NAME, MARK_TS FROM CTL_EXTRACT_HWM")).all())
+        rows = conn.execute(sa.text(sql), params).all()
     engine.dispose()
-    return out
+    return rows
+
+
+def marks(url: str) -> dict[str, int]:
+    return dict(_query(url, "SELECT TABLE_NAME, MARK_TS FROM CTL_EXTRACT_HWM"))
 
 
 def _provider(copy) -> str:
@@ -85,26 +98,29 @@ def _provider(copy) -> str:
     return "G_DSS_GCC_PROVIDER"
 
 
-def assert_gidb_matches_idb(idb_url: str, infomart_url: str, floor: int) -> None:
+def assert_gidb_matches_idb(idb_url: str, infomart_url: str, floor: int,
+                            stuck: int = STUCK) -> None:
     """The GIDB tables hold exactly the IDB rows of each table's role below its mark (voice
-    calls: terminated or stuck), as the IDB holds them now; a row ICON changed after the
-    mark may still be there in the version extracted before, and nothing else."""
+    calls: terminated or stuck), as the IDB holds them now, compared as multisets of whole
+    rows; besides, a row ICON changed after the mark may still be there in the version
+    extracted before (one version per IDB row), and nothing else."""
     m = marks(infomart_url)
     idb, im = _engine(idb_url), _engine(infomart_url)
     with idb.connect() as src, im.connect() as dst:
         newest = max(src.execute(sa.select(sa.func.max(c.source.c[c.time_column]))).scalar()
                      or 0 for c in COPIES if c.time_column)
+        keys = set()
         for copy in COPIES:
             s = copy.source.c
-            cols = [s[c] for c in copy.columns]
-            query = sa.select(*cols)
+            query = sa.select(*(s[c] for c in copy.columns))
             if "GSYS_DOMAIN" in s:
                 domains = [d for (d,) in src.execute(sa.text(
                     f"SELECT DSS_ID FROM {_provider(copy)} WHERE DS_TYPE = "
                     f"{DS_TYPE[copy.role]}"))]
                 query = query.where(s.GSYS_DOMAIN.in_(domains))
-            rows = {r[0]: r for r in src.execute(query)}
+            pk = [copy.columns.index(c.name) for c in copy.source.primary_key.columns]
             mark = m.get(copy.target.name)
+
             def extractable(r, mark=mark, copy=copy):
                 if not copy.time_column:
                     return True
@@ -113,34 +129,45 @@ def assert_gidb_matches_idb(idb_url: str, infomart_url: str, floor: int) -> None
                 ok = mark is not None and t is not None and low <= t < mark
                 if copy.completed_only:
                     ok = ok and (r._mapping["STATE"] == 2 or
-                                 r._mapping["CREATED_TS"] < newest - STUCK)
+                                 r._mapping["CREATED_TS"] < newest - stuck)
                 return ok
-            expected = {k: r for k, r in rows.items() if extractable(r)}
-            got = {r[0]: r for r in dst.execute(
-                sa.select(*(copy.target.c[c] for c in copy.columns)))}
+
+            rows = src.execute(query).all()
+            now_by_key = {tuple(_row(r)[i] for i in pk): r for r in rows}
+            expected = Counter(_row(r) for r in rows if extractable(r))
+            got = Counter(_row(r) for r in dst.execute(
+                sa.select(*(copy.target.c[c] for c in copy.columns))))
             name = copy.target.name
-            for key, row in expected.items():
-                assert key in got, (name, key)
-                assert [_norm(v) for v in got[key]] == [_norm(v) for v in row], (name, key)
-            for key in set(got) - set(expected):
-                assert key in rows and not extractable(rows[key]), (name, key)
+            assert not expected - got, (name, sorted(expected - got)[:3])
+            extra = got - expected
+            assert all(n == 1 for n in extra.values()), (name, extra)
+            for row in extra:
+                # an older version of a row that changed after the mark: not the row as it
+                # is now (that one is not extractable yet, so it must not be there)
+                key = tuple(row[i] for i in pk)
+                assert key in now_by_key and not extractable(now_by_key[key]), (name, row)
+                assert _row(now_by_key[key]) != row, (name, row)
+            keys |= {k for (k,) in dst.execute(sa.select(copy.target.c.DATA_SOURCE_KEY)
+                                                .distinct())}
     idb.dispose()
     im.dispose()
+    assert len(keys) == 1  # one source, one DATA_SOURCE_KEY
 
 
 def _floor() -> int:
     return int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp())
 
 
-def _config(tmp_path, infomart_url, daps: list[tuple[str, str, str | None]],
-            extra="extract-data-chunk-size = 21600\n"):
+def _config(tmp_path, infomart_url, daps, extra="extract-data-chunk-size = 21600\n"):
+    """daps: (name, url, ha-set) or (name, url, ha-set, roles)."""
     # A short calendar ahead keeps initialization quick.
     text = (f'[date-time]\ndate-time-max-days-ahead = 20\ndate-time-min-days-ahead = 10\n\n'
             f'[gim-etl]\netl-start-date = "{START}"\npartitioning-interval-size-gim = 604800\n'
             f'{extra}\n')
-    for name, url, ha in daps:
+    for name, url, ha, *roles in daps:
+        roles = roles[0] if roles else ROLES
         text += (f'\n[[dap]]\nname = "{name}"\nurl = "{url}"\n'
-                 f'roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]\n')
+                 f'roles = [{", ".join(json.dumps(r) for r in roles)}]\n')
         if ha:
             text += f'ha-set = "{ha}"\n'
     return write_config(tmp_path, infomart_url, text)
@@ -198,6 +225,24 @@ def test_extraction_holds_exactly_the_extractable_rows(cli, tmp_path, idb_and_in
             "SELECT COUNT(*) FROM GIDB_G_CALL_V WHERE START_DATE_TIME_KEY <> "
             "(CREATED_TS / 900) * 900")).scalar()
         assert bad == 0
+        # Each chunk's audit row has the count and START_DATE_TIME_KEY range of its rows.
+        for table in ("GIDB_G_PARTY_V", "GIDB_G_PARTY_HISTORY_V", "GIDB_G_CALL_MM",
+                      "GIDB_GO_CHAIN"):
+            chunks = conn.execute(sa.text(
+                f"SELECT a.AUDIT_KEY, a.ROW_COUNT, a.MIN_START_DATE_TIME_KEY, "
+                f"a.MAX_START_DATE_TIME_KEY, COUNT(*), MIN(g.START_DATE_TIME_KEY), "
+                f"MAX(g.START_DATE_TIME_KEY) FROM CTL_AUDIT_LOG a JOIN {table} g ON "
+                f"g.UPDATE_AUDIT_KEY = a.AUDIT_KEY GROUP BY a.AUDIT_KEY, a.ROW_COUNT, "
+                f"a.MIN_START_DATE_TIME_KEY, a.MAX_START_DATE_TIME_KEY")).all()
+            assert chunks, table
+            assert all(r[1:4] == r[4:7] for r in chunks), (table, chunks)
+        # The source has one DATA_SOURCE_KEY, the DAP one DAP_KEY; both are recorded.
+        assert conn.execute(sa.text(
+            "SELECT SOURCE_NAME, DAP_NAMES FROM CTL_DS")).all() == [("site", "site")]
+        assert conn.execute(sa.text(
+            "SELECT COUNT(*) FROM GIDB_G_CALL_V g JOIN CTL_DS d ON d.DATA_SOURCE_KEY = "
+            "g.DATA_SOURCE_KEY JOIN CTL_DAP p ON p.DAP_KEY = g.DAP_KEY AND p.DAP_NAME = "
+            "'site'")).scalar() == content["GIDB_G_CALL_V"][0]
     im.dispose()
 
     # A second run finds nothing new and changes nothing.
@@ -210,6 +255,37 @@ def test_extraction_holds_exactly_the_extractable_rows(cli, tmp_path, idb_and_in
     simulate(idb_url, days=1, resume=True)
     _extract(cli, path)
     assert_gidb_matches_idb(idb_url, im_url, _floor())
+
+
+def test_dictionary_changes_reach_the_gidb(cli, tmp_path, idb_and_infomart):
+    idb_url, im_url = idb_and_infomart
+    path = _config(tmp_path, im_url, [("site", idb_url, None)])
+    _extract(cli, path)
+    (kept_type, kept_id, kept_audit), = _query(
+        im_url, "SELECT DICT_TYPE, ID, UPDATE_AUDIT_KEY FROM GIDB_G_DICTIONARY WHERE "
+        "DICT_TYPE = (SELECT MAX(DICT_TYPE) FROM GIDB_G_DICTIONARY) AND ID = (SELECT MAX(ID) "
+        "FROM GIDB_G_DICTIONARY g WHERE g.DICT_TYPE = GIDB_G_DICTIONARY.DICT_TYPE)")
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        first = conn.execute(sa.text("SELECT MIN(DICT_TYPE) FROM G_DICTIONARY")).scalar()
+        changed = conn.execute(sa.text(
+            "UPDATE G_DICTIONARY SET NAME = 'RENAMED', DESCRIPTION = 'now described' "
+            "WHERE DICT_TYPE = :t"), {"t": first}).rowcount
+        conn.execute(sa.text("DELETE FROM G_DICTIONARY WHERE DICT_TYPE = :t AND ID = (SELECT "
+                             "MIN(ID) FROM G_DICTIONARY WHERE DICT_TYPE = :t)"), {"t": first})
+        conn.execute(sa.text("INSERT INTO G_DICTIONARY (DICT_TYPE, ID, NAME) VALUES "
+                             "(:t, 9999, 'ADDED')"), {"t": first})
+        conn.execute(sa.text("INSERT INTO G_DICTIONARY (DICT_TYPE, ID, NAME) VALUES "
+                             "(:t, 9998, 'ADDED')"), {"t": first})
+    engine.dispose()
+    assert changed > 1
+    result = _extract(cli, path)
+    assert result["counts"]["GIDB_G_DICTIONARY rows"] == changed + 1  # changed-1, +2 added
+    assert result["counts"]["GIDB_G_DICTIONARY rows removed"] == changed
+    assert_gidb_matches_idb(idb_url, im_url, _floor())
+    # rows that did not change keep the transaction that loaded them
+    assert _query(im_url, "SELECT UPDATE_AUDIT_KEY FROM GIDB_G_DICTIONARY WHERE DICT_TYPE = "
+                  ":t AND ID = :i", t=kept_type, i=kept_id) == [(kept_audit,)]
 
 
 def test_idb_indexes_are_created_by_init_and_extract(cli, tmp_path, idb_and_infomart):
@@ -240,35 +316,120 @@ def test_idb_indexes_are_created_by_init_and_extract(cli, tmp_path, idb_and_info
     assert count() == len(extraction_indexes())
 
 
-def test_late_committed_rows_are_not_lost(cli, tmp_path, idb_and_infomart):
-    idb_url, im_url = idb_and_infomart
-    path = _config(tmp_path, im_url, [("site", idb_url, None)])
-    _extract(cli, path)
-    mark = marks(im_url)["GIDB_G_AGENT_STATE_HISTORY_V"]
+def _add_state_row(idb_url: str, row_id: int, ts: int) -> None:
     engine = _engine(idb_url)
     with engine.begin() as conn:
-        # The mark is the safety lag behind the newest source time. A row stamped between
-        # the two, committed only now (late, but within the lag):
-        late = mark + LAG // 2
         conn.execute(sa.text(
             "INSERT INTO G_AGENT_STATE_HISTORY (ID, TYPE, STATE, SEQ, LOGINSESSIONID, ADDED, "
-            "ADDED_TS, GSYS_DOMAIN) SELECT 999999999, 5, 3, 99, LOGINSESSIONID, ADDED, :ts, "
-            "GSYS_DOMAIN FROM G_AGENT_STATE_HISTORY WHERE ID = 1"), {"ts": late})
+            "ADDED_TS, GSYS_DOMAIN) SELECT :id, 5, 3, 99, LOGINSESSIONID, ADDED, :ts, "
+            "GSYS_DOMAIN FROM G_AGENT_STATE_HISTORY WHERE ID = 1"), {"id": row_id, "ts": ts})
     engine.dispose()
-    _extract(cli, path)  # no newer data yet: the mark stays, the row waits
-    simulate(idb_url, days=1, resume=True)
+
+
+def test_late_committed_rows_are_kept_by_the_lag(cli, tmp_path, db_kind):
+    """A row stamped just below the IDB's newest time but committed after an extraction
+    ran is picked up by the next one thanks to the safety lag; without the lag (the
+    control, on the same IDB) the mark had passed it and it is lost."""
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "imlag") as im_lag, \
+            new_database(db_kind, tmp_path, "imnolag") as im_nolag:
+        simulate(idb_url, start=START, days=1, **SIM)
+        (tmp_path / "lag").mkdir()
+        (tmp_path / "nolag").mkdir()
+        with_lag = _config(tmp_path / "lag", im_lag, [("site", idb_url, None)],
+                           f"extract-data-safety-lag = {LAG}\n")
+        no_lag = _config(tmp_path / "nolag", im_nolag, [("site", idb_url, None)],
+                         "extract-data-safety-lag = 0\n")
+        _extract(cli, with_lag)
+        _extract(cli, no_lag)
+        table = "GIDB_G_AGENT_STATE_HISTORY_V"
+        newest = marks(im_nolag)[table]  # no lag: the mark is the IDB's newest time
+        assert marks(im_lag)[table] == newest - LAG
+        late = newest - 1  # older than the lagless mark, within the lag
+        _add_state_row(idb_url, 999_999_999, late)
+        _extract(cli, with_lag)  # nothing newer yet: the mark stays, the row waits
+        assert marks(im_lag)[table] == newest - LAG
+        simulate(idb_url, days=1, resume=True)
+        _extract(cli, with_lag)
+        _extract(cli, no_lag)
+        assert marks(im_lag)[table] > late and marks(im_nolag)[table] > late
+        sql = f"SELECT COUNT(*) FROM {table} WHERE ID = 999999999"
+        assert _query(im_lag, sql) == [(1,)]
+        assert _query(im_nolag, sql) == [(0,)]
+
+
+def _add_active_call(idb_url: str, ts: int) -> None:
+    """A voice call that started at `ts` and is still active."""
+    g = idb_metadata.tables["G_CALL"]
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(g).where(g.c.GSYS_DOMAIN == 1, g.c.STATE == 2)
+                                .limit(1)).mappings().one())
+        when = dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+        row.update(ID=999_999_999, CALLID="STUCK-CALL", IRID="STUCK-IR", ROOTIRID="STUCK-IR",
+                   STATE=1, CREATED=when, CREATED_TS=ts, TERMINATED=None, TERMINATED_TS=None,
+                   LASTCHANGE=when, LASTCHANGE_TS=ts)
+        conn.execute(g.insert().values(row))
+    engine.dispose()
+
+
+def test_stuck_threshold_holds_young_active_calls_back_and_lets_stuck_ones_go(
+        cli, tmp_path, idb_and_infomart):
+    idb_url, im_url = idb_and_infomart
+    stuck = 3600
+    path = _config(tmp_path, im_url, [("site", idb_url, None, ["ICON_CORE"])],
+                   f"extract-data-stuck-threshold = {stuck}\n")
+    sql = "SELECT STATE, TERMINATED_TS FROM GIDB_G_CALL_V WHERE ID = 999999999"
+    engine = _engine(idb_url)
+    with engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT MAX(LEVENT_ITS) FROM G_DSS_GCC_PROVIDER")).scalar()
+    engine.dispose()
+    started = newest - 600
+    _add_active_call(idb_url, started)
+    # Young: it holds the G_CALL mark back to its last change, while the others go on.
     _extract(cli, path)
-    im = _engine(im_url)
-    with im.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM GIDB_G_AGENT_STATE_HISTORY_V "
-                                    "WHERE ID = 999999999")).scalar() == 1
-    im.dispose()
+    m = marks(im_url)
+    assert m["GIDB_G_CALL_V"] <= started
+    assert m["GIDB_G_PARTY_V"] == newest - LAG
+    assert _query(im_url, sql) == []
+    # An hour on it is stuck: loaded as it is, still active, and the mark goes on.
+    simulate(idb_url, days=0, minutes=60, resume=True)
+    _extract(cli, path)
+    assert _query(im_url, sql) == [(1, None)]
+    assert marks(im_url)["GIDB_G_CALL_V"] > newest
+    # It ends at last: the completed row replaces the active one.
+    now = newest + 3600
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE G_CALL SET STATE = 2, TERMINATED_TS = :t, "
+                             "LASTCHANGE_TS = :t WHERE ID = 999999999"), {"t": now + 60})
+    engine.dispose()
+    # (later than any call still young then, which would hold the mark back again)
+    simulate(idb_url, days=0, minutes=120, resume=True)
+    _extract(cli, path)
+    assert _query(im_url, sql) == [(2, now + 60)]
+    assert _query(im_url, "SELECT COUNT(*) FROM GIDB_G_CALL_V WHERE CALLID = 'STUCK-CALL'") \
+        == [(1,)]
+
+
+def _progress(url: str) -> tuple:
+    """Changes with every committed chunk, empty ones included."""
+    return tuple(_query(url, "SELECT (SELECT COUNT(*) FROM CTL_AUDIT_LOG), (SELECT "
+                             "COUNT(*) FROM CTL_EXTRACT_HWM), (SELECT COALESCE(SUM(MARK_TS), "
+                             "0) FROM CTL_EXTRACT_HWM)")[0])
+
+
+def _role_marks(url: str, role: str) -> dict[str, int]:
+    tables = {c.target.name for c in COPIES if c.role == role}
+    return {t: m for t, m in marks(url).items() if t in tables}
 
 
 def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
-    """SIGKILL at random moments, twenty times and more, then let it finish: the same GIDB
-    content as one uninterrupted run."""
-    extra = "extract-data-chunk-size = 1800\nextract-data-batch-rows = 500\n"
+    """SIGKILL at random moments during the extraction of every role, twenty times and
+    more, then let it finish: the same GIDB content as one uninterrupted run. A kill counts
+    only if it landed after a chunk of that run committed and before the role was done."""
+    extra = "extract-data-chunk-size = 900\nextract-data-batch-rows = 200\n"
+    per_role, attempts = 6, 20
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
@@ -280,38 +441,55 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
         assert run_gim("extract", "--role", "all", "-c", str(clean)).returncode == 0
         assert run_gim("init", "-c", str(killed)).returncode == 0
         rng = random.Random(3)
-        kills = 0
-        for _ in range(KILLS):
-            proc = spawn_gim("extract", "--role", "all", "-c", str(killed))
-            time.sleep(rng.uniform(0.25, 0.9))
-            if proc.poll() is not None:  # it finished first: nothing left to interrupt
-                assert proc.returncode == 0, proc.stderr.read()
-                break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
-            kills += 1
-        done = run_gim("extract", "--role", "all", "-c", str(killed))
-        assert done.returncode == 0, done.stderr
-        assert kills == KILLS, f"the extraction finished after {kills} kills"
-        drop = ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")
-        assert gidb_content(im2, drop=drop) == gidb_content(im1, drop=drop)
+        kills: Counter = Counter()
+        for role in ROLES:
+            final = _role_marks(im1, role)
+            for _ in range(attempts):
+                before = _progress(im2)
+                proc = spawn_gim("extract", "--role", role, "-c", str(killed))
+                while proc.poll() is None and _progress(im2) == before:
+                    time.sleep(0.005)
+                if proc.poll() is None:
+                    time.sleep(rng.uniform(0, 0.08))
+                if proc.poll() is not None:  # it finished first: nothing left to interrupt
+                    assert proc.returncode == 0, proc.stderr.read()
+                    break
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(30)
+                if _role_marks(im2, role) != final:  # work was left: a mid-run kill
+                    kills[role] += 1
+                if kills[role] == per_role:
+                    break
+            done = run_gim("extract", "--role", role, "-c", str(killed))
+            assert done.returncode == 0, done.stderr
+        assert sum(kills.values()) >= 20 and all(kills[r] >= 3 for r in ROLES), kills
+        assert gidb_content(im2) == gidb_content(im1)
         assert marks(im2) == marks(im1)
 
 
-def _clone(kind: str, url: str, tmp_path):
+def _clone(kind: str, url: str, tmp_path, name: str):
     """A copy of a database: the same simulation, as the partner IDB of an HA pair holds."""
     if kind == "sqlite":
-        path = tmp_path / "idbgap.db"
+        path = tmp_path / f"{name}.db"
         shutil.copy(url.removeprefix("sqlite:///"), path)
         return contextlib.nullcontext(f"sqlite:///{path}")
     return pg_clone(url)
 
 
-def _cut_gap(url: str, gap_start: int, gap_end: int) -> None:
-    """Make an IDB whose ICON missed [gap_start, gap_end): no rows stamped in the gap, and
-    data-source sessions that say so."""
-    from gim.schema.idb import idb_metadata
+def _cut_sessions(conn, dss: str, gap_start: int, gap_end: int) -> None:
+    table = idb_metadata.tables[dss]
+    for r in conn.execute(sa.select(table)).mappings().all():
+        conn.execute(table.update().where(table.c.DSS_ID == r["DSS_ID"])
+                     .values(DSCONN_ETS=gap_start))
+        conn.execute(table.insert().values(
+            dict(r, DSS_ID=r["DSS_ID"] + 100, DSCONN_STS=gap_end, FEVENT_ITS=gap_end,
+                 DSCONN_TYPE=2)))
 
+
+def _cut_gap(url: str, gap_start: int, gap_end: int, cfg_gap: tuple[int, int]) -> None:
+    """Make an IDB whose ICON missed [gap_start, gap_end): no rows stamped in the gap, and
+    data-source sessions that say so; its configuration session has a gap over `cfg_gap`
+    (the configuration rows of that time are served by the partner)."""
     engine = _engine(url)
     with engine.begin() as conn:
         for t in idb_metadata.sorted_tables:
@@ -321,48 +499,154 @@ def _cut_gap(url: str, gap_start: int, gap_end: int) -> None:
                              {"a": gap_start, "b": gap_end})
         for dss in ("G_DSS_GCC_PROVIDER", "G_DSS_GLS_PROVIDER", "G_DSS_GUD_PROVIDER",
                     "G_DSS_GOS_PROVIDER"):
-            table = idb_metadata.tables[dss]
-            for r in conn.execute(sa.select(table)).mappings().all():
-                conn.execute(table.update().where(table.c.DSS_ID == r["DSS_ID"])
-                             .values(DSCONN_ETS=gap_start))
-                conn.execute(table.insert().values(
-                    dict(r, DSS_ID=r["DSS_ID"] + 100, DSCONN_STS=gap_end, FEVENT_ITS=gap_end,
-                         DSCONN_TYPE=2)))
+            _cut_sessions(conn, dss, gap_start, gap_end)
+        _cut_sessions(conn, "G_DSS_CFG_PROVIDER", *cfg_gap)
     engine.dispose()
 
 
-def test_ha_pair_fills_the_gap_of_one_idb_from_the_other(cli, db_kind, tmp_path):
+def _config_change(url: str) -> int:
+    """When the simulated day's first configuration change happened."""
+    return _query(url, "SELECT MIN(LASTCHANGE_TS) FROM GCX_SKILL_LEVEL WHERE "
+                       "LASTCHANGE_TS >= :f", f=_floor())[0][0]
+
+
+def _served(url: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for dap, table in _query(url, "SELECT DISTINCT DAP_NAME, TABLE_NAME FROM CTL_AUDIT_LOG "
+                                  "WHERE DAP_NAME IS NOT NULL"):
+        out.setdefault(dap, set()).add(table)
+    return out
+
+
+@pytest.fixture
+def ha_pair(db_kind, tmp_path):
+    """(full IDB, IDB missing 11:00-12:00 and its configuration session a minute around
+    the day's first configuration change, Info Mart of the pair, Info Mart of one IDB)."""
     gap_start = _floor() + 11 * 3600
-    gap_end = gap_start + 3600
     with new_database(db_kind, tmp_path, "idbfull") as full, \
             new_database(db_kind, tmp_path, "imha") as im_ha, \
             new_database(db_kind, tmp_path, "imone") as im_one:
         simulate(full, start=START, days=1, **SIM)
-        with _clone(db_kind, full, tmp_path) as gappy:
-            _cut_gap(gappy, gap_start, gap_end)
+        change = _config_change(full)
+        with _clone(db_kind, full, tmp_path, "gappy") as gappy:
+            _cut_gap(gappy, gap_start, gap_start + 3600, (change - 30, change + 30))
             (tmp_path / "ha").mkdir()
             (tmp_path / "one").mkdir()
-            ha = _config(tmp_path / "ha", im_ha, [("a", gappy, "pair"), ("b", full, "pair")])
-            one = _config(tmp_path / "one", im_one, [("b", full, None)])
-            _extract(cli, ha)
-            _extract(cli, one)
-            drop = ("DATA_SOURCE_KEY", "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")
-            assert gidb_content(im_ha, drop=drop) == gidb_content(im_one, drop=drop)
-            engine = _engine(im_ha)
-            with engine.connect() as conn:
-                used = dict(conn.execute(sa.text(
-                    "SELECT DAP_NAME, COUNT(*) FROM CTL_EXTRACT_HISTORY GROUP BY DAP_NAME")).all())
-            engine.dispose()
-            assert used.get("a", 0) > 0 and used.get("b", 0) > 0  # both IDBs served
+            yield full, gappy, im_ha, im_one, gap_start
 
 
-def test_unreachable_dap_fails_naming_it_and_keeps_the_marks(cli, tmp_path, db_url):
-    path = _config(tmp_path, db_url, [("far", "postgresql://u:pw@127.0.0.1:1/idb", None)])
-    result = invoke(cli, "extract", "--role", "ICON_CORE", "-c", str(path))
+def test_ha_pair_fills_the_gap_of_one_idb_from_the_other(cli, tmp_path, ha_pair):
+    full, gappy, im_ha, im_one, _ = ha_pair
+    _extract(cli, _config(tmp_path / "ha", im_ha, [("a", gappy, "pair"), ("b", full, "pair")]))
+    _extract(cli, _config(tmp_path / "one", im_one, [("b", full, None)]))
+    assert gidb_content(im_ha, drop=SERVED_BY) == gidb_content(im_one, drop=SERVED_BY)
+    served = _served(im_ha)
+    assert served["a"] and served["b"]  # both IDBs served
+    assert any(t.startswith("GIDB_GC") for t in served["b"])  # configuration too
+    assert _query(im_ha, "SELECT SOURCE_NAME, HA_SET, DAP_NAMES FROM CTL_DS") == [
+        ("pair", "pair", "a,b")]
+    assert sorted(_query(im_ha, "SELECT DAP_NAME FROM CTL_DAP")) == [("a",), ("b",)]
+    # gim status tells the source and which IDB stands where
+    status = json.loads(invoke(cli, "status", "-c", str(tmp_path / "ha" / "gim.toml"),
+                               "--json").stdout)
+    (progress,) = status["progress"]["extraction"]
+    assert progress["source"] == "pair" and progress["data_source_key"] == 1
+    assert set(progress["last_served_by"]) <= {"a", "b"}
+    assert sum(progress["last_served_by"].values()) == progress["tables"] == len(marks(im_ha))
+    text = invoke(cli, "status", "-c", str(tmp_path / "ha" / "gim.toml")).stdout
+    assert "extracted from pair:" in text and "latest windows from DAP" in text
+    # the history of each chunk says which DAP served it, under the source's key
+    assert _query(im_ha, "SELECT DISTINCT h.DAP_NAME FROM CTL_EXTRACT_HISTORY h JOIN CTL_DS "
+                         "d ON d.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY ORDER BY 1") == [
+        ("a",), ("b",)]
+
+
+def test_ha_partner_down_then_back_ends_like_one_complete_idb(cli, tmp_path, ha_pair):
+    full, gappy, im_ha, im_one, gap_start = ha_pair
+    down = _config(tmp_path / "ha", im_ha, [("a", gappy, "pair"), ("b", DOWN, "pair")])
+    first = _extract(cli, down)
+    assert any("DAP b" in n and "partner" in n for n in first["notes"])
+    # the IDB left has a gap: what follows waits for the partner, nothing is skipped
+    assert any("waiting" in n and "unreachable" in n for n in first["notes"])
+    assert marks(im_ha)["GIDB_G_PARTY_V"] == gap_start
+    assert _query(im_ha, "SELECT COUNT(*) FROM GIDB_G_PARTY_V WHERE CREATED_TS >= :g",
+                  g=gap_start) == [(0,)]
+    up = _config(tmp_path / "ha", im_ha, [("a", gappy, "pair"), ("b", full, "pair")])
+    _extract(cli, up)
+    _extract(cli, _config(tmp_path / "one", im_one, [("b", full, None)]))
+    assert gidb_content(im_ha, drop=SERVED_BY) == gidb_content(im_one, drop=SERVED_BY)
+    assert_gidb_matches_idb(full, im_ha, _floor())
+
+
+def test_ha_switch_between_runs_takes_no_row_twice(cli, db_kind, tmp_path):
+    """Each IDB of the pair down in turn, the IDBs going on in between: rows ICON updated
+    in place (calls, parties, configuration) are kept once, as from one IDB."""
+    with new_database(db_kind, tmp_path, "a") as a, \
+            new_database(db_kind, tmp_path, "imha") as im_ha, \
+            new_database(db_kind, tmp_path, "imone") as im_one:
+        simulate(a, start=START, days=1, **SIM)
+        with _clone(db_kind, a, tmp_path, "b") as b:
+            (tmp_path / "ha").mkdir()
+            (tmp_path / "one").mkdir()
+            ha = tmp_path / "ha"
+            _extract(cli, _config(ha, im_ha, [("a", DOWN, "pair"), ("b", b, "pair")]))
+            for url in (a, b):
+                simulate(url, days=1, resume=True)
+            _extract(cli, _config(ha, im_ha, [("a", a, "pair"), ("b", DOWN, "pair")]))
+            _extract(cli, _config(tmp_path / "one", im_one, [("a", a, None)]))
+            assert gidb_content(im_ha, drop=SERVED_BY) == gidb_content(im_one, drop=SERVED_BY)
+            served = _served(im_ha)
+            assert "GIDB_G_CALL_V" in served["a"] and "GIDB_G_CALL_V" in served["b"]
+            assert any(t.startswith("GIDB_GC") for t in served["a"])
+            assert "GIDB_GC_AGENT" in served["b"]
+            # calls updated after the switch were replaced, not kept twice
+            assert _query(im_ha, "SELECT COUNT(*) FROM (SELECT CALLID FROM GIDB_G_CALL_V "
+                                 "GROUP BY CALLID HAVING COUNT(DISTINCT DAP_KEY) > 1) x") \
+                == [(0,)]
+
+
+def test_unreachable_dap_fails_naming_it_and_keeps_the_marks(cli, tmp_path, idb_and_infomart):
+    idb_url, im_url = idb_and_infomart
+    _extract(cli, _config(tmp_path, im_url, [("far", idb_url, None)]))
+    before, content = marks(im_url), gidb_content(im_url, drop=())
+    assert before
+    path = _config(tmp_path, im_url, [("far", DOWN, None)])
+    result = invoke(cli, "extract", "--role", "all", "-c", str(path))
     assert result.exit_code == 1
     line = result.stderr.strip()
     assert "\n" not in line and "DAP far" in line and "pw" not in line
-    assert marks(db_url) == {}
+    assert marks(im_url) == before
+    assert gidb_content(im_url, drop=()) == content
+
+
+def _rename_column(url: str, table: str, old: str, new: str) -> None:
+    engine = _engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+    engine.dispose()
+
+
+def test_idb_failing_mid_run_is_named_and_its_chunk_left_whole(cli, tmp_path,
+                                                               idb_and_infomart):
+    idb_url, im_url = idb_and_infomart
+    path = _config(tmp_path, im_url, [("site", idb_url, None)])
+    _extract(cli, path)
+    simulate(idb_url, days=1, resume=True)
+    before, content = marks(im_url), gidb_content(im_url, drop=())
+    _rename_column(idb_url, "G_PARTY", "ENDPOINTDN", "ENDPOINTDN_GONE")
+    result = invoke(cli, "extract", "--role", "all", "-c", str(path))
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "DAP site" in line and "G_PARTY" in line, line
+    after = marks(im_url)
+    # the run got somewhere before the IDB failed ...
+    assert after["GIDB_G_AGENT_STATE_HISTORY_V"] > before["GIDB_G_AGENT_STATE_HISTORY_V"]
+    # ... and the failing table's mark and rows did not move
+    assert after["GIDB_G_PARTY_V"] == before["GIDB_G_PARTY_V"]
+    assert gidb_content(im_url, drop=())["GIDB_G_PARTY_V"] == content["GIDB_G_PARTY_V"]
+    _rename_column(idb_url, "G_PARTY", "ENDPOINTDN_GONE", "ENDPOINTDN")
+    _extract(cli, path)
+    assert_gidb_matches_idb(idb_url, im_url, _floor())
 
 
 def test_failed_chunk_is_rolled_back_whole(tmp_path, idb_and_infomart, monkeypatch):
@@ -396,6 +680,52 @@ def test_failed_chunk_is_rolled_back_whole(tmp_path, idb_and_infomart, monkeypat
     assert "GIDB_G_PARTY_V" in marks(im_url)
 
 
+def test_dap_option_extracts_that_dap_only(cli, tmp_path, idb_and_infomart):
+    idb_url, im_url = idb_and_infomart
+    path = _config(tmp_path, im_url, [("one", idb_url, None),
+                                      ("two", idb_url, None, ["ICON_CORE"])])
+
+    def sources():
+        return {s for (s,) in _query(im_url, "SELECT DISTINCT SOURCE_NAME FROM "
+                                             "CTL_EXTRACT_HWM")}
+
+    result = invoke(cli, "extract", "--role", "ICON_CORE", "--dap", "two", "-c", str(path))
+    assert result.exit_code == 0, result.output
+    assert sources() == {"two"}
+    assert _query(im_url, "SELECT DISTINCT d.SOURCE_NAME FROM GIDB_G_CALL_V g JOIN CTL_DS d "
+                          "ON d.DATA_SOURCE_KEY = g.DATA_SOURCE_KEY") == [("two",)]
+    result = invoke(cli, "extract", "--role", "all", "--dap", "one", "-c", str(path))
+    assert result.exit_code == 0, result.output
+    assert sources() == {"one", "two"}
+    # the same IDB read as two sources: the same rows under each
+    per_source = dict(_query(im_url, "SELECT DATA_SOURCE_KEY, COUNT(*) FROM GIDB_G_CALL_V "
+                                     "GROUP BY DATA_SOURCE_KEY"))
+    assert len(per_source) == 2 and len(set(per_source.values())) == 1
+
+
+def test_values_longer_than_the_idb_allows_are_loaded_as_they_are(cli, tmp_path, db_kind):
+    """A SQLite IDB does not enforce declared lengths; the value is loaded whole into either
+    kind of Info Mart (the transformation judges it)."""
+    long = "x" * 300 + "-end"
+    with new_database("sqlite", tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "infomart") as im_url:
+        simulate(idb_url, start=START, days=1, **SIM)
+        engine = _engine(idb_url)
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("UPDATE GC_AGENT SET EMAIL = :v WHERE ID = (SELECT "
+                                        "MIN(ID) FROM GC_AGENT)"), {"v": long}).rowcount == 1
+            assert conn.execute(sa.text(
+                "UPDATE G_PARTY SET ENDPOINTDN = :v WHERE ID = (SELECT MIN(ID) FROM G_PARTY "
+                "WHERE GSYS_DOMAIN = 1)"), {"v": long}).rowcount == 1
+        engine.dispose()
+        _extract(cli, _config(tmp_path, im_url, [("site", idb_url, None)]))
+        assert _query(im_url, "SELECT EMAIL FROM GIDB_GC_AGENT WHERE LENGTH(EMAIL) > 255") \
+            == [(long,)]
+        assert _query(im_url, "SELECT ENDPOINTDN FROM GIDB_G_PARTY_V WHERE "
+                              "LENGTH(ENDPOINTDN) > 255") == [(long,)]
+        assert_gidb_matches_idb(idb_url, im_url, _floor())
+
+
 def test_cli_errors(cli, tmp_path, db_url):
     path = write_config(tmp_path, db_url)
     bad = invoke(cli, "extract", "--role", "ICON_COR", "-c", str(path))
@@ -425,3 +755,23 @@ def test_same_gidb_from_sqlite_and_postgres_idbs(cli, tmp_path):
                 _extract(cli, _config(sub, im_url, [("site", idbs[kind_idb], None)]))
                 results.append(gidb_content(im_url))
     assert all(r == results[0] for r in results[1:])
+
+
+def test_big_loads_refresh_statistics_on_postgresql(tmp_path, idb_and_infomart, monkeypatch,
+                                                    db_kind):
+    idb_url, im_url = idb_and_infomart
+    config = load_config(_config(tmp_path, im_url, [("site", idb_url, None)]), env={})
+    monkeypatch.setattr(extract_job._Statistics, "THRESHOLD", 50)
+    result = run_job(JobSpec("extract", locks=("extract-icon_core",)), config,
+                     lambda ctx: extract_job.run(ctx, "ICON_CORE"))
+    assert result.exit_code == 0, result.message
+    loaded = {k.removesuffix(" rows").lower() for k, n in result.counts.items()
+              if k.startswith("GIDB_") and k.endswith(" rows") and n >= 50}
+    assert "gidb_g_party_v" in loaded
+    if db_kind == "sqlite":  # SQLite plans without such statistics
+        assert "tables analyzed" not in result.counts
+        return
+    assert result.counts["tables analyzed"] == len(loaded)
+    analyzed = {t for (t,) in _query(im_url, "SELECT relname FROM pg_stat_user_tables WHERE "
+                                             "last_analyze IS NOT NULL")}
+    assert loaded <= analyzed

@@ -9,10 +9,16 @@ from hypothesis import strategies as st
 
 from gim.hwm import (
     Window,
+    assign_parts,
+    coalesce_empty,
     coverage_gaps,
     hold_back_limit,
+    merge_through,
     next_windows,
+    plan_windows,
+    reliable,
     safe_limit,
+    source_limit,
     split_window,
     windows_for,
 )
@@ -254,3 +260,168 @@ def test_coverage_gaps_and_covered_parts_make_up_the_window(window, data):
         in_gap = any(g.start <= t < g.end for g in gaps)
         in_covered = any(a <= t < b for a, b in covered)
         assert in_gap != in_covered
+
+
+@PROPERTY
+@given(backlogs(), st.lists(st.integers(0, MAX_WINDOWS * 100_000), max_size=4), st.data())
+def test_restart_while_the_limit_grows_loads_each_time_once(backlog, growth, data):
+    """Runs resumed at their marks, each seeing a higher limit than the last, load every
+    second from the start to the last limit exactly once, in order."""
+    mark, floor, limit, chunk = backlog
+    start = floor if mark is None else max(mark, floor)
+    limits = [limit]
+    for g in growth:
+        limits.append(limits[-1] + g)
+    loaded: list[Window] = []
+    current = mark
+    for lim in limits:
+        cap = data.draw(st.none() | st.integers(1, 10))
+        found = next_windows(current, floor, lim, chunk, cap)
+        if found:
+            assert found[0].start == (start if not loaded else loaded[-1].end)
+            loaded += found
+            current = found[-1].end
+    # then runs at the last limit until there is nothing left
+    loaded += next_windows(current, floor, limits[-1], chunk)
+    assert _contiguous(loaded)
+    assert all(0 < w.end - w.start <= chunk for w in loaded)
+    if limits[-1] > start:
+        assert loaded[0].start == start and loaded[-1].end == limits[-1]
+    else:
+        assert loaded == []
+
+
+def test_whole_plans_one_window_from_the_mark():
+    assert plan_windows(300, 0, 1_000, 100, whole=True) == [Window(300, 1_000)]
+    assert plan_windows(None, 50, 1_000, 100, whole=True) == [Window(50, 1_000)]
+    assert plan_windows(1_000, 0, 1_000, 100, whole=True) == []
+    assert plan_windows(300, 0, 1_000, 100, whole=True, max_windows=0) == []
+    assert plan_windows(300, 0, 500, 100) == next_windows(300, 0, 500, 100)
+
+
+@PROPERTY
+@given(backlogs())
+def test_whole_window_spans_what_the_chunked_ones_would(backlog):
+    mark, floor, limit, chunk = backlog
+    chunked = plan_windows(mark, floor, limit, chunk)
+    whole = plan_windows(mark, floor, limit, chunk, whole=True)
+    if not chunked:
+        assert whole == []
+    else:
+        assert whole == [Window(chunked[0].start, chunked[-1].end)]
+
+
+def test_source_limit_is_the_lag_behind_then_held_back():
+    assert source_limit(1_000, 100) == 900
+    assert source_limit(1_000, 100, oldest_active=700, stuck_threshold=600) == 700
+    assert source_limit(1_000, 100, oldest_active=300, stuck_threshold=600) == 900
+
+
+def test_empty_windows_merge_into_the_next_loaded_one():
+    grid = next_windows(0, 0, 500, 100)
+    assert coalesce_empty(grid, {200}) == [Window(0, 300), Window(300, 500)]
+    assert coalesce_empty(grid, set()) == [Window(0, 500)]
+    assert coalesce_empty(grid, {0, 100, 200, 300, 400}) == grid
+    assert coalesce_empty([], {0}) == []
+
+
+@st.composite
+def grids_with_rows(draw: st.DrawFn) -> tuple[list[Window], set[int], int, int]:
+    """A grid of windows, the starts of those holding rows, its floor and chunk."""
+    mark, floor, limit, chunk = draw(backlogs())
+    grid = next_windows(mark, floor, limit, chunk)
+    busy = {w.start for w in grid if draw(st.booleans())}
+    return grid, busy, floor, chunk
+
+
+@PROPERTY
+@given(grids_with_rows(), st.data())
+def test_coalesced_windows_cover_the_grid_and_restart_exactly(grid_busy, data):
+    grid, busy, floor, chunk = grid_busy
+    merged = coalesce_empty(grid, busy)
+    if not grid:
+        assert merged == []
+        return
+    assert merged[0].start == grid[0].start and merged[-1].end == grid[-1].end
+    assert _contiguous(merged)
+    for w in merged:
+        inside = [g for g in grid if w.start <= g.start and g.end <= w.end]
+        assert inside and inside[0].start == w.start and inside[-1].end == w.end
+        # only the last grid window of a merged one may hold rows
+        assert all(g.start not in busy for g in inside[:-1])
+    # every window holding rows is loaded on its own grid bounds' end
+    assert all(any(m.end == g.end for m in merged) for g in grid if g.start in busy)
+    # a job killed after any merged window resumes with exactly the rest
+    k = data.draw(st.integers(0, len(merged) - 1))
+    rest = next_windows(merged[k].end, floor, grid[-1].end, chunk)
+    assert coalesce_empty(rest, busy) == merged[k + 1:]
+
+
+@PROPERTY
+@given(backlogs(), st.data())
+def test_merging_through_the_next_row_is_coalescing_the_empty_windows(backlog, data):
+    mark, floor, limit, chunk = backlog
+    grid = next_windows(mark, floor, limit, chunk)
+    if not grid:
+        return
+    point = st.integers(grid[0].start - chunk, grid[-1].end + chunk)
+    rows = data.draw(st.lists(point, max_size=30))
+    busy = {w.start for w in grid if any(w.start <= t < w.end for t in rows)}
+    walked, k = [], 0
+    while k < len(grid):
+        later = [t for t in rows if grid[k].start <= t < grid[-1].end]
+        j = merge_through(grid, k, min(later) if later else None)
+        walked.append(Window(grid[k].start, grid[j].end))
+        k = j + 1
+    assert walked == coalesce_empty(grid, busy)
+
+
+def test_reliable_cuts_sessions_at_the_idb_limit():
+    assert reliable([(0, 50), (60, 200), (300, 400)], 100) == [(0, 50), (60, 100)]
+    assert reliable(None, 100) == [(-(2**63), 100)]
+    assert reliable([], 100) == []
+    # before the set's first session nothing was recorded: nothing can be missing there
+    assert reliable([(50, 80)], 100, history_start=20) == [(-(2**63), 20), (50, 80)]
+
+
+def test_parts_go_to_the_idb_that_covers_them_and_stay_there():
+    a = [(0, 40), (60, 200)]
+    b = [(0, 200)]
+    assert assign_parts(Window(0, 100), [a, b]) == [
+        (Window(0, 40), 0), (Window(40, 100), 1)]  # b keeps the rest: no flapping back
+    assert assign_parts(Window(0, 100), [a, b], preferred=1) == [(Window(0, 100), 1)]
+    assert assign_parts(Window(0, 100), [[(0, 30)], [(50, 100)]]) == [
+        (Window(0, 30), 0), (Window(30, 50), None), (Window(50, 100), 1)]
+    assert assign_parts(Window(0, 100), [[(0, 100)]]) == [(Window(0, 100), 0)]
+
+
+@st.composite
+def coverages(draw: st.DrawFn) -> tuple[Window, list[list[tuple[int, int]]]]:
+    window = draw(windows())
+    length = window.end - window.start
+    point = st.integers(window.start - length, window.end + length)
+    covers = draw(st.lists(st.lists(st.tuples(point, point).map(sorted).map(tuple),
+                                    max_size=4), min_size=1, max_size=3))
+    return window, covers
+
+
+@PROPERTY
+@given(coverages(), st.data())
+def test_assigned_parts_make_up_the_window_each_covered_by_its_idb(window_covers, data):
+    window, covers = window_covers
+    preferred = data.draw(st.integers(0, len(covers) - 1))
+    parts = assign_parts(window, covers, preferred)
+    assert parts[0][0].start == window.start and parts[-1][0].end == window.end
+    assert _contiguous([p for p, _ in parts])
+    assert all(a[1] != b[1] for a, b in zip(parts, parts[1:], strict=False))  # merged
+    current = preferred
+    for part, index in parts:
+        if index is None:
+            # no IDB covers any instant of it: the cuts make membership constant in a part
+            assert all(coverage_gaps(part, c) == [part] for c in covers)
+        else:
+            assert coverage_gaps(part, covers[index]) == []
+            if index != current:
+                # left the IDB used last only where that one has a gap
+                assert coverage_gaps(part, covers[current]) != []
+            current = index

@@ -122,6 +122,36 @@ def describe_db_error(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sa.exc.DBAPIError, sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+# What a failing database raises: SQLAlchemy's wrapped errors, and the drivers' own where
+# gim talks to a raw driver connection (PostgreSQL COPY, SQLite executemany).
+DB_ERRORS = _driver_errors()
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """A constraint violation (duplicate key, NOT NULL), from SQLAlchemy or a raw driver."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.IntegrityError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(orig, psycopg.IntegrityError)
+
+
 def check_connection(engine: Engine) -> None:
     """Connect once, or raise DatabaseUnavailable naming the database."""
     try:

@@ -104,6 +104,14 @@ class Ops:
         """The database's current time, UTC epoch seconds."""
         raise NotImplementedError
 
+    def index_names(self, conn: Connection) -> set[str]:
+        """The names of the indexes of the current schema, with one query."""
+        raise NotImplementedError
+
+    def null_safe_equal(self, a: str, b: str) -> str:
+        """A condition true when two SQL expressions are equal or both NULL."""
+        return f"{a} IS NOT DISTINCT FROM {b}"
+
     def has_control_chars(self, expr: str) -> str:
         """A condition true when the text `expr` holds a control character."""
         raise NotImplementedError
@@ -190,7 +198,10 @@ class Ops:
         raise NotImplementedError("only PostgreSQL tables are partitioned")
 
     # -- maintenance ----------------------------------------------------------------------
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
+        """Refresh the planner statistics of `tables`; `sample` (PostgreSQL) lowers the
+        statistics target for this once (the sample is 300 rows per unit of target)."""
         raise NotImplementedError
 
     # -- locks ----------------------------------------------------------------------------
@@ -210,6 +221,13 @@ class SqliteOps(Ops):
     def clock(self, conn: Connection) -> int:
         return int(conn.exec_driver_sql("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
                    .scalar_one())
+
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
+
+    def null_safe_equal(self, a: str, b: str) -> str:
+        return f"{a} IS {b}"  # SQLite's IS is null-safe equality (any version)
 
     def has_control_chars(self, expr: str) -> str:
         chars = " OR ".join(f"INSTR({expr}, CHAR({i})) > 0" for i in range(1, 32)
@@ -282,7 +300,8 @@ class SqliteOps(Ops):
             .returning(seq.c.LAST_VALUE)).scalar_one()
         return last - count + 1
 
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {safe_identifier(table.name)}")
 
@@ -304,6 +323,10 @@ class PostgresOps(Ops):
     def clock(self, conn: Connection) -> int:
         return int(conn.exec_driver_sql(
             "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)").scalar_one())
+
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").scalars())
 
     def has_control_chars(self, expr: str) -> str:
         return f"({expr} ~ '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]')"
@@ -448,7 +471,10 @@ class PostgresOps(Ops):
         conn.exec_driver_sql(f"DROP TABLE {safe_identifier(partition)}")
 
     # -- maintenance ----------------------------------------------------------------------
-    def analyze(self, conn: Connection, tables: Iterable[sa.Table]) -> None:
+    def analyze(self, conn: Connection, tables: Iterable[sa.Table],
+                sample: int | None = None) -> None:
+        if sample is not None:
+            conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {int(sample)}")
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {safe_identifier(self._fold(table.name))}")
 

@@ -6,13 +6,22 @@ minus a safety lag. Each window is one Info Mart transaction: its rows, its CTL_
 CTL_EXTRACT_HISTORY rows and the advanced mark commit together, so a job killed anywhere
 resumes at the last committed window, and a window read twice replaces rather than
 duplicates (rows are identified by DAP and IDB row ID).
+
+A window that holds no rows still advances the mark, but writes no CTL_AUDIT_LOG or
+CTL_EXTRACT_HISTORY row (there is nothing for the transformation to read): its mark keeps
+the AUDIT_KEY of the last window that loaded rows (0 when none has yet).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import queue
+import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +31,24 @@ from sqlalchemy.engine import Connection, Engine
 from gim import __version__
 from gim.config import ROLES, Config, Dap
 from gim.db import describe_db_error, make_engine, ops_for, write_tx
-from gim.db.engine import check_connection
-from gim.errors import ConfigError, DatabaseUnavailable
-from gim.hwm import Window, coverage_gaps, hold_back_limit, next_windows, safe_limit, split_window
+from gim.db.engine import DB_ERRORS, check_connection, is_integrity_error
+from gim.errors import ConfigError, DatabaseUnavailable, JobFailed
+from gim.hwm import (
+    Window,
+    assign_parts,
+    merge_through,
+    plan_windows,
+    reliable,
+    source_limit,
+)
 from gim.runner import JobContext
-from gim.schema.control import CTL_DS, CTL_EXTRACT_HISTORY, CTL_EXTRACT_HWM, CTL_INFOMART_SETTINGS
+from gim.schema.control import (
+    CTL_DAP,
+    CTL_DS,
+    CTL_EXTRACT_HISTORY,
+    CTL_EXTRACT_HWM,
+    CTL_INFOMART_SETTINGS,
+)
 from gim.schema.gidb import COPIES, Copy, copies_for
 from gim.schema.icon_codes import DsType, IrState
 from gim.schema.idb import extraction_indexes, idb_metadata
@@ -37,17 +59,27 @@ ROLE_DS_TYPE = {"ICON_CFG": DsType.CONFIG_SERVER, "ICON_CORE": DsType.T_SERVER,
 DATA_SOURCE_TYPE = {r: int(t) for r, t in ROLE_DS_TYPE.items()}
 
 
+class IdbFailed(JobFailed):
+    """An IDB that was reached failed while being read; the message names its DAP."""
+
+
 @dataclass
 class Idb:
     """One reachable DAP during a run."""
 
     dap: Dap
     engine: Engine
-    key: int  # DATA_SOURCE_KEY
     clock: int = 0  # the IDB's current time
     now: int = 0  # newest source time (capped by the clock)
+    tables: set[str] = field(default_factory=set)
+    dap_key: int = 0
     domains: dict[str, tuple[int, ...] | None] = field(default_factory=dict)  # role -> filter
-    coverage: dict[tuple[str, str], list[tuple[int, int]] | None] = field(default_factory=dict)
+    sessions: dict[tuple[str, str], list[tuple[int, int]] | None] = field(
+        default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.dap.name
 
 
 @dataclass
@@ -55,11 +87,64 @@ class Source:
     """A logical source: one DAP, or the redundant DAPs of an HA set."""
 
     name: str
-    idbs: list[Idb]
+    key: int  # DATA_SOURCE_KEY
+    daps: list[Dap]  # as configured
+    idbs: list[Idb]  # those reachable in this run
+    floor: int = 0  # where the role's extraction begins (see _floor)
 
     @property
     def ha(self) -> bool:
-        return len(self.idbs) > 1
+        # Decided by the configuration, not by what answered: with a partner down, the IDB
+        # left must still be checked for gaps, or its gaps would be taken as quiet times.
+        return len(self.daps) > 1
+
+    @property
+    def complete(self) -> bool:
+        return len(self.idbs) == len(self.daps)
+
+
+@contextlib.contextmanager
+def reading(idb: Idb, what: str) -> Iterator[None]:
+    """Turn any database error raised while reading the IDB into one line naming the DAP
+    (the raw COPY of psycopg raises its own errors, not SQLAlchemy's)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        raise IdbFailed(f"DAP {idb.name}: {what} failed: {describe_db_error(exc)}") from exc
+
+
+class _Opened:
+    """The IDBs of one run, each connected and surveyed once whatever the number of roles."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.idbs: dict[str, Idb | str] = {}  # DAP name -> Idb, or why it is unreachable
+
+    def get(self, dap: Dap) -> Idb | str:
+        if dap.name not in self.idbs:
+            self.idbs[dap.name] = self._open(dap)
+        return self.idbs[dap.name]
+
+    def _open(self, dap: Dap) -> Idb | str:
+        engine = make_engine(dap.url, label=f"DAP {dap.name}")
+        try:
+            check_connection(engine)
+            with engine.connect() as conn:
+                clock = ops_for(conn).clock(conn)
+                tables = ops_for(conn).table_names(conn)
+        except (DatabaseUnavailable, *DB_ERRORS) as exc:
+            engine.dispose()
+            return (exc.message if isinstance(exc, DatabaseUnavailable)
+                    else f"DAP {dap.name}: {describe_db_error(exc)}")
+        idb = Idb(dap=dap, engine=engine, clock=clock, tables=tables)
+        ensure_indexes(self.ctx, idb)
+        idb.now = min(idb.clock, _newest(idb))
+        return idb
+
+    def close(self) -> None:
+        for idb in self.idbs.values():
+            if isinstance(idb, Idb):
+                idb.engine.dispose()
 
 
 def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
@@ -69,39 +154,76 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
             raise ConfigError(f"--role {role}: unknown role (choose among "
                               f"{', '.join(ROLES)} or all)")
     done = []
-    for r in roles:
-        groups = _sources(ctx.config, r, dap)
-        if not groups and role.upper() != "ALL":
-            where = f" named '{dap}'" if dap else ""
-            raise ConfigError(f"{ctx.config.describe_source()}: no [[dap]]{where} has role {r}")
-        for name, daps in groups.items():
-            source = _open(ctx, name, daps, r)
-            try:
-                rows = extract_source(ctx, source, r)
-            finally:
-                for i in source.idbs:
-                    i.engine.dispose()
-            done.append(f"{name}/{r}: {rows:,} rows")
-    refresh_statistics(ctx)
+    opened = _Opened(ctx)
+    statistics = _Statistics(ctx)
+    try:
+        for r in roles:
+            groups = _sources(ctx.config, r, dap)
+            if not groups and role.upper() != "ALL":
+                where = f" named '{dap}'" if dap else ""
+                raise ConfigError(f"{ctx.config.describe_source()}: no [[dap]]{where} has "
+                                  f"role {r}")
+            for name, daps in groups.items():
+                source = _open(ctx, opened, name, daps, r)
+                rows = extract_source(ctx, source, r, statistics)
+                done.append(f"{name}/{r}: {rows:,} rows")
+    finally:
+        statistics.finish()
+        opened.close()
     return "; ".join(done) if done else "no DAP to extract from"
 
 
-def refresh_statistics(ctx: JobContext, threshold: int = 10_000) -> None:
+class _Statistics:
     """PostgreSQL: a table that just received many rows gets fresh statistics at once; the
     transformation's joins are planned badly on a freshly loaded table until autovacuum
-    gets to it."""
-    if ctx.engine.dialect.name != "postgresql":
-        return
-    loaded = [name.removesuffix(" rows") for name, n in ctx.counts.items()
-              if name.startswith("GIDB_") and name.endswith(" rows") and n >= threshold]
-    if not loaded:
-        return
-    from gim.schema import metadata
+    gets to it. Each such table is analyzed as soon as its extraction is done, by a thread
+    and connection of its own, while the next tables are extracted."""
 
-    with ctx.engine.connect() as conn:
-        ops_for(conn).analyze(conn, [metadata.tables[name] for name in loaded])
-        conn.commit()
-    ctx.count("tables analyzed", len(loaded))
+    THRESHOLD = 10_000
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.enabled = ctx.engine.dialect.name == "postgresql"
+        self.queued: set[str] = set()
+        self.analyzed = 0
+        self.failures: list[str] = []
+        self.pending: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+
+    def loaded(self, table: sa.Table) -> None:
+        if not self.enabled or table.name in self.queued or \
+                self.ctx.counts.get(f"{table.name} rows", 0) < self.THRESHOLD:
+            return
+        self.queued.add(table.name)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="gim-analyze", daemon=True)
+            self.thread.start()
+        self.pending.put(table)
+
+    def _work(self) -> None:
+        while (table := self.pending.get()) is not None:
+            try:
+                with self.ctx.engine.connect() as conn:
+                    # A coarse sample (6,000 rows a table rather than 30,000) costs a third:
+                    # the transformation joins GIDB tables on keys and reads them by audit
+                    # key, which coarse statistics plan as well; autovacuum refines them as
+                    # the tables grow.
+                    ops_for(conn).analyze(conn, [table], sample=20)
+                    conn.commit()
+                self.analyzed += 1
+            except DB_ERRORS as exc:
+                self.failures.append(f"{table.name}: {describe_db_error(exc)}")
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.pending.put(None)
+            self.thread.join()
+            self.thread = None
+        if self.analyzed:
+            self.ctx.count("tables analyzed", self.analyzed)
+        for text in self.failures:
+            self.ctx.note(f"could not refresh the statistics of {text}")
+        self.failures = []
 
 
 def _sources(config: Config, role: str, dap: str | None) -> dict[str, list[Dap]]:
@@ -118,45 +240,57 @@ def _sources(config: Config, role: str, dap: str | None) -> dict[str, list[Dap]]
 # Opening a source
 
 
-def _open(ctx: JobContext, name: str, daps: list[Dap], role: str) -> Source:
+def _open(ctx: JobContext, opened: _Opened, name: str, daps: list[Dap], role: str) -> Source:
     idbs, failures = [], []
     for d in daps:
-        engine = make_engine(d.url, label=f"DAP {d.name}")
-        try:
-            check_connection(engine)
-            with engine.connect() as conn:
-                clock = ops_for(conn).clock(conn)
-        except (DatabaseUnavailable, sa.exc.DBAPIError) as exc:
-            engine.dispose()
-            failures.append(exc.message if isinstance(exc, DatabaseUnavailable)
-                            else f"DAP {d.name}: {describe_db_error(exc)}")
-            continue
-        idbs.append(Idb(dap=d, engine=engine, key=_data_source_key(ctx, d), clock=clock))
+        got = opened.get(d)
+        if isinstance(got, Idb):
+            idbs.append(got)
+        else:
+            failures.append(got)
     if not idbs:
         raise DatabaseUnavailable("; ".join(failures))
     for text in failures:
-        ctx.note(f"{text}; extracting {name} from its HA partner")
+        ctx.note(f"{text}; extracting {name} ({role}) from its HA partner")
+    key = _data_source_key(ctx, name, daps)
     for i in idbs:
-        ensure_indexes(ctx, i)
-        i.now = min(i.clock, _newest(i))
+        if not i.dap_key:
+            i.dap_key = _dap_key(ctx, i.dap, key)
         i.domains[role] = _domains(i, role)
-    return Source(name=name, idbs=idbs)
+    return Source(name=name, key=key, daps=daps, idbs=idbs, floor=_floor(ctx, role))
 
 
-def _data_source_key(ctx: JobContext, dap: Dap) -> int:
+def _data_source_key(ctx: JobContext, name: str, daps: list[Dap]) -> int:
+    """The source's DATA_SOURCE_KEY (allocated on its first extraction)."""
+    now = int(time.time())
+    values = {"HA_SET": daps[0].ha_set, "DAP_NAMES": ",".join(d.name for d in daps)[:1024],
+              "ROLES": ",".join(daps[0].roles), "TENANT": daps[0].tenant, "UPDATED_TS": now}
+    with write_tx(ctx.engine) as conn:
+        key = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY).where(
+            CTL_DS.c.SOURCE_NAME == name)).scalar()
+        if key is not None:
+            conn.execute(sa.update(CTL_DS).where(CTL_DS.c.DATA_SOURCE_KEY == key)
+                         .values(**values))
+            return key
+        key = ops_for(conn).allocate_keys(conn, "DATA_SOURCE_KEY")
+        conn.execute(CTL_DS.insert().values(DATA_SOURCE_KEY=key, SOURCE_NAME=name,
+                                            CREATED_TS=now, **values))
+        return key
+
+
+def _dap_key(ctx: JobContext, dap: Dap, source_key: int) -> int:
     now = int(time.time())
     with write_tx(ctx.engine) as conn:
-        row = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY).where(
-            CTL_DS.c.DAP_NAME == dap.name)).first()
-        values = {"HA_SET": dap.ha_set, "SOURCE_NAME": dap.ha_set or dap.name,
-                  "ROLES": ",".join(dap.roles), "TENANT": dap.tenant, "UPDATED_TS": now}
-        if row is not None:
-            conn.execute(sa.update(CTL_DS).where(CTL_DS.c.DAP_NAME == dap.name)
-                         .values(**values))
-            return row[0]
-        key = ops_for(conn).allocate_keys(conn, "DATA_SOURCE_KEY")
-        conn.execute(CTL_DS.insert().values(DATA_SOURCE_KEY=key, DAP_NAME=dap.name,
-                                            CREATED_TS=now, **values))
+        key = conn.execute(sa.select(CTL_DAP.c.DAP_KEY).where(
+            CTL_DAP.c.DAP_NAME == dap.name)).scalar()
+        if key is not None:
+            conn.execute(sa.update(CTL_DAP).where(CTL_DAP.c.DAP_KEY == key)
+                         .values(DATA_SOURCE_KEY=source_key, UPDATED_TS=now))
+            return key
+        key = ops_for(conn).allocate_keys(conn, "DAP_KEY")
+        conn.execute(CTL_DAP.insert().values(DAP_KEY=key, DAP_NAME=dap.name,
+                                             DATA_SOURCE_KEY=source_key, CREATED_TS=now,
+                                             UPDATED_TS=now))
         return key
 
 
@@ -166,20 +300,16 @@ def ensure_indexes(ctx: JobContext, idb: Idb) -> int:
     try:
         with idb.engine.connect() as conn:
             ops = ops_for(conn)
-            existing = ops.table_names(conn)
-            have: set[str] = set()
-            for index in extraction_indexes():
-                if index.table in existing and index.table not in have:
-                    have |= {i["name"] for i in sa.inspect(conn).get_indexes(
-                        ops.fold(index.table))}
-                    have.add(index.table)
-            for index in extraction_indexes():
-                if index.table in existing and index.name not in have:
+            tables = idb.tables or ops.table_names(conn)
+            wanted = [i for i in extraction_indexes() if i.table in tables]
+            have = ops.index_names(conn) if wanted else set()
+            for index in wanted:
+                if index.name not in have:
                     conn.exec_driver_sql(index.ddl())
                     created += 1
             conn.commit()
-    except sa.exc.DBAPIError as exc:
-        ctx.note(f"DAP {idb.dap.name}: could not create extraction indexes "
+    except DB_ERRORS as exc:
+        ctx.note(f"DAP {idb.name}: could not create extraction indexes "
                  f"({describe_db_error(exc)}); extraction will be slower")
         return 0
     if created:
@@ -192,25 +322,26 @@ def _newest(idb: Idb) -> int:
     (all roles count, so that a table changing rarely, such as configuration, does not
     wait for its own next change to pass the safety lag), or the last event ICON's
     data-source sessions say it stored, if later (an idle contact center still moves on)."""
-    newest = 0
-    with idb.engine.connect() as conn:
-        names = ops_for(conn).table_names(conn)
-        for table in {c.source for c in COPIES if c.time_column}:
-            if table.name in names:
-                column = table.c[table.info["time_column"]]
-                newest = max(newest, conn.execute(sa.select(sa.func.max(column))).scalar() or 0)
-        for table in idb_metadata.sorted_tables:
-            if table.info["kind"] == "dss" and table.name in names:
-                for column in ("LEVENT_ITS", "DSCONN_ETS", "ICON_ETS"):
-                    value = conn.execute(sa.select(sa.func.max(table.c[column]))).scalar()
-                    newest = max(newest, value or 0)
-    return newest
+    parts = []
+    for table in {c.source for c in COPIES if c.time_column}:
+        if table.name in idb.tables:
+            parts.append(sa.select(sa.func.max(table.c[table.info["time_column"]])))
+    for table in idb_metadata.sorted_tables:
+        if table.info["kind"] == "dss" and table.name in idb.tables:
+            parts += [sa.select(sa.func.max(table.c[column]))
+                      for column in ("LEVENT_ITS", "DSCONN_ETS", "ICON_ETS")]
+    if not parts:
+        return 0
+    with reading(idb, "finding its newest time"), idb.engine.connect() as conn:
+        # One round trip: each part is a max() over an index.
+        values = conn.execute(sa.union_all(*parts)).scalars().all()
+    return max((v for v in values if v is not None), default=0)
 
 
 def _dss_rows(idb: Idb, provider: sa.Table) -> list[Any] | None:
-    with idb.engine.connect() as conn:
-        if not ops_for(conn).table_exists(conn, provider.name):
-            return None
+    if provider.name not in idb.tables:
+        return None
+    with reading(idb, f"reading {provider.name}"), idb.engine.connect() as conn:
         return conn.execute(sa.select(provider)).all()
 
 
@@ -228,22 +359,23 @@ def _domains(idb: Idb, role: str) -> tuple[int, ...] | None:
                 ids.add(row.DSS_ID)
     if not any_rows:
         if other and other in idb.dap.roles:
-            raise ConfigError(f"DAP {idb.dap.name} has roles {role} and {other}, but its IDB "
+            raise ConfigError(f"DAP {idb.name} has roles {role} and {other}, but its IDB "
                               "has no G_DSS_* rows to tell voice from multimedia apart "
                               "(ICON's use-dss-monitor); give each its own DAP")
         return None
     return tuple(sorted(ids))
 
 
-def _coverage(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] | None:
+def _sessions(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] | None:
     """The intervals during which the IDB recorded the provider's data without a gap, from
-    its data-source sessions (first stored event to disconnection or ICON stop, or to now
-    for a session still open). None when the IDB keeps no session information."""
+    its data-source sessions (first stored event to disconnection or ICON stop; a session
+    still open runs to the end of time, and the IDB's own limit cuts it). None when the IDB
+    keeps no session information."""
     key = (role, provider.name)
-    if key not in idb.coverage:
+    if key not in idb.sessions:
         rows = _dss_rows(idb, provider)
         if not rows:
-            idb.coverage[key] = None
+            idb.sessions[key] = None
         else:
             wanted = int(ROLE_DS_TYPE[role])
             spans = []
@@ -252,32 +384,37 @@ def _coverage(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] 
                     continue
                 begin = r.FEVENT_ITS or r.DSCONN_STS or 0
                 ends = [t for t in (r.DSCONN_ETS, r.ICON_ETS) if t is not None]
-                end = min(ends) if ends else idb.clock + 1
+                end = min(ends) if ends else 2**62
                 if end > begin:
                     spans.append((begin, end))
-            idb.coverage[key] = spans
-    return idb.coverage[key]
+            idb.sessions[key] = spans
+    return idb.sessions[key]
 
 
 # --------------------------------------------------------------------------------------------
 # Extracting a source
 
 
-def extract_source(ctx: JobContext, source: Source, role: str) -> int:
+def extract_source(ctx: JobContext, source: Source, role: str,
+                   statistics: _Statistics | None = None) -> int:
     copies = [c for c in copies_for(role)]
     total = 0
     with ctx.progress.task(f"extracting {source.name} ({role})", total=len(copies)) as advance:
         for copy in copies:
             total += extract_table(ctx, source, copy)
+            if statistics is not None:
+                statistics.loaded(copy.target)
             advance(1)
     return total
 
 
-def _mark(ctx: JobContext, source: Source, copy: Copy) -> int | None:
+def _mark(ctx: JobContext, source: Source, copy: Copy) -> tuple[int | None, str | None]:
+    """The table's committed mark and the DAP its last window came from."""
     with ctx.engine.connect() as conn:
-        return conn.execute(sa.select(CTL_EXTRACT_HWM.c.MARK_TS).where(
-            CTL_EXTRACT_HWM.c.SOURCE_NAME == source.name,
-            CTL_EXTRACT_HWM.c.TABLE_NAME == copy.target.name)).scalar()
+        row = conn.execute(sa.select(CTL_EXTRACT_HWM.c.MARK_TS, CTL_EXTRACT_HWM.c.DAP_NAME)
+                           .where(CTL_EXTRACT_HWM.c.SOURCE_NAME == source.name,
+                                  CTL_EXTRACT_HWM.c.TABLE_NAME == copy.target.name)).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def _floor(ctx: JobContext, role: str) -> int:
@@ -291,93 +428,113 @@ def _floor(ctx: JobContext, role: str) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
 
 
+@dataclass
+class _Table:
+    """What the windows of one table in one run share."""
+
+    copy: Copy
+    stuck: int
+    # Rows may go straight into the GIDB table (no staging): set while none of the DAP's
+    # rows can be there already, i.e. on a first load, until a conflict says otherwise.
+    direct: dict[str, bool] = field(default_factory=dict)
+
+
 def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
-    if not any(_has_table(i, copy.source) for i in source.idbs):
+    idbs = [i for i in source.idbs if copy.source.name in i.tables]
+    if not idbs:
         return 0
     if copy.time_column is None:
-        return _copy_whole(ctx, source, copy)
+        return _copy_whole(ctx, source, copy, idbs)
     cfg = ctx.config
     lag = cfg.get("gim-etl", "extract-data-safety-lag")
     chunk = cfg.get("gim-etl", "extract-data-chunk-size")
     stuck = cfg.get("gim-etl", "extract-data-stuck-threshold")
-    preferred = _preferred(ctx, source, copy)
-    now = preferred.now
-    limit = safe_limit(now, lag)
-    if copy.completed_only:
-        limit = hold_back_limit(limit, _oldest_active(preferred, copy, now - stuck), now,
-                                stuck)
-    mark = _mark(ctx, source, copy)
-    if copy.role == "ICON_CFG":
-        # All new and changed configuration in one cycle: one window, one transaction.
-        chunk = max(1, limit - (mark if mark is not None else 0))
-    windows = next_windows(mark, _floor(ctx, copy.role), limit, chunk)
+    mark, last_dap = _mark(ctx, source, copy)
+    # The IDB the previous window came from first (no flapping), then the others.
+    idbs.sort(key=lambda i: i.name != last_dap)
+    limits = [_limit(i, copy, lag, stuck) for i in idbs]
+    windows = plan_windows(mark, source.floor, max(limits), chunk,
+                           whole=copy.role == "ICON_CFG")
     if not windows:
         return 0
-    busy = _busy_windows(preferred, copy, windows, now - stuck) if not source.ha else None
-    rows = 0
-    for window in windows:
-        if busy is not None and window.start not in busy and window is not windows[-1]:
-            continue  # empty: the next loaded window's mark moves past it
-        for part, idb in _assign(source, copy, window, stuck, preferred):
-            if idb is None:
-                ctx.note(f"{source.name}: no IDB holds {copy.source.name} data for "
-                         f"{_iso(part.start)}..{_iso(part.end)} yet; waiting")
+    if source.ha:
+        sessions = [_sessions(i, copy.role, copy.provider) for i in idbs]
+        starts = [a for spans in sessions if spans for a, _ in spans]
+        first = min(starts) if starts else None
+        covers = [reliable(spans, lim, first)
+                  for spans, lim in zip(sessions, limits, strict=True)]
+    else:
+        covers = [reliable(None, limits[0])]
+    state = _Table(copy=copy, stuck=stuck)
+    return _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
+
+
+# Seeking the next row pays only over a long stretch of windows: each seek may have to scan
+# far for a role whose rows are rare in a shared table, while a few empty windows cost a
+# few small transactions.
+SEEK_WINDOWS = 8
+
+
+def _load_windows(ctx: JobContext, source: Source, copy: Copy, idbs: list[Idb],
+                  windows: list[Window], limits: list[int], covers: list[list[tuple[int, int]]],
+                  state: _Table) -> int:
+    rows, current, k = 0, 0, 0
+    while k < len(windows):
+        # Empty windows merge into the next one that holds rows (found by one index seek
+        # per IDB), so that a long quiet stretch costs one transaction, not one per chunk.
+        j = len(windows) - 1
+        if j - k >= SEEK_WINDOWS:
+            span = (windows[k].start, windows[-1].end)
+            found = [t for i in idbs
+                     if (t := _next_row(i, copy, *span, state.stuck)) is not None]
+            j = merge_through(windows, k, min(found) if found else None)
+        window = Window(windows[k].start, windows[j].end)
+        k = j + 1
+        for part, index in assign_parts(window, covers, current):
+            if index is None:
+                index = _take_what_there_is(source, idbs, limits, part, current,
+                                            state.stuck)
+            if index is None:
+                ctx.note(_waiting(source, copy, part, idbs))
                 return rows
-            rows += load_window(ctx, source, copy, idb, part, now - stuck)
-            preferred = idb
+            current = index
+            rows += load_window(ctx, source, copy, idbs[index], part, state)
     return rows
 
 
-def _busy_windows(idb: Idb, copy: Copy, windows: list[Window], stuck_before: int) -> set[int]:
-    """The starts of the windows that hold rows, found with one query, so that a long run
-    of empty windows costs no transaction each."""
-    first, chunk = windows[0].start, windows[0].end - windows[0].start
+def _limit(idb: Idb, copy: Copy, lag: int, stuck: int) -> int:
+    oldest = (_oldest_active(idb, copy, idb.now - stuck) if copy.completed_only else None)
+    return source_limit(idb.now, lag, oldest, stuck)
+
+
+def _take_what_there_is(source: Source, idbs: list[Idb], limits: list[int], part: Window,
+                        current: int, stuck: int) -> int | None:
+    """A part no IDB of the set holds yet is waited for, unless it is older than the stuck
+    threshold: then the data is not coming, and the IDB used last gives what it has. Not
+    while a DAP of the set is unreachable, though: the data may be in its IDB, and taking
+    the gap from the other IDB would lose it for good. (An operator who knows the missing
+    IDB is gone for good removes its DAP from the configuration.)"""
+    idb = idbs[current]
+    if source.complete and part.end <= min(limits[current], idb.now - stuck):
+        return current
+    return None
+
+
+def _waiting(source: Source, copy: Copy, part: Window, idbs: list[Idb]) -> str:
+    down = [d.name for d in source.daps if d.name not in {i.name for i in idbs}]
+    why = f" (DAP {', '.join(down)} unreachable)" if down else ""
+    return (f"{source.name}: no IDB holds {copy.source.name} data for "
+            f"{_iso(part.start)}..{_iso(part.end)} yet{why}; waiting")
+
+
+def _next_row(idb: Idb, copy: Copy, start: int, end: int, stuck: int) -> int | None:
+    """The time of the IDB's first row of the table in [start, end) (an index seek)."""
     column = copy.source.c[copy.time_column]
-    bucket = ((column - first) // chunk).label("BUCKET")
-    query = sa.select(bucket).distinct().where(
-        *_conditions(idb, copy, Window(first, windows[-1].end), stuck_before))
-    with idb.engine.connect() as conn:
-        return {first + int(b) * chunk for (b,) in conn.execute(query)}
-
-
-def _has_table(idb: Idb, table: sa.Table) -> bool:
-    with idb.engine.connect() as conn:
-        return ops_for(conn).table_exists(conn, table.name)
-
-
-def _preferred(ctx: JobContext, source: Source, copy: Copy) -> Idb:
-    """The IDB the previous window came from (to avoid flapping), else the first."""
-    with ctx.engine.connect() as conn:
-        last = conn.execute(sa.select(CTL_EXTRACT_HWM.c.DAP_NAME).where(
-            CTL_EXTRACT_HWM.c.SOURCE_NAME == source.name,
-            CTL_EXTRACT_HWM.c.TABLE_NAME == copy.target.name)).scalar()
-    return next((i for i in source.idbs if i.dap.name == last), source.idbs[0])
-
-
-def _assign(source: Source, copy: Copy, window: Window, stuck: int,
-            preferred: Idb) -> list[tuple[Window, Idb | None]]:
-    """Which IDB to read each part of a window from: one whose data-source sessions show no
-    gap over it, preferring the one used last. A part no IDB covers is None (wait), unless
-    it is older than the stuck threshold (then the data is not coming: take what there is)."""
-    if not source.ha:
-        return [(window, preferred)]
-    ordered = [preferred] + [i for i in source.idbs if i is not preferred]
-    cover = {i.dap.name: _coverage(i, copy.role, copy.provider) for i in ordered}
-    if any(c is None for c in cover.values()):
-        return [(window, preferred)]  # an IDB without session information: cannot judge
-    cuts: set[int] = set()
-    for spans in cover.values():
-        for begin, end in spans:
-            cuts |= {begin, end}
-    out: list[tuple[Window, Idb | None]] = []
-    for part in split_window(window, cuts):
-        chosen = next((i for i in ordered if not coverage_gaps(part, cover[i.dap.name])), None)
-        if chosen is None and part.end <= preferred.now - stuck:
-            chosen = preferred
-        out.append((part, chosen))
-        if chosen is None:
-            break
-    return out
+    query = (sa.select(column)
+             .where(*_conditions(idb, copy, Window(start, end), idb.now - stuck))
+             .order_by(column).limit(1))
+    with reading(idb, f"reading {copy.source.name}"), idb.engine.connect() as conn:
+        return conn.execute(query).scalar()
 
 
 def _oldest_active(idb: Idb, copy: Copy, stuck_before: int) -> int | None:
@@ -386,7 +543,7 @@ def _oldest_active(idb: Idb, copy: Copy, stuck_before: int) -> int | None:
     query = sa.select(sa.func.min(c.LASTCHANGE_TS)).where(
         c.STATE != int(IrState.TERMINATED), c.CREATED_TS >= stuck_before,
         *_role_conditions(idb, copy))
-    with idb.engine.connect() as conn:
+    with reading(idb, f"reading {copy.source.name}"), idb.engine.connect() as conn:
         return conn.execute(query).scalar()
 
 
@@ -418,21 +575,29 @@ def _iso(ts: int) -> str:
 # Loading one window
 
 
-def _source_query(idb: Idb, copy: Copy, window: Window | None, audit: int,
+def _source_query(source: Source, idb: Idb, copy: Copy, window: Window | None, audit: int,
                   stuck_before: int) -> sa.Select:
     src = copy.source.c
     start = src[copy.start_column] if copy.start_column else None
     start_key = ((start // 900) * 900) if start is not None else sa.null()
-    query = sa.select(sa.literal(idb.key, sa.Integer).label("DATA_SOURCE_KEY"),
+    # In the order of _staged_columns: START_DATE_TIME_KEY first, so that the rows' range
+    # of it is read off the stream (see Staged) instead of queried afterwards.
+    query = sa.select(sa.cast(start_key, sa.Integer).label("START_DATE_TIME_KEY"),
+                      sa.literal(source.key, sa.Integer).label("DATA_SOURCE_KEY"),
+                      sa.literal(idb.dap_key, sa.Integer).label("DAP_KEY"),
                       *(src[c] for c in copy.columns),
-                      sa.cast(start_key, sa.Integer).label("START_DATE_TIME_KEY"),
                       sa.literal(audit, sa.BigInteger).label("CREATE_AUDIT_KEY"),
                       sa.literal(audit, sa.BigInteger).label("UPDATE_AUDIT_KEY"))
     return query.where(*_conditions(idb, copy, window, stuck_before))
 
 
+def _staged_columns(target: sa.Table) -> list[str]:
+    return ["START_DATE_TIME_KEY"] + [c.name for c in target.columns
+                                      if c.name != "START_DATE_TIME_KEY"]
+
+
 def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: Window,
-                stuck_before: int) -> int:
+                state: _Table) -> int:
     """One Info Mart transaction: the window's rows, its audit and history rows, the mark."""
     started = time.time()
     target = copy.target
@@ -440,88 +605,205 @@ def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: W
     with write_tx(ctx.engine) as conn:
         ops = ops_for(conn)
         audit = ops.allocate_keys(conn, "AUDIT_KEY")
-        query = _source_query(idb, copy, window, audit, stuck_before)
-        loaded = _load_history(conn, idb, copy, query, audit, batch)
+        query = _source_query(source, idb, copy, window, audit, idb.now - state.stuck)
+        loaded = None
+        if _direct(conn, copy, idb, state):
+            loaded = _load_direct(conn, source, copy, idb, query, audit, batch)
+            if loaded is None:
+                state.direct[idb.name] = False
         if loaded is None:
-            if stage(conn, idb, query, ops.temp_copy(conn, target), target, batch):
-                loaded = _merge_staged(conn, target, copy, source, idb)
-            else:
-                loaded = (0, None, None)
+            loaded = _load_replacing(conn, source, copy, idb, query, batch)
         count, lo, hi = loaded
         if count:
             ctx.new_audit_key(conn, key=audit, min_key=lo or 0, max_key=hi or 0,
                               row_count=count, max_chunk_ts=window.end - 1,
-                              data_source_key=idb.key, dap_name=idb.dap.name,
+                              data_source_key=source.key, dap_name=idb.name,
                               table_name=target.name)
-            _history(conn, ctx, copy, idb, window, count, audit, started)
+            _history(conn, ctx, source, copy, idb, window, count, audit, started)
         _advance(conn, ctx, source, copy, idb, window, count, audit)
     if count:
         ctx.count(f"{target.name} rows", count)
     return count
 
 
-def _load_history(conn: Connection, idb: Idb, copy: Copy, query: sa.Select, audit: int,
-                  batch: int) -> tuple[int, int | None, int | None] | None:
-    """Insert-only IDB tables: windows never overlap and a window commits whole, so its rows
-    cannot be in the GIDB table yet and go straight in, with no staging and no upsert. If
-    they are there after all (a mark reset by hand), this returns None and the caller takes
-    the replacing path."""
-    if copy.source.info["kind"] != "history":
-        return None
+def _direct(conn: Connection, copy: Copy, idb: Idb, state: _Table) -> bool:
+    """Insert-only IDB tables: windows never overlap and a window commits whole, so a
+    window's rows cannot be in the GIDB table yet. Tables ICON updates in place: the same
+    holds while the GIDB table has no row of the DAP yet (a first load)."""
+    if copy.source.info["kind"] == "history":
+        return state.direct.get(idb.name, True)
+    if idb.name not in state.direct:
+        target = copy.target
+        state.direct[idb.name] = conn.execute(
+            sa.select(sa.literal(1)).where(target.c.DAP_KEY == idb.dap_key).limit(1)
+            .select_from(target)).first() is None
+    return state.direct[idb.name]
+
+
+def _load_direct(conn: Connection, source: Source, copy: Copy, idb: Idb, query: sa.Select,
+                 audit: int, batch: int) -> tuple[int, int | None, int | None] | None:
+    """The window's rows straight into the GIDB table. If one is there after all (a mark
+    reset by hand, a row ICON changed between two windows of one run), this returns None
+    with nothing written and the caller takes the replacing path."""
     target = copy.target
     savepoint = conn.begin_nested()
     try:
-        stage(conn, idb, query, target.name, target, batch)
+        staged = stage(conn, idb, copy, query, target.name, batch)
         savepoint.commit()
-    except sa.exc.IntegrityError:
+    except DB_ERRORS as exc:
         savepoint.rollback()
-        return None
-    count, lo, hi = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(target.c.START_DATE_TIME_KEY),
-                  sa.func.max(target.c.START_DATE_TIME_KEY))
-        .where(target.c.UPDATE_AUDIT_KEY == audit)).one()
-    return count, lo, hi
+        if is_integrity_error(exc):
+            return None
+        raise
+    if staged.count and source.ha and copy.natural_key:
+        _drop_partner_versions(conn, source, copy, idb, f"{target.name} n",
+                               f"n.UPDATE_AUDIT_KEY = {int(audit)} AND n.DAP_KEY = "
+                               f"{int(idb.dap_key)}")
+    return staged.count, staged.lo, staged.hi
 
 
-def stage(conn: Connection, idb: Idb, query: sa.Select, into: str, target: sa.Table,
-          batch_rows: int) -> int:
-    """Stream the query's rows from the IDB into the table `into` (shaped like `target`);
-    returns the row count. PostgreSQL to PostgreSQL is a COPY TO piped into a COPY FROM;
-    other pairs move bounded batches of rows."""
+def _load_replacing(conn: Connection, source: Source, copy: Copy, idb: Idb, query: sa.Select,
+                    batch: int) -> tuple[int, int | None, int | None]:
+    """Staged rows into the GIDB table: insert, or replace the version loaded before
+    (keeping its CREATE_AUDIT_KEY)."""
     ops = ops_for(conn)
+    target = copy.target
+    temp = ops.temp_copy(conn, target)
+    staged = stage(conn, idb, copy, query, temp, batch)
+    if not staged.count:
+        return 0, None, None
+    key = [c.name for c in target.primary_key.columns]
     columns = [c.name for c in target.columns]
+    ops.upsert_from(conn, target, temp, columns, key,
+                    update=[c for c in columns if c not in key and c != "CREATE_AUDIT_KEY"])
+    if source.ha and copy.natural_key:
+        _drop_partner_versions(conn, source, copy, idb, f"{temp} n", "1 = 1")
+    return staged.count, staged.lo, staged.hi
+
+
+def _drop_partner_versions(conn: Connection, source: Source, copy: Copy, idb: Idb,
+                           new_rows: str, which: str) -> None:
+    """In an HA set, a row ICON updates in place replaces the version of the same row (by
+    natural key) loaded earlier from the partner IDB: the two ICONs number rows apart, so
+    the row identity alone would keep both. Driven from the new rows, through the natural
+    key's index, so that its cost follows the window and not the table."""
+    target = copy.target.name
+    key = [c.name for c in copy.target.primary_key.columns]
+    match = " AND ".join(f"t.{k} = n.{k}" for k in copy.natural_key)
+    conn.exec_driver_sql(
+        f"DELETE FROM {target} WHERE ({', '.join(key)}) IN (SELECT "
+        f"{', '.join('t.' + k for k in key)} FROM {new_rows} JOIN {target} t ON "
+        f"t.DATA_SOURCE_KEY = {int(source.key)} AND {match} AND t.DAP_KEY <> "
+        f"{int(idb.dap_key)} WHERE {which})")
+
+
+@dataclass
+class Staged:
+    """What a stream moved: its row count and the range of its rows' START_DATE_TIME_KEY."""
+
+    count: int = 0
+    lo: int | None = None
+    hi: int | None = None
+
+    def add(self, count: int, keys: set) -> None:
+        self.count += count
+        keys.discard(None)
+        if keys:
+            lo, hi = min(keys), max(keys)
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+
+
+def stage(conn: Connection, idb: Idb, copy: Copy, query: sa.Select, into: str,
+          batch_rows: int) -> Staged:
+    """Stream the query's rows from the IDB into the table `into` (shaped like the copy's
+    target). PostgreSQL to PostgreSQL is a COPY TO piped into a COPY FROM; other pairs move
+    bounded batches of rows. Errors of the IDB name its DAP; those of the Info Mart are left as
+    they are."""
+    ops = ops_for(conn)
+    columns = _staged_columns(copy.target)
+    what = f"reading {copy.source.name}"
+    staged = Staged()
     if conn.dialect.name == "postgresql" and idb.engine.dialect.name == "postgresql":
         sql = str(query.compile(dialect=idb.engine.dialect,
                                 compile_kwargs={"literal_binds": True}))
-        count = 0
+        raw_dst = conn.connection.driver_connection
+        with raw_dst.cursor() as in_cur, \
+                in_cur.copy(f"COPY {ops.fold(into)} ({', '.join(columns)}) "
+                            "FROM STDIN") as in_copy:
+            with contextlib.closing(_copy_out(idb, sql, what)) as blocks:
+                for rows, data, keys in blocks:
+                    in_copy.write(data)
+                    staged.add(rows, {None if k == b"\\N" else int(k) for k in keys})
+        return staged
+    table = _named(copy.target, into)
+    for batch in _read_batches(idb, query, batch_rows, what):
+        ops.bulk_insert(conn, table, batch, columns)
+        staged.add(len(batch), {r[0] for r in batch})
+    return staged
+
+
+def _copy_out(idb: Idb, sql: str, what: str) -> Iterator[tuple[int, bytes, set[bytes]]]:
+    """COPY (sql) TO STDOUT on the IDB, in blocks of rows (COPY TO hands over one row at a
+    time; writing them on in blocks saves most of the per-call cost), each with the set of
+    its first column's values as text."""
+    closing = False
+    try:
         with idb.engine.connect() as src:
             raw_src = src.connection.driver_connection
-            raw_dst = conn.connection.driver_connection
-            with raw_src.cursor() as out_cur, raw_dst.cursor() as in_cur, \
-                    out_cur.copy(f"COPY ({sql}) TO STDOUT") as out_copy, \
-                    in_cur.copy(f"COPY {ops.fold(into)} ({', '.join(columns)}) "
-                                "FROM STDIN") as in_copy:
-                # COPY TO hands over one row at a time; writing them in blocks saves most of
-                # the per-call cost.
+            with raw_src.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT") as out:
                 block: list[bytes] = []
-                for data in out_copy:
+                for data in out:
                     block.append(data)
-                    if len(block) >= 512:
-                        in_copy.write(b"".join(block))
-                        count += len(block)
+                    if len(block) >= 1024:
+                        try:
+                            data = b"".join(block)
+                            yield len(block), data, _first_fields(data)
+                        except GeneratorExit:
+                            closing = True
+                            raise
                         block = []
                 if block:
-                    in_copy.write(b"".join(block))
-                    count += len(block)
-        return count
-    count = 0
-    with idb.engine.connect() as src:
-        result = src.execution_options(stream_results=True, yield_per=batch_rows).execute(
-            query)
-        for batch in result.partitions(batch_rows):
-            count += ops.bulk_insert(conn, _named(target, into), (tuple(r) for r in batch),
-                                     columns)
-    return count
+                    try:
+                        data = b"".join(block)
+                        yield len(block), data, _first_fields(data)
+                    except GeneratorExit:
+                        closing = True
+                        raise
+    except DB_ERRORS as exc:
+        if closing:  # the Info Mart side failed and stopped reading: its error is the one
+            return
+        raise IdbFailed(f"DAP {idb.name}: {what} failed: {describe_db_error(exc)}") from exc
+
+
+# The first field of each row but the first of a block of COPY text (tabs and newlines in
+# values are escaped); a pattern that begins with a plain character is searched for fast.
+_NEXT_FIRST_FIELD = re.compile(rb"\n([^\t\n]*)\t")
+
+
+def _first_fields(data: bytes) -> set[bytes]:
+    fields = set(_NEXT_FIRST_FIELD.findall(data))
+    fields.add(data[:data.find(b"\t")])
+    return fields
+
+
+def _read_batches(idb: Idb, query: sa.Select, batch_rows: int,
+                  what: str) -> Iterator[list[tuple]]:
+    closing = False
+    try:
+        with idb.engine.connect() as src:
+            result = src.execution_options(stream_results=True,
+                                           yield_per=batch_rows).execute(query)
+            for batch in result.partitions(batch_rows):
+                try:
+                    yield [tuple(r) for r in batch]
+                except GeneratorExit:
+                    closing = True
+                    raise
+    except DB_ERRORS as exc:
+        if closing:
+            return
+        raise IdbFailed(f"DAP {idb.name}: {what} failed: {describe_db_error(exc)}") from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -532,48 +814,16 @@ def _named(target: sa.Table, name: str) -> sa.Table:
                                 for c in target.columns), quote=False)
 
 
-def _merge_staged(conn: Connection, target: sa.Table, copy: Copy, source: Source,
-                  idb: Idb) -> tuple[int, int | None, int | None]:
-    """Staged rows into the GIDB table: insert, or replace the version loaded before (keeping
-    its CREATE_AUDIT_KEY). In an HA set, a row ICON updates in place replaces the same row
-    (by natural key) loaded earlier from the partner IDB."""
-    ops = ops_for(conn)
-    temp = ops.temp_name(target)
-    key = [c.name for c in target.primary_key.columns]
-    columns = [c.name for c in target.columns]
-    ops.upsert_from(conn, target, temp, columns, key,
-                    update=[c for c in columns if c not in key and c != "CREATE_AUDIT_KEY"])
-    if source.ha and copy.natural_key:
-        partners = {k for k in _other_keys(conn, source) if k != idb.key}
-        match = " AND ".join(f"s.{k} = g.{k}" for k in copy.natural_key)
-        conn.exec_driver_sql(
-            f"DELETE FROM {target.name} WHERE DATA_SOURCE_KEY IN "
-            f"({', '.join(str(int(k)) for k in partners)}) AND EXISTS (SELECT 1 FROM "
-            f"{temp} s WHERE {match.replace('g.', target.name + '.')})")
-    count, lo, hi = conn.exec_driver_sql(
-        f"SELECT COUNT(*), MIN(START_DATE_TIME_KEY), MAX(START_DATE_TIME_KEY) "
-        f"FROM {temp}").one()
-    conn.exec_driver_sql(f"DELETE FROM {temp}")
-    return count, lo, hi
-
-
-def _other_keys(conn: Connection, source: Source) -> list[int]:
-    """The keys of every DAP the set has ever had (reachable now or not)."""
-    rows = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY).where(
-        CTL_DS.c.SOURCE_NAME == source.name)).scalars().all()
-    return list(rows)
-
-
-def _history(conn: Connection, ctx: JobContext, copy: Copy, idb: Idb, window: Window,
-             count: int, audit: int, started: float) -> None:
+def _history(conn: Connection, ctx: JobContext, source: Source, copy: Copy, idb: Idb,
+             window: Window, count: int, audit: int, started: float) -> None:
     now = time.time()
     conn.execute(CTL_EXTRACT_HISTORY.insert().values(
-        TABLE_NAME=copy.source.name, DATA_SOURCE_KEY=idb.key,
+        TABLE_NAME=copy.source.name, DATA_SOURCE_KEY=source.key,
         DATA_SOURCE_TYPE=DATA_SOURCE_TYPE[copy.role], ROW_COUNT=count,
         MAX_TIME=_utc(window.end - 1), MAX_TS=window.end - 1, ICON_DBID=0, DSS_ID=None,
         PROVIDERTAG=None, EXTRACT_START_TIME=_utc(started), EXTRACT_END_TIME=_utc(now),
         JOB_ID=ctx.job_id, JOB_NAME="Job_ExtractICON", JOB_VERSION=__version__,
-        DAP_NAME=idb.dap.name, CREATE_AUDIT_KEY=audit, CREATED_TS=int(now)))
+        DAP_NAME=idb.name, CREATE_AUDIT_KEY=audit, CREATED_TS=int(now)))
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -585,7 +835,7 @@ def _advance(conn: Connection, ctx: JobContext, source: Source, copy: Copy, idb:
     hwm = CTL_EXTRACT_HWM
     stmt = ops_for(conn).insert(hwm).values(
         SOURCE_NAME=source.name, TABLE_NAME=copy.target.name, MARK_TS=window.end,
-        DAP_NAME=idb.dap.name, ROW_COUNT=count, JOB_ID=ctx.job_id,
+        DAP_NAME=idb.name, ROW_COUNT=count, JOB_ID=ctx.job_id,
         AUDIT_KEY=audit if count else 0, UPDATED_TS=int(time.time()))
     conn.execute(stmt.on_conflict_do_update(
         index_elements=[hwm.c.SOURCE_NAME, hwm.c.TABLE_NAME],
@@ -597,22 +847,40 @@ def _advance(conn: Connection, ctx: JobContext, source: Source, copy: Copy, idb:
               "UPDATED_TS": stmt.excluded.UPDATED_TS}))
 
 
-def _copy_whole(ctx: JobContext, source: Source, copy: Copy) -> int:
-    """Tables without a time column (dictionaries): copied once per source."""
-    with ctx.engine.connect() as conn:
-        present = conn.execute(sa.select(sa.func.count()).select_from(copy.target)).scalar()
-    if present:
-        return 0
-    idb = source.idbs[0]
+def _copy_whole(ctx: JobContext, source: Source, copy: Copy, idbs: list[Idb]) -> int:
+    """Tables without a time column (dictionaries): read whole every run, and the GIDB
+    table made to match: rows that changed or went are replaced or removed, others are
+    left alone (so that a run with nothing new changes nothing). In an HA set rows are
+    matched on the IDB's key whichever IDB they came from, since dictionaries are the
+    same in both."""
+    idb = idbs[0]
+    target = copy.target
+    key = [c.name for c in copy.source.primary_key.columns]
+    others = [c for c in copy.columns if c not in key]
     with write_tx(ctx.engine) as conn:
         ops = ops_for(conn)
         audit = ops.allocate_keys(conn, "AUDIT_KEY")
-        stage(conn, idb, _source_query(idb, copy, None, audit, 0),
-              ops.temp_copy(conn, copy.target), copy.target,
+        temp = ops.temp_copy(conn, target)
+        stage(conn, idb, copy, _source_query(source, idb, copy, None, audit, 0), temp,
               ctx.config.get("gim-etl", "extract-data-batch-rows"))
-        count, _, _ = _merge_staged(conn, copy.target, copy, source, idb)
-        ctx.new_audit_key(conn, key=audit, row_count=count, data_source_key=idb.key,
-                          dap_name=idb.dap.name, table_name=copy.target.name)
-    if count:
-        ctx.count(f"{copy.target.name} rows", count)
-    return count
+        same_key = " AND ".join(f"s.{k} = {target.name}.{k}" for k in key)
+        same_row = " AND ".join([same_key] + [ops.null_safe_equal(f"s.{c}",
+                                                                  f"{target.name}.{c}")
+                                              for c in others])
+        gone = conn.exec_driver_sql(
+            f"DELETE FROM {target.name} WHERE DATA_SOURCE_KEY = {int(source.key)} AND NOT "
+            f"EXISTS (SELECT 1 FROM {temp} s WHERE {same_row})").rowcount
+        columns = ", ".join(c.name for c in target.columns)
+        new = conn.exec_driver_sql(
+            f"INSERT INTO {target.name} ({columns}) SELECT {columns} FROM {temp} s WHERE "
+            f"NOT EXISTS (SELECT 1 FROM {target.name} WHERE DATA_SOURCE_KEY = "
+            f"{int(source.key)} AND {same_key})").rowcount
+        conn.exec_driver_sql(f"DELETE FROM {temp}")
+        if new or gone:
+            ctx.new_audit_key(conn, key=audit, row_count=new, data_source_key=source.key,
+                              dap_name=idb.name, table_name=target.name)
+    if new:
+        ctx.count(f"{target.name} rows", new)
+    if gone:
+        ctx.count(f"{target.name} rows removed", gone)
+    return new

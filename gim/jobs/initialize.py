@@ -60,7 +60,7 @@ def prepare_idbs(ctx: JobContext) -> None:
         engine = make_engine(dap.url, label=f"DAP {dap.name}")
         try:
             check_connection(engine)
-            ensure_indexes(ctx, Idb(dap=dap, engine=engine, key=0))
+            ensure_indexes(ctx, Idb(dap=dap, engine=engine))
         except DatabaseUnavailable as exc:
             ctx.note(f"{exc.message}; its indexes will be created by gim extract")
         finally:

@@ -146,11 +146,20 @@ def _progress(engine: sa.Engine) -> dict[str, Any]:
     transformation has waiting."""
     out: dict[str, Any] = {"extraction": [], "pending": {}}
     with engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT SOURCE_NAME, DATA_SOURCE_KEY FROM CTL_DS")).all())
+        served: dict[str, dict[str, int]] = {}
+        # Which DAP served each table's latest window: in an HA set, where each IDB stands.
+        for source, dap, tables in conn.execute(sa.text(
+                "SELECT SOURCE_NAME, DAP_NAME, COUNT(*) FROM CTL_EXTRACT_HWM "
+                "GROUP BY SOURCE_NAME, DAP_NAME ORDER BY SOURCE_NAME, DAP_NAME")):
+            served.setdefault(source, {})[dap] = tables
         for source, low, high, tables in conn.execute(sa.text(
                 "SELECT SOURCE_NAME, MIN(MARK_TS), MAX(MARK_TS), COUNT(*) FROM CTL_EXTRACT_HWM "
                 "GROUP BY SOURCE_NAME ORDER BY SOURCE_NAME")):
-            out["extraction"].append({"source": source, "oldest_mark": _iso(low),
-                                      "newest_mark": _iso(high), "tables": tables})
+            out["extraction"].append({"source": source, "data_source_key": keys.get(source),
+                                      "oldest_mark": _iso(low), "newest_mark": _iso(high),
+                                      "tables": tables, "last_served_by": served.get(source,
+                                                                                     {})})
         out["pending"] = dict(conn.execute(sa.text(
             "SELECT KIND, COUNT(*) FROM CTL_TRANSFORM_PENDING GROUP BY KIND")).all())
     return out
@@ -199,8 +208,10 @@ def render(status: dict[str, Any]) -> None:
     else:
         console.print("no job has run yet")
     for src in status.get("progress", {}).get("extraction", []):
+        by = ", ".join(f"{dap} {n}" for dap, n in src["last_served_by"].items())
         console.print(f"extracted from {src['source']}: {src['tables']} tables, up to "
-                      f"{src['oldest_mark']} (least advanced) .. {src['newest_mark']}")
+                      f"{src['oldest_mark']} (least advanced) .. {src['newest_mark']}; "
+                      f"latest windows from DAP {by}")
     pending = status.get("progress", {}).get("pending", {})
     if pending:
         console.print("waiting for transformation: " + ", ".join(

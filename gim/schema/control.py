@@ -165,19 +165,34 @@ CTL_INFOMART_SETTINGS = table(
     ours=True,
 )
 
-# Data sources: one row per DAP gim has extracted from; DATA_SOURCE_KEY is stamped on every
-# GIDB row that came from it. The columns after DAP_NAME are ours.
+# Data sources: one row per logical source gim extracts, a DAP or the HA set of DAPs whose
+# IDBs hold the same data; its DATA_SOURCE_KEY is stamped on every GIDB row that came from
+# it, whichever IDB of the set served the row (CTL_AUDIT_LOG and CTL_EXTRACT_HISTORY say
+# which DAP served each chunk). The columns after DATA_SOURCE_KEY are ours.
 CTL_DS = table(
     metadata, "CTL_DS",
     col("DATA_SOURCE_KEY", Int, primary_key=True, autoincrement=False),
-    col("DAP_NAME", Str(255), nullable=False, unique=True),
-    col("HA_SET", Str(255)),  # the redundant set the DAP belongs to, if any
-    col("SOURCE_NAME", Str(255), nullable=False),  # HA_SET, or DAP_NAME alone
+    col("SOURCE_NAME", Str(255), nullable=False, unique=True),  # HA_SET, or the DAP's name
+    col("HA_SET", Str(255)),
+    col("DAP_NAMES", Str(1024), nullable=False),  # the DAPs configured at the last run
     col("ROLES", Str(255), nullable=False),
     col("TENANT", Str(255)),
     col("CREATED_TS", Int, nullable=False),
     col("UPDATED_TS", Int, nullable=False),
     category="control",
+)
+
+# Ours: one row per DAP gim has read; its DAP_KEY is stamped on the GIDB rows read from its
+# IDB, and with the IDB's own row ID identifies them.
+CTL_DAP = table(
+    metadata, "CTL_DAP",
+    col("DAP_KEY", Int, primary_key=True, autoincrement=False),
+    col("DAP_NAME", Str(255), nullable=False, unique=True),
+    col("DATA_SOURCE_KEY", Int, nullable=False),  # the source it belongs to now
+    col("CREATED_TS", Int, nullable=False),
+    col("UPDATED_TS", Int, nullable=False),
+    category="control",
+    ours=True,
 )
 
 # Ours: the committed high-water mark of each (logical source, GIDB table): the end of the

@@ -2,9 +2,16 @@
 transformation.
 
 Each copy keeps the IDB columns but the time codes and the GSYS columns the product drops,
-and adds DATA_SOURCE_KEY (the DAP the row came from; with the IDB row ID it is the row's
-identity), START_DATE_TIME_KEY (the 15-minute interval the row's interaction, session or
-event started in) and the audit keys of the transactions that inserted and last updated it.
+and adds DATA_SOURCE_KEY (the data source: a DAP, or the HA set whose IDBs hold the same
+data, so that the rows of one call join whichever IDB each came from), DAP_KEY (ours: the
+DAP whose IDB the row was read from; with the IDB row ID it is the row's identity, since the
+two ICONs of an HA pair number their rows independently), START_DATE_TIME_KEY (the 15-minute
+interval the row's interaction, session or event started in) and the audit keys of the
+transactions that inserted and last updated it.
+
+Text columns have no length limit here: a SQLite IDB does not enforce its declared lengths,
+and rows that break the IDB's own rules are loaded as they are, for the transformation to
+judge.
 Voice and multimedia rows of the shared interaction tables go to separate copies (_V, _MM),
 as in the product.
 """
@@ -29,8 +36,10 @@ _START = {
 }
 
 # Natural keys of rows ICON updates in place: how the same row is recognized in the two
-# IDBs of an HA pair (whose own IDs differ).
-NATURAL_KEYS = {
+# IDBs of an HA pair (whose own IDs differ). Configuration objects are identified by their
+# Configuration Server DBID (the ID column); associations by the two objects and the start
+# of the association (each [CREATED, DELETED) interval is a row of its own).
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "G_CALL": ("CALLID",), "G_IR": ("IRID",), "G_PARTY": ("PARTYID",),
     "G_IS_LINK": ("LINKID", "CALLID"), "G_CALL_USERDATA": ("CALLID",),
     "GM_F_USERDATA": ("CALLID",), "GM_L_USERDATA": ("CALLID",),
@@ -40,6 +49,12 @@ NATURAL_KEYS = {
     "GO_CAMPAIGN": ("SESSID",), "GO_CHAIN": ("CHAINGUID",),
     "GO_CUSTOM_FIELDS": ("CHAINGUID", "RECORDHANDLE", "FIELDID"),
 }
+for _t in idb.idb_metadata.sorted_tables:
+    if _t.info["kind"] == "cfg":
+        NATURAL_KEYS[_t.name] = ("ID",)
+    elif _t.info["kind"] == "link":
+        _ends = [c.name for c in _t.columns if c.name != "ID"][:2]
+        NATURAL_KEYS[_t.name] = (*_ends, "CREATED_TS")
 
 # The data-source session table that tells whether an IDB holds a table's data for a time.
 _PROVIDER_BY_PREFIX = (("GC", idb.G_DSS_CFG_PROVIDER), ("G_DICT", idb.G_DSS_CFG_PROVIDER),
@@ -90,11 +105,13 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
     columns = [c for c in source.columns
                if not c.name.endswith("_TCODE") and c.name not in _DROPPED]
     items: list[object] = [
-        col("DATA_SOURCE_KEY", Int, primary_key=True, autoincrement=False),
+        col("DATA_SOURCE_KEY", Int, nullable=False),
+        col("DAP_KEY", Int, primary_key=True, autoincrement=False),
     ]
     pk = [c.name for c in source.primary_key.columns]
     for c in columns:
-        items.append(col(c.name, c.type, primary_key=c.name in pk, autoincrement=False,
+        type_ = sa.String() if isinstance(c.type, sa.String) else c.type
+        items.append(col(c.name, type_, primary_key=c.name in pk, autoincrement=False,
                          nullable=c.name not in pk))
     items += [
         col("START_DATE_TIME_KEY", Int),
