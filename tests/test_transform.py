@@ -16,6 +16,7 @@ from conftest import invoke, new_database, run_gim, spawn_gim, write_config
 from truth_check import agent_mismatches, interaction_mismatches, queue_mismatches
 
 from gim.calendar import ACTIVE_END_KEY
+from gim.schema import facts as f
 from gim.simulate import simulate
 
 START = dt.date(2026, 9, 7)
@@ -120,59 +121,129 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
                       "INTERACTION_RESOURCE_FACT") == before
 
 
-def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
-    idb_url, im_url = center
-    simulate(idb_url, start=START, days=2, **{**SIM, "faults": 0.05})
-    path = _config(tmp_path, im_url, idb_url)
-    summary = _cycle(cli, path)
-    # Faults old enough that the data around them has surely arrived: the stuck threshold
-    # (8 h) holds voice calls back behind a call never terminated.
-    cutoff = _t0() + 2 * DAY - 10 * 3600
-    faults = _q(idb_url, """SELECT f.KIND, f.CALLID, f.ROW_ID FROM SIM_FAULT f
-        JOIN SIM_INTERACTION i ON i.CALLID = f.CALLID WHERE i.START_TS < :c""", c=cutoff)
-    kinds = {k for k, _, _ in faults}
-    assert kinds == {"orphan_party", "unknown_config", "bad_timestamp", "duplicate_row",
-                     "never_terminated", "garbage_string"}
-    discards = {(t, g, c) for t, g, c in _q(im_url, "SELECT TABLE_NAME, GUID, CODE FROM "
-                                                    "STG_TRANSFORM_DISCARDS")}
-    expected: set[tuple] = set()
-    root = {c: r for c, r in _q(idb_url, "SELECT CALLID, ROOTIRID FROM G_CALL")}
-    facts = {g: (i, s) for g, i, s in _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID,
-        INTERACTION_ID, STATUS FROM INTERACTION_FACT""")}
-    faulty = set()
-    for kind, callid, row_id in faults:
-        faulty.add(callid)
+FAULTY = {**SIM, "faults": 0.05}
+# The discard each kind of fault gets (code, and what STG_TRANSFORM_DISCARDS.GUID names); the
+# other kinds are kept.
+DISCARDED = {"bad_timestamp": 1, "duplicate_row": 2, "orphan_party": 3}
+
+
+def _expected_discards(idb_url: str, faults: list[tuple]) -> set[tuple]:
+    """(TABLE_NAME, GUID, CODE) of the discards the faults call for."""
+    out = set()
+    for kind, callid, row_id, media in faults:
+        suffix = "_V" if media == "voice" else "_MM"
         if kind == "orphan_party":
             party = _q(idb_url, "SELECT PARTYID FROM G_PARTY WHERE ID = :i", i=row_id)[0][0]
-            expected.add(("GIDB_G_PARTY_V", party, 3))
+            out.add((f"GIDB_G_PARTY{suffix}", party, DISCARDED[kind]))
         elif kind == "bad_timestamp":
-            expected.add(("GIDB_G_CALL", root[callid], 1))
-            assert callid not in facts  # discarded: no facts
+            root = _q(idb_url, "SELECT ROOTIRID FROM G_CALL WHERE CALLID = :c "
+                               "ORDER BY ID", c=callid)[0][0]
+            out.add((f"GIDB_G_CALL{suffix}", root, DISCARDED[kind]))
         elif kind == "duplicate_row":
-            expected.add(("GIDB_G_CALL_V", callid, 2))
-            assert callid in facts  # the interaction itself is kept
-        elif kind == "unknown_config":
-            placeholder = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_RESOURCE_FACT r
-                JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY
-                WHERE r.INTERACTION_ID = :i AND res.IS_PLACEHOLDER = 1
-                AND res.RESOURCE_CFG_DBID = 999999""", i=facts[callid][0])
-            assert placeholder[0][0] >= 1, callid
-        elif kind == "never_terminated":
-            assert facts[callid][1] == 1, callid  # kept, ended artificially
-        elif kind == "garbage_string":
-            assert callid in facts
-    assert expected <= discards
-    # Nothing else was discarded (later faults may be, not any clean interaction).
-    later = {(t, g, c) for (t, g, c) in discards - expected}
-    all_faulty = {c for (c,) in _q(idb_url, "SELECT CALLID FROM SIM_FAULT")}
-    clean_roots = {root[c] for c in root if c not in all_faulty}
-    assert not any(g in clean_roots for _, g, _ in later)
+            out.add((f"GIDB_G_CALL{suffix}", callid, DISCARDED[kind]))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason="bad calls are discarded under the name GIDB_G_CALL; "
+                   "consultation receivers joining a conference come out RECEIVED")
+def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=2, **FAULTY)
+    path = _config(tmp_path, im_url, idb_url)
+    summary = _cycle(cli, path)
+    # What ended well before the data does has surely been transformed: extraction holds
+    # voice calls back behind a call never terminated for its stuck threshold (8 h).
+    cutoff = _t0() + 2 * DAY - 10 * 3600
+    faults = _q(idb_url, """SELECT f.KIND, f.CALLID, f.ROW_ID, i.MEDIA, i.END_TS
+        FROM SIM_FAULT f JOIN SIM_INTERACTION i ON i.CALLID = f.CALLID""")
+    assert {k for k, _, _, _, e in faults if e is not None and e < cutoff} == {
+        "orphan_party", "unknown_config", "bad_timestamp", "duplicate_row", "never_terminated",
+        "garbage_string"}
+    # Every discard is one a fault calls for, with its code; every fault of the data surely
+    # transformed that calls for one has it.
+    discards = set(_q(im_url, "SELECT TABLE_NAME, GUID, CODE FROM STG_TRANSFORM_DISCARDS"))
+    old = [r[:4] for r in faults if r[4] is not None and r[4] < cutoff]
+    assert _expected_discards(idb_url, old) <= discards
+    assert discards <= _expected_discards(idb_url, [r[:4] for r in faults])
+    facts = {g: (s, a) for g, s, a in _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, STATUS,
+        ACTIVE_FLAG FROM INTERACTION_FACT""")}
+    by_kind: dict[str, list[tuple]] = {}
+    for kind, callid, _, media in old:
+        by_kind.setdefault(kind, []).append((callid, media))
+    # A call with impossible times leaves no facts.
+    assert not [c for c, _ in by_kind["bad_timestamp"] if c in facts]
+    # The ledger's clean interactions are all there and right, and so are those whose fault
+    # touched nothing the facts are made of: a duplicate G_CALL row (the first is kept), a
+    # party of a call that does not exist, a garbage user-data value (replaced).
+    faulty = {c for _, c, _, _, _ in faults}
+    clean = [c for (c,) in _q(idb_url, "SELECT CALLID FROM SIM_INTERACTION WHERE STATUS = "
+                                      "'completed' AND END_TS < :c", c=cutoff)
+             if c not in faulty]
+    assert len(clean) > 300
+    harmless = [c for k in ("duplicate_row", "orphan_party", "garbage_string")
+                for c, _ in by_kind[k]]
+    assert interaction_mismatches(idb_url, im_url, callids=clean + harmless,
+                                  ended_before=cutoff) == []
+    # A voice call never terminated ends with its last party: right but for its status; a
+    # multimedia one stays active, its parts right.
+    stuck_voice = [c for c, m in by_kind["never_terminated"] if m == "voice"]
+    stuck_mm = [c for c, m in by_kind["never_terminated"] if m != "voice"]
+    assert stuck_voice and all(facts[c] == (f.STATUS_ARTIFICIAL_END, 0) for c in stuck_voice)
+    assert all(facts[c][1] == 1 for c in stuck_mm)
+    assert interaction_mismatches(idb_url, im_url, callids=stuck_voice,
+                                  ended_before=cutoff) == []
+    assert interaction_mismatches(idb_url, im_url, callids=stuck_mm, ended_before=cutoff,
+                                  checks=("RING", "TALK", "HOLD", "ACW", "CONSULT", "QUEUE",
+                                          "agent", "media", "start")) == []
+    # An unknown agent gets a placeholder resource; the seconds are the ledger's, but for
+    # after-call work, which the agent states show for the real agent, not the placeholder.
+    for callid, _ in by_kind["unknown_config"]:
+        placeholder = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_RESOURCE_FACT r
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY
+            WHERE i.MEDIA_SERVER_IXN_GUID = :c AND res.IS_PLACEHOLDER = 1
+            AND res.RESOURCE_CFG_DBID = 999999""", c=callid)
+        assert placeholder[0][0] >= 1, callid
+    assert interaction_mismatches(
+        idb_url, im_url, callids=[c for c, _ in by_kind["unknown_config"]],
+        ended_before=cutoff, checks=("RING", "TALK", "HOLD", "CONSULT", "QUEUE", "outcome",
+                                     "media", "start", "end"), parts=False) == []
+    # Garbage is no value.
     assert summary["counts"].get("user data values replaced (control characters)", 0) >= 1
-    assert not _q(im_url, "SELECT COUNT(*) FROM INTERACTION_DESCRIPTOR WHERE "
-                          "CUSTOMER_SEGMENT LIKE :g", g="%\x1b%")[0][0]
-    # The clean interactions are still right.
-    clean = [c for c in facts if c not in faulty]
-    assert interaction_mismatches(idb_url, im_url, callids=clean, ended_before=cutoff) == []
+    for table, column in (("INTERACTION_DESCRIPTOR", "CUSTOMER_SEGMENT"),
+                          ("IRF_USER_DATA_GEN_1", "CUSTOMER_ID")):
+        assert not _q(im_url, f"SELECT COUNT(*) FROM {table} WHERE {column} LIKE :g",
+                      g="%\x1b%")[0][0]
+    # The job says what it discarded.
+    codes = {c: n for c, n in _q(im_url, "SELECT CODE, COUNT(*) FROM STG_TRANSFORM_DISCARDS "
+                                         "GROUP BY CODE")}
+    assert summary["counts"].get("discarded (party of a call that does not exist)") == \
+        codes.get(DISCARDED["orphan_party"])
+
+
+def test_resume_policy_discards_silently(cli, tmp_path, db_kind):
+    """error-policy-irf-exception = resume: the same facts as log_db_resume, no discard
+    rows."""
+    with new_database(db_kind, tmp_path, "idb") as idb, \
+            new_database(db_kind, tmp_path, "im1") as im1, \
+            new_database(db_kind, tmp_path, "im2") as im2:
+        simulate(idb, start=START, days=1, **{**FAULTY, "faults": 0.1})
+        (tmp_path / "log").mkdir()
+        (tmp_path / "quiet").mkdir()
+        logged = _config(tmp_path / "log", im1, idb)
+        quiet = _config(tmp_path / "quiet", im2, idb)
+        quiet.write_text(quiet.read_text().replace(
+            "[date-time]", '[error-policy]\nerror-policy-irf-exception = "resume"\n\n'
+                           "[date-time]"))
+        _cycle(cli, logged)
+        summary = _cycle(cli, quiet)
+        assert _q(im1, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] > 0
+        assert _q(im2, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
+        assert any(k.startswith("discarded") for k in summary["counts"])
+        one, two = _content(im1), _content(im2)
+        one.pop("STG_TRANSFORM_DISCARDS", None)
+        two.pop("STG_TRANSFORM_DISCARDS", None)
+        assert one == two
 
 
 def _content(url: str) -> dict[str, list]:
