@@ -304,34 +304,54 @@ def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
         assert interaction_mismatches(idb2, im2, ended_before=_t0() + DAY - 3600) == []
 
 
+def _chunks_committed(url: str) -> int:
+    """Transactions of facts the transformation has committed (its audit-log rows)."""
+    return _q(url, """SELECT COUNT(*) FROM CTL_AUDIT_LOG WHERE JOB_NAME = 'transform'
+        AND TABLE_NAME IN ('interaction facts', 'SM_* facts')""")[0][0]
+
+
 def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_path):
+    """SIGKILL lands while the job is writing facts (after at least one of its chunks
+    committed, before it finished), again and again; the run after that ends with the facts
+    of an uninterrupted run."""
     with new_database(db_kind, tmp_path, "idb") as idb, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
-        simulate(idb, start=START, days=1, **SIM)
+        simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        small = "\n[gim-transformation]\ninteractions-per-transaction = 15\n" \
-                "sessions-per-transaction = 5\n"
+        small = "\n[gim-transformation]\ninteractions-per-transaction = 10\n" \
+                "sessions-per-transaction = 3\n"
         clean = _config(tmp_path / "a", im1, idb)
         killed = _config(tmp_path / "b", im2, idb)
         killed.write_text(killed.read_text() + small)
         _cycle(cli, clean)
-        assert run_gim("extract", "--role", "all", "-c", str(killed)).returncode == 0
+        assert invoke(cli, "extract", "--role", "all", "-c", str(killed)).exit_code == 0
         rng = random.Random(7)
         kills = 0
-        for _ in range(12):
+        for _ in range(30):
+            before = _chunks_committed(im2)
             proc = spawn_gim("transform", "-c", str(killed))
-            time.sleep(rng.uniform(0.6, 1.6))
-            if proc.poll() is not None:
+            while proc.poll() is None and _chunks_committed(im2) == before:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.25))
+            if proc.poll() is not None:  # it finished first
                 assert proc.returncode == 0, proc.stderr.read()
                 break
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
-            kills += 1
+            status = _q(im2, "SELECT STATUS FROM CTL_ETL_HISTORY WHERE PID = :p AND "
+                             "JOB_NAME = 'transform' ORDER BY START_TS DESC", p=proc.pid)
+            if _chunks_committed(im2) > before and status and status[0][0] == "RUNNING":
+                kills += 1
+            if kills == 6:
+                break
         done = run_gim("transform", "-c", str(killed))
         assert done.returncode == 0, done.stderr
-        assert kills >= 3
+        assert kills >= 4
+        assert _chunks_committed(im2) > _chunks_committed(im1)
+        assert _q(im2, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING")[0][0] == \
+            _q(im1, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING")[0][0]
         assert _content(im2) == _content(im1)
 
 
