@@ -188,7 +188,8 @@ def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
     # multimedia one stays active, its parts right.
     stuck_voice = [c for c, m in by_kind["never_terminated"] if m == "voice"]
     stuck_mm = [c for c, m in by_kind["never_terminated"] if m != "voice"]
-    assert stuck_voice and all(facts[c] == (f.STATUS_ARTIFICIAL_END, 0) for c in stuck_voice)
+    assert stuck_voice and all(facts[c] == (f.STATUS_ENDED_WITH_PARTIES, 0)
+                                   for c in stuck_voice)
     assert all(facts[c][1] == 1 for c in stuck_mm)
     assert interaction_mismatches(idb_url, im_url, callids=stuck_voice,
                                   ended_before=cutoff) == []
@@ -219,6 +220,41 @@ def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
                                          "GROUP BY CODE")}
     assert summary["counts"].get("discarded (party of a call that does not exist)") == \
         codes.get(DISCARDED["orphan_party"])
+
+
+def test_call_never_terminated_is_recomputed_when_it_ends(cli, tmp_path, center):
+    """A voice call ICON never terminated ends with its last party; when ICON terminates
+    it after all, the interaction is recomputed with the real end, and nothing of it is left
+    waiting."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **{**FAULTY, "faults": 0.1})
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    stuck = _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, MEDIA_SERVER_ROOT_IXN_GUID, END_TS
+        FROM INTERACTION_FACT WHERE STATUS = :s ORDER BY START_TS""",
+               s=f.STATUS_ENDED_WITH_PARTIES)
+    assert stuck
+    callid, root, end = stuck[0]
+    simulate(idb_url, days=0, minutes=30, resume=True)
+    now = _q(idb_url, "SELECT END_TS FROM SIM_RUN")[0][0]
+    # ICON terminates its stuck voice calls, five seconds after their last party.
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        n = conn.execute(sa.text("""UPDATE G_CALL SET STATE = 2, LASTCHANGE_TS = :c,
+            TERMINATED_TS = 5 + (SELECT MAX(p.TERMINATED_TS) FROM G_PARTY p
+                                 WHERE p.CALLID = G_CALL.CALLID)
+            WHERE STATE <> 2 AND MEDIANAME = 'voice' AND CALLID IN (
+                SELECT CALLID FROM SIM_FAULT WHERE KIND = 'never_terminated')
+            AND NOT EXISTS (SELECT 1 FROM G_PARTY p WHERE p.CALLID = G_CALL.CALLID
+                            AND p.TERMINATED_TS IS NULL)"""), {"c": now - 600}).rowcount
+    engine.dispose()
+    assert n >= len(stuck)
+    summary = _cycle(cli, path)
+    assert _q(im_url, """SELECT STATUS, END_TS, ACTIVE_FLAG FROM INTERACTION_FACT
+        WHERE MEDIA_SERVER_IXN_GUID = :i""", i=callid) == [(f.STATUS_OK, end + 5, 0)]
+    assert not _q(im_url, "SELECT * FROM CTL_TRANSFORM_PENDING WHERE ENTITY_ID = :r",
+                  r=root)
+    assert summary["counts"].get("INTERACTION_FACT rows", 0) >= 1
 
 
 def test_resume_policy_discards_silently(cli, tmp_path, db_kind):
@@ -520,4 +556,18 @@ def test_long_active_interactions_end_artificially(cli, tmp_path, center):
     assert result["counts"]["interactions terminated artificially"] == 1
     row = _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
                      "INTERACTION_ID = :i", i=iid)[0]
-    assert row == (1, 0, newest - 2 * DAY)
+    assert row == (f.STATUS_ARTIFICIAL_END, 0, newest - 2 * DAY)
+    # Rows of it that come later are ignored, and do not wait for ever.
+    engine = _engine(im_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("""INSERT INTO CTL_TRANSFORM_PENDING (KIND, DATA_SOURCE_KEY,
+            ENTITY_ID, SINCE_TS) SELECT 'interaction', DATA_SOURCE_KEY,
+            MEDIA_SERVER_ROOT_IXN_GUID, 0 FROM INTERACTION_FACT WHERE INTERACTION_ID = :i"""),
+                     {"i": iid})
+    engine.dispose()
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, """SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING p JOIN INTERACTION_FACT i
+        ON i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID WHERE i.INTERACTION_ID = :i""",
+              i=iid)[0][0] == 0
+    assert _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
+                      "INTERACTION_ID = :i", i=iid)[0] == row

@@ -256,6 +256,28 @@ def _marks(conn: Connection) -> dict[tuple[int, str], int]:
     return out
 
 
+def _drop_hopeless(conn: Connection, cand: str) -> None:
+    """Pending interactions that no recomputation will ever take stop waiting (and leave
+    `cand`): those terminated artificially, whose later rows are ignored, and those none of
+    whose calls is in GIDB any more."""
+    hopeless = temp(conn, "tx_hopeless", f"""
+        SELECT c.DATA_SOURCE_KEY, c.ENTITY_ID FROM {cand} c
+        WHERE EXISTS (SELECT 1 FROM INTERACTION_FACT i
+                      WHERE i.MEDIA_SERVER_ROOT_IXN_GUID = c.ENTITY_ID
+                      AND i.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
+                      AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
+           OR (NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_V v WHERE v.DATA_SOURCE_KEY =
+                           c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID)
+               AND NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_MM v WHERE v.DATA_SOURCE_KEY =
+                               c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID))""")
+    if count(conn, hopeless):
+        _done(conn, "interaction", hopeless)
+        run(conn, f"DELETE FROM {cand} WHERE EXISTS (SELECT 1 FROM {hopeless} h WHERE "
+                  f"h.DATA_SOURCE_KEY = {cand}.DATA_SOURCE_KEY AND h.ENTITY_ID = "
+                  f"{cand}.ENTITY_ID)")
+    drop(conn, hopeless)
+
+
 def _process_interactions(ctx: JobContext) -> tuple[int, int]:
     timeout = ctx.config.get("gim-transformation", "dependency-wait-timeout")
     size = ctx.config.get("gim-transformation", "interactions-per-transaction")
@@ -281,6 +303,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {cand}").scalar_one()
             run(conn, f"CREATE INDEX IF NOT EXISTS {cand}_ix ON {cand} "
                       f"(DATA_SOURCE_KEY, ENTITY_ID)")
+            _drop_hopeless(conn, cand)
             calls = " UNION ALL ".join(f"""
                 SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, {1 if s == '_MM' else 0} AS IS_MM,
                        CASE WHEN v.STATE <> 2 AND {1 if s == '_MM' else 0} = 0
@@ -301,11 +324,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                     FROM ({calls}) c GROUP BY DATA_SOURCE_KEY, ROOTIRID
                 ) x ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.ROOTIRID = p.ENTITY_ID
                 WHERE (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS <= {now - timeout})
-                  AND (({ready}) OR p.SINCE_TS <= {now - timeout})
-                  AND NOT EXISTS (SELECT 1 FROM INTERACTION_FACT i WHERE
-                                  i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID
-                                  AND i.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-                                  AND i.STATUS = {f.STATUS_ARTIFICIAL_END})""")
+                  AND (({ready}) OR p.SINCE_TS <= {now - timeout})""")
             drop(conn, cand)
             if not count(conn, chunk):
                 drop(conn, chunk)

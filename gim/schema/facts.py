@@ -223,8 +223,14 @@ INTERACTION_FACT = _fact(
     comment="One row per customer interaction (accumulating snapshot).",
 )
 
-# INTERACTION_FACT.STATUS values (ours; the product records error kinds there).
-STATUS_OK, STATUS_ARTIFICIAL_END, STATUS_PARTIAL = 0, 1, 2
+# INTERACTION_FACT.STATUS values (ours; the product records error kinds there):
+# 0 complete and consistent;
+# 1 terminated artificially after days-to-keep-active-facts: frozen, later rows of it are
+#   ignored (so that it stops being re-aggregated);
+# 2 partial: its root interaction record is not among its calls (the first call stands in);
+# 3 a voice call of it that ICON never terminated ended, for the facts, with its last party;
+#   recomputed like any other when rows of it arrive (ICON may terminate it after all).
+STATUS_OK, STATUS_ARTIFICIAL_END, STATUS_PARTIAL, STATUS_ENDED_WITH_PARTIES = 0, 1, 2, 3
 
 INTERACTION_RESOURCE_FACT = _fact(
     "INTERACTION_RESOURCE_FACT",

@@ -124,7 +124,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
 
 def _end_abandoned_calls(conn: Connection, calls: str, out: ChunkResult) -> None:
     """A voice call ICON never terminated although every party of it ended ends, for the
-    facts, with its last party; its interaction is marked terminated artificially."""
+    facts, with its last party; its interaction says so in its STATUS."""
     run(conn, f"ALTER TABLE {calls} ADD COLUMN ARTIFICIAL_END INTEGER")
     ended = " UNION ALL ".join(
         f"SELECT DATA_SOURCE_KEY, CALLID, TERMINATED_TS FROM GIDB_G_PARTY{s}"
@@ -368,7 +368,7 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
                         WHEN 3 THEN 'Outbound' WHEN 1 THEN 'Internal' ELSE 'Unknown' END)
                    AS SUBTYPE,
                c.IS_MM,
-               CASE WHEN agg.ARTIFICIAL > 0 THEN {f.STATUS_ARTIFICIAL_END}
+               CASE WHEN agg.ARTIFICIAL > 0 THEN {f.STATUS_ENDED_WITH_PARTIES}
                     WHEN c.IRID = c.ROOTIRID THEN {f.STATUS_OK} ELSE {f.STATUS_PARTIAL} END
                    AS STATUS,
                agg.START_TS, agg.END_TS,
