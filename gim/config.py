@@ -133,6 +133,10 @@ _opt(_ETL, "user-event-data-timeout", "int", 3600,
      "accepted.", min=0)
 _opt(_ETL, "max-chain-processing-duration", "int", 8,
      "Longest expected outbound chain processing (load to unload), in hours.", min=0)
+_opt(_ETL, "factor-dnd-into-sm-resource-states", "choice", "default",
+     "Whether DND counts in the agent states (SM_RES_STATE_FACT shows it as the DND state, "
+     "of type not ready): true, false, or default = as the product's defaults, for "
+     "multimedia sessions but not voice.", choices=("default", "true", "false"))
 _opt(_ETL, "link-msf-userdata-voice", "bool", False,
      "Write user-data extension rows for voice mediation segments too.")
 _opt(_ETL, "link-msf-userdata-mm", "bool", False,

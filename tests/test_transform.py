@@ -75,12 +75,41 @@ def center(db_kind, tmp_path):
         yield idb_url, im_url
 
 
-@pytest.mark.xfail(strict=True, reason="a consultation's receiver who joins a conference comes "
-                   "out RECEIVED, not RECEIVEDCONSULT")
+def _queue_needed(url: str, interaction: int | None = None) -> set[tuple[int, int]]:
+    """(tenant, interval) of every 15 minutes an interaction or session (or the one
+    interaction) covers, from its start to the latest time its facts name (after-call work
+    included)."""
+    spans: dict[tuple, list] = {}
+
+    def add(entity: tuple, tenant: int, t0: int, t1: int) -> None:
+        span = spans.setdefault(entity, [tenant, t0, t1])
+        span[1], span[2] = min(span[1], t0), max(span[2], t1)
+
+    for table, acw in (("INTERACTION_FACT", "0"),
+                       ("INTERACTION_RESOURCE_FACT", "AFTER_CALL_WORK_DURATION"),
+                       ("MEDIATION_SEGMENT_FACT", "0")):
+        for iid, tenant, t0, t1 in _q(url, f"""SELECT INTERACTION_ID, TENANT_KEY, START_TS,
+                COALESCE(END_TS + {acw}, START_TS) FROM {table}"""):
+            add(("i", iid), tenant, t0, t1)
+    for table in ("SM_RES_SESSION_FACT", "SM_RES_STATE_FACT", "SM_RES_STATE_REASON_FACT"):
+        for key, tenant, t0, t1 in _q(url, f"""SELECT SM_RES_SESSION_FACT_KEY, TENANT_KEY,
+                START_TS, COALESCE(END_TS, START_TS) FROM {table}"""):
+            add(("s", key), tenant, t0, t1)
+    if interaction is not None:
+        spans = {k: v for k, v in spans.items() if k == ("i", interaction)}
+    return {(tenant, k) for tenant, t0, t1 in spans.values()
+            for k in range(t0 // 900 * 900, t1 // 900 * 900 + 1, 900)}
+
+
+def _queued(url: str) -> set[tuple[int, int]]:
+    return set(_q(url, "SELECT TENANT_KEY, DATE_TIME_KEY FROM CTL_AGG_QUEUE"))
+
+
 def test_facts_equal_the_truth(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=2, **SIM)
-    path = _config(tmp_path, im_url, idb_url)
+    path = _config(tmp_path, im_url, idb_url,
+                   'factor-dnd-into-sm-resource-states = "true"')
     summary = _cycle(cli, path)
     assert summary["counts"]["INTERACTION_FACT rows"] > 300
     end = _t0() + 2 * DAY
@@ -91,13 +120,16 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
     assert interaction_mismatches(idb_url, im_url, ended_before=end - 3600) == []
     # Per queue and interval: entries, abandons, distributions, seconds queued.
     assert queue_mismatches(idb_url, im_url, before=end - 3600) == []
-    # Every agent's login, ready, not ready (by reason), busy and ACW seconds per interval.
-    assert agent_mismatches(idb_url, im_url, before=end - 3600) == []
-    # Nothing was discarded from clean data; every interval with facts is queued.
+    # Every agent's login, ready, not ready (by reason), busy, ACW and DND seconds per
+    # interval.
+    assert agent_mismatches(idb_url, im_url, before=end - 3600, dnd=True) == []
+    assert _q(im_url, "SELECT COUNT(*) FROM SM_RES_STATE_FACT s JOIN RESOURCE_STATE r ON "
+                      "r.RESOURCE_STATE_KEY = s.RESOURCE_STATE_KEY WHERE r.STATE_NAME_CODE "
+                      "= 'DND'")[0][0] > 0
+    # Nothing was discarded from clean data; exactly the intervals the facts cover are
+    # queued for aggregation.
     assert _q(im_url, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
-    assert _q(im_url, """SELECT COUNT(*) FROM INTERACTION_FACT i WHERE NOT EXISTS (
-        SELECT 1 FROM CTL_AGG_QUEUE q WHERE q.TENANT_KEY = i.TENANT_KEY
-        AND q.DATE_TIME_KEY = i.START_DATE_TIME_KEY)""")[0][0] == 0
+    assert _queued(im_url) == _queue_needed(im_url)
     # Dimensions came with it: agents, queues, groups and memberships, user-data rows.
     agents = _q(im_url, "SELECT COUNT(*) FROM RESOURCE_ WHERE RESOURCE_TYPE_CODE = 'AGENT'")
     assert agents[0][0] == SIM["agents"]
@@ -144,8 +176,6 @@ def _expected_discards(idb_url: str, faults: list[tuple]) -> set[tuple]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="bad calls are discarded under the name GIDB_G_CALL; "
-                   "consultation receivers joining a conference come out RECEIVED")
 def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=2, **FAULTY)
@@ -369,8 +399,6 @@ def _content(url: str) -> dict[str, list]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="a consultation's receiver who joins a conference comes "
-                   "out RECEIVED, not RECEIVEDCONSULT")
 def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
     """Extract and transform every simulated quarter of an hour through busy hours and
     across midnight, with faults: the same facts as one run over the whole span, and the
@@ -539,35 +567,198 @@ def test_active_facts_complete_later(cli, tmp_path, center):
         assert after[guid][3] > updated and after[guid][4] < ACTIVE_END_KEY
 
 
+def _set(url: str, sql: str, **params) -> int:
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(sa.text(sql), params).rowcount
+    finally:
+        engine.dispose()
+
+
 def test_long_active_interactions_end_artificially(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=1, **SIM)
     path = _config(tmp_path, im_url, idb_url, "days-to-keep-active-facts = 1")
     _cycle(cli, path)
     newest = _q(im_url, "SELECT MAX(START_TS) FROM INTERACTION_FACT")[0][0]
-    engine = _engine(im_url)
-    with engine.begin() as conn:
-        iid = conn.execute(sa.text("SELECT MIN(INTERACTION_ID) FROM INTERACTION_FACT")).scalar()
-        conn.execute(sa.text("UPDATE INTERACTION_FACT SET ACTIVE_FLAG = 1, START_TS = :s, "
-                             "END_TS = NULL WHERE INTERACTION_ID = :i"),
-                     {"s": newest - 3 * DAY, "i": iid})
-    engine.dispose()
+    # An interaction that began three days before the newest one, its parts (which began
+    # later) all still open.
+    iid = _q(im_url, """SELECT MIN(i.INTERACTION_ID) FROM INTERACTION_FACT i WHERE EXISTS (
+        SELECT 1 FROM INTERACTION_RESOURCE_FACT r WHERE r.INTERACTION_ID = i.INTERACTION_ID)
+        AND EXISTS (SELECT 1 FROM MEDIATION_SEGMENT_FACT m
+                    WHERE m.INTERACTION_ID = i.INTERACTION_ID)""")[0][0]
+    _set(im_url, "UPDATE INTERACTION_FACT SET ACTIVE_FLAG = 1, START_TS = :s, END_TS = NULL "
+                 "WHERE INTERACTION_ID = :i", s=newest - 3 * DAY, i=iid)
+    for table in ("INTERACTION_RESOURCE_FACT", "MEDIATION_SEGMENT_FACT"):
+        _set(im_url, f"UPDATE {table} SET ACTIVE_FLAG = 1, END_TS = NULL WHERE "
+                     f"INTERACTION_ID = :i", i=iid)
+    _set(im_url, "DELETE FROM CTL_AGG_QUEUE")
     result = json.loads(invoke(cli, "transform", "-c", str(path), "--json").stdout)
     assert result["counts"]["interactions terminated artificially"] == 1
     row = _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
                      "INTERACTION_ID = :i", i=iid)[0]
-    assert row == (f.STATUS_ARTIFICIAL_END, 0, newest - 2 * DAY)
+    # It ends a day after its start, unless a part of it began later: then with it.
+    latest = max(t for (t,) in _q(im_url, """SELECT START_TS FROM INTERACTION_RESOURCE_FACT
+        WHERE INTERACTION_ID = :i UNION SELECT START_TS FROM MEDIATION_SEGMENT_FACT
+        WHERE INTERACTION_ID = :i""", i=iid))
+    assert latest > newest - 2 * DAY
+    assert row == (f.STATUS_ARTIFICIAL_END, 0, latest)
+    parts = _q(im_url, """SELECT START_TS, END_TS, ACTIVE_FLAG, END_DATE_TIME_KEY, 0
+        FROM INTERACTION_RESOURCE_FACT WHERE INTERACTION_ID = :i UNION ALL
+        SELECT START_TS, END_TS, ACTIVE_FLAG, END_DATE_TIME_KEY, END_TS - START_TS -
+               MEDIATION_DURATION FROM MEDIATION_SEGMENT_FACT WHERE INTERACTION_ID = :i""",
+               i=iid)
+    assert parts and all(e == latest and e >= s and a == 0 and k == e // 900 * 900 and d == 0
+                         for s, e, a, k, d in parts)
+    # Its intervals, from its start (within the calendar) to its end, are queued.
+    assert set(range(_t0(), latest // 900 * 900 + 1, 900)) <= \
+        {k for _, k in _queued(im_url)}
     # Rows of it that come later are ignored, and do not wait for ever.
-    engine = _engine(im_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("""INSERT INTO CTL_TRANSFORM_PENDING (KIND, DATA_SOURCE_KEY,
-            ENTITY_ID, SINCE_TS) SELECT 'interaction', DATA_SOURCE_KEY,
-            MEDIA_SERVER_ROOT_IXN_GUID, 0 FROM INTERACTION_FACT WHERE INTERACTION_ID = :i"""),
-                     {"i": iid})
-    engine.dispose()
+    _set(im_url, """INSERT INTO CTL_TRANSFORM_PENDING (KIND, DATA_SOURCE_KEY, ENTITY_ID,
+        SINCE_TS) SELECT 'interaction', DATA_SOURCE_KEY, MEDIA_SERVER_ROOT_IXN_GUID, 0
+        FROM INTERACTION_FACT WHERE INTERACTION_ID = :i""", i=iid)
     assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
     assert _q(im_url, """SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING p JOIN INTERACTION_FACT i
         ON i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID WHERE i.INTERACTION_ID = :i""",
               i=iid)[0][0] == 0
     assert _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
                       "INTERACTION_ID = :i", i=iid)[0] == row
+
+
+def test_open_agent_facts_reach_their_limits(cli, tmp_path, center):
+    """Open reasons are active facts, completed later; a state ends after
+    max-state-duration, a session after days-to-keep-active-facts, once the data has
+    passed those limits (also when nothing else of the session changes)."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=12 * 60, **SIM)
+    # A voice session that, for ICON, began two days earlier and never ended.
+    first = _q(idb_url, """SELECT LOGINSESSIONID, CREATED_TS FROM G_LOGIN_SESSION
+        WHERE MEDIALIST IS NULL ORDER BY CREATED_TS, ID""")[0]
+    assert _set(idb_url, """UPDATE G_LOGIN_SESSION SET CREATED_TS = :c, STATE = 1,
+        TERMINATED_TS = NULL WHERE LOGINSESSIONID = :l""", c=first[1] - 2 * DAY,
+                l=first[0]) == 1
+    path = _config(tmp_path, im_url, idb_url, "days-to-keep-active-facts = 1")
+    path.write_text(path.read_text() + "\n[gim-transformation]\nmax-state-duration = 1800\n")
+    _cycle(cli, path)
+    session = _q(im_url, """SELECT SM_RES_SESSION_FACT_KEY, START_TS, END_TS, ACTIVE_FLAG
+        FROM SM_RES_SESSION_FACT WHERE LOGIN_SESSION_ID = :l""", l=first[0])
+    assert session == [(session[0][0], first[1] - 2 * DAY, first[1] - DAY, 0)]
+    assert not _q(im_url, """SELECT 1 FROM SM_RES_STATE_FACT WHERE
+        SM_RES_SESSION_FACT_KEY = :k AND (END_TS IS NULL OR END_TS > :e)""",
+                  k=session[0][0], e=first[1] - DAY)
+    states = _q(im_url, "SELECT TOTAL_DURATION, ACTIVE_FLAG FROM SM_RES_STATE_FACT")
+    assert max(d for d, _ in states) == 1800
+    # A lower limit ends the open states it has passed at the next run, without new data.
+    mark = _q(im_url, """SELECT MIN(MARK_TS) FROM CTL_EXTRACT_HWM
+        WHERE TABLE_NAME LIKE 'GIDB_G_AGENT_STATE%'""")[0][0]
+    due = "SELECT COUNT(*) FROM SM_RES_STATE_FACT WHERE ACTIVE_FLAG = 1 AND START_TS + 901 <= :m"
+    assert _q(im_url, due, m=mark)[0][0] > 0
+    path.write_text(path.read_text().replace("max-state-duration = 1800",
+                                             "max-state-duration = 901"))
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, due, m=mark)[0][0] == 0
+    assert _q(im_url, "SELECT COUNT(*) FROM SM_RES_STATE_FACT WHERE TOTAL_DURATION = 901 "
+                      "AND END_TS <= :m", m=mark)[0][0] > 0
+    # (What lies before the calendar's first day cannot be queued.)
+    assert {x for x in _queue_needed(im_url) if x[1] >= _t0()} <= _queued(im_url)
+
+
+def _extracted(url: str, sql: str, **params) -> None:
+    """Change GIDB rows as an extraction chunk would: `sql` sets UPDATE_AUDIT_KEY = :audit
+    on the rows it writes, in a transaction with its CTL_AUDIT_LOG row."""
+    from gim.db import ops_for
+
+    engine = _engine(url)
+    with engine.begin() as conn:
+        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        n = conn.execute(sa.text(sql), {**params, "audit": audit}).rowcount
+        conn.execute(sa.text("""INSERT INTO CTL_AUDIT_LOG (AUDIT_KEY, JOB_ID, JOB_NAME,
+            CREATED, PROCESSING_STATUS_KEY, MIN_START_DATE_TIME_KEY, MAX_START_DATE_TIME_KEY,
+            TABLE_NAME, ROW_COUNT, CREATED_TS) VALUES (:a, 'test', 'extract', :c, 0, 0, 0,
+            'GIDB_G_AGENT_STATE_RC_V', :n, :t)"""),
+                     {"a": audit, "c": dt.datetime(2026, 1, 1), "n": n, "t": int(time.time())})
+    engine.dispose()
+
+
+def test_open_reasons_are_active_facts_completed_later(cli, tmp_path, center):
+    """A reason code still open in GIDB is an active SM_RES_STATE_REASON_FACT (far-future
+    end); once it ends, the same fact is completed."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=12 * 60, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    # The latest reason of a session still open, as if it had not ended yet.
+    rc_id, ended = _q(im_url, """SELECT r.ID, r.TERMINATED_TS FROM GIDB_G_AGENT_STATE_RC_V r
+        JOIN GIDB_G_LOGIN_SESSION_V s ON s.LOGINSESSIONID = r.SESSIONID
+        WHERE s.TERMINATED_TS IS NULL ORDER BY r.CREATED_TS DESC""")[0]
+    fact = "SELECT s.SM_RES_STATE_REASON_FACT_KEY, s.CREATE_AUDIT_KEY, s.END_TS, " \
+        "s.END_DATE_TIME_KEY, s.ACTIVE_FLAG FROM SM_RES_STATE_REASON_FACT s JOIN " \
+        "GIDB_G_AGENT_STATE_RC_V r ON r.CREATED_TS = s.START_TS WHERE r.ID = :i"
+    done = _q(im_url, fact, i=rc_id)
+    _extracted(im_url, "UPDATE GIDB_G_AGENT_STATE_RC_V SET TERMINATED_TS = NULL, "
+                       "UPDATE_AUDIT_KEY = :audit WHERE ID = :i", i=rc_id)
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    key, created = done[0][:2]
+    assert _q(im_url, fact, i=rc_id) == [(key, created, None, ACTIVE_END_KEY, 1)]
+    _extracted(im_url, "UPDATE GIDB_G_AGENT_STATE_RC_V SET TERMINATED_TS = :e, "
+                       "UPDATE_AUDIT_KEY = :audit WHERE ID = :i", i=rc_id, e=ended)
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, fact, i=rc_id) == done
+
+
+def test_after_call_work_within_a_tolerance(cli, tmp_path, center):
+    """ACW that begins up to two seconds after the part ended belongs to it, later ACW
+    does not; multimedia ACW counts too."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=14 * 60, **SIM)
+    # Voice ACW states two seconds late (even ids) or three (odd ids).
+    _set(idb_url, "UPDATE G_AGENT_STATE_HISTORY SET ADDED_TS = ADDED_TS + 2 + ID % 2 "
+                  "WHERE STATE = 4 AND MEDIANAME IS NULL")
+    # A chat agent who, after a chat, goes to ACW instead of ready.
+    chat = _q(idb_url, """SELECT p.PARTYGUID, c.ROOTIRID, p.TERMINATED_TS, s.ID,
+        s.LOGINSESSIONID FROM G_PARTY p JOIN G_CALL c ON c.CALLID = p.CALLID
+        JOIN G_AGENT_STATE_HISTORY s ON s.AGENTID = p.AGENTID AND s.MEDIANAME = 'chat'
+             AND s.ADDED_TS = p.TERMINATED_TS AND s.STATE = 3
+        WHERE c.MEDIANAME = 'chat' AND p.AGENTID IS NOT NULL ORDER BY p.ID""")[0]
+    guid, root, ended, state_id, login = chat
+    nxt = _q(idb_url, """SELECT MIN(ADDED_TS) FROM G_AGENT_STATE_HISTORY WHERE
+        LOGINSESSIONID = :l AND MEDIANAME = 'chat' AND ADDED_TS > :t""", l=login, t=ended)[0][0]
+    _set(idb_url, "UPDATE G_AGENT_STATE_HISTORY SET STATE = 4 WHERE ID = :i", i=state_id)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    chat_call = _q(idb_url, "SELECT CALLID FROM G_CALL WHERE IRID = :r", r=root)[0][0]
+    bad = [b for b in interaction_mismatches(
+        idb_url, im_url, ended_before=_t0() + 13 * 3600,
+        checks=("RING", "TALK", "HOLD", "CONSULT", "QUEUE", "agent")) if b[0] != chat_call]
+    assert bad and all(b[1] == "IRF" and b[4] == "ACW" and b[6] in (b[5] - 2, 0)
+                       for b in bad), [b for b in bad if b[1] != "IRF" or b[4] != "ACW"
+                                       or b[6] not in (b[5] - 2, 0)][:8]
+    late = {b[6] for b in bad}
+    assert late - {0} and 0 in late
+    assert _q(im_url, """SELECT AFTER_CALL_WORK_DURATION FROM INTERACTION_RESOURCE_FACT
+        WHERE PARTYGUID = :g""", g=guid) == [(nxt - ended,)]
+
+
+def test_changes_queue_the_intervals_they_touch(cli, tmp_path, center):
+    """A discarded interaction's old intervals are queued for aggregation."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=14 * 60, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    assert _queued(im_url) == _queue_needed(im_url)
+    callid, iid = _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, INTERACTION_ID
+        FROM INTERACTION_FACT i JOIN MEDIA_TYPE m ON m.MEDIA_TYPE_KEY = i.MEDIA_TYPE_KEY
+        WHERE m.MEDIA_NAME_CODE = 'VOICE' AND i.END_DATE_TIME_KEY > i.START_DATE_TIME_KEY
+        ORDER BY i.START_TS""")[0]
+    covered = _queue_needed(im_url, iid)
+    assert len(covered) >= 2
+    _set(im_url, "DELETE FROM CTL_AGG_QUEUE")
+    simulate(idb_url, days=0, minutes=30, resume=True)
+    now = _q(idb_url, "SELECT END_TS FROM SIM_RUN")[0][0]
+    _set(idb_url, "UPDATE G_CALL SET TERMINATED_TS = CREATED_TS - 10, LASTCHANGE_TS = :c "
+                  "WHERE CALLID = :i", c=now - 600, i=callid)
+    _cycle(cli, path)
+    assert not _q(im_url, "SELECT 1 FROM INTERACTION_FACT WHERE INTERACTION_ID = :i",
+                  i=iid)
+    assert covered <= _queued(im_url)

@@ -8,7 +8,13 @@
    secondary data extracted past their end, agents' after-call work over), in chunks: each
    chunk's facts, its aggregation-queue entries and the removal of its pending entries
    commit together. An interaction waiting longer than dependency-wait-timeout goes ahead.
-4. Active interactions older than days-to-keep-active-facts are terminated artificially.
+4. Active interactions older than days-to-keep-active-facts are terminated artificially
+   (open agent facts reach their limits in step 3: login sessions whose open states passed
+   max-state-duration, or which have been open for days-to-keep-active-facts, are made
+   pending first).
+
+Every transaction that changes facts queues, in CTL_AGG_QUEUE, every 15-minute interval the
+changed interactions or sessions covered before the change and cover after it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from gim.runner import JobContext
 from gim.schema import facts as f
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
 from gim.transform import agents, dimensions, interactions
-from gim.transform.sqlkit import count, drop, run, temp
+from gim.transform.sqlkit import count, drop, queue_spans, run, temp
 
 # GIDB tables whose rows make an interaction pending, and how to reach its root IRID.
 _BY_CALL = ("G_PARTY", "G_USERDATA_HISTORY", "G_VIRTUAL_QUEUE", "G_ROUTE_RESULT",
@@ -50,6 +56,7 @@ def run_job(ctx: JobContext) -> str:
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         if _orphans(ctx, conn, audit, int(time.time())):
             ctx.new_audit_key(conn, key=audit, table_name=f.STG_TRANSFORM_DISCARDS.name)
+    _expire_sessions(ctx)
     sessions = _process(ctx, "session",
                         ctx.config.get("gim-transformation", "sessions-per-transaction"))
     done, waiting = _process_interactions(ctx)
@@ -213,11 +220,12 @@ def _process(ctx: JobContext, kind: str, size: int) -> int:
                 break
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
-            counts = agents.transform_sessions(conn, chunk, audit)
+            counts = agents.transform_sessions(conn, chunk, audit, _limits(ctx, conn),
+                                               int(time.time()))
             _done(conn, kind, chunk)
             rows = sum(v for k, v in counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="SM_* facts",
-                              **_key_range(conn, f.SM_RES_SESSION_FACT, audit))
+                              **_key_range(conn, SESSION_TABLES, audit))
             drop(conn, chunk)
         for key, value in counts.items():
             if value:
@@ -226,22 +234,87 @@ def _process(ctx: JobContext, kind: str, size: int) -> int:
     return total
 
 
+# Tables whose extraction must have passed a time before an agent's state then is known.
+_SESSION_DEPENDENCIES = ("G_LOGIN_SESSION", "G_AGENT_STATE_HISTORY", "G_AGENT_STATE_RC",
+                         "G_DND_HISTORY")
+
+
+def _session_horizon(conn: Connection) -> str:
+    """SQL over b.DATA_SOURCE_KEY and b.IS_MM: the time up to which every table of agent
+    activity of that data source and media kind has been extracted."""
+    marks = _marks(conn, _SESSION_DEPENDENCIES)
+    whens = " ".join(f"WHEN b.DATA_SOURCE_KEY = {k} AND b.IS_MM = "
+                     f"{1 if suffix == '_MM' else 0} THEN {m}"
+                     for (k, suffix), m in sorted(marks.items()))
+    return f"(CASE {whens} ELSE 0 END)" if whens else "0"
+
+
+def _limits(ctx: JobContext, conn: Connection) -> agents.Limits:
+    factor = ctx.config.get("gim-etl", "factor-dnd-into-sm-resource-states")
+    priority = [p.upper() for p in
+                ctx.config.get("gim-transformation", "sm-resource-state-priority")]
+    # DND counts as not ready: it overrides the states NOT_READY outranks, and not ready.
+    below = priority[priority.index("NOT_READY"):]
+    return agents.Limits(
+        max_state=ctx.config.get("gim-transformation", "max-state-duration"),
+        max_session=ctx.config.get("gim-etl", "days-to-keep-active-facts") * 86400,
+        horizon=_session_horizon(conn),
+        dnd_voice=factor == "true", dnd_mm=factor in ("true", "default"),
+        dnd_wins=tuple(agents.PRIORITY_KEYS[p] for p in below))
+
+
+def _expire_sessions(ctx: JobContext) -> None:
+    """Sessions with an open state or reason older than max-state-duration, or open for
+    longer than days-to-keep-active-facts, by what has been extracted, are recomputed:
+    their open facts end at those limits."""
+    with write_tx(ctx.engine) as conn:
+        limits = _limits(ctx, conn)
+        voice = "(SELECT MEDIA_TYPE_KEY FROM MEDIA_TYPE WHERE MEDIA_NAME_CODE = 'VOICE')"
+        due = " UNION ".join(f"""
+            SELECT b.DATA_SOURCE_KEY, b.LOGIN_SESSION_ID AS ENTITY_ID FROM (
+                SELECT s.DATA_SOURCE_KEY, s.LOGIN_SESSION_ID, x.START_TS,
+                       CASE WHEN s.MEDIA_TYPE_KEY = {voice} THEN 0 ELSE 1 END AS IS_MM
+                FROM {table.name} x JOIN SM_RES_SESSION_FACT s
+                     ON s.SM_RES_SESSION_FACT_KEY = x.SM_RES_SESSION_FACT_KEY
+                WHERE x.ACTIVE_FLAG = 1) b
+            WHERE b.START_TS + {limit} <= {limits.horizon}"""
+                             for table, limit in (
+                                 (f.SM_RES_SESSION_FACT, limits.max_session),
+                                 (f.SM_RES_STATE_FACT, limits.max_state),
+                                 (f.SM_RES_STATE_REASON_FACT, limits.max_state)))
+        _pending(conn, "session", due, int(time.time()))
+
+
 def _done(conn: Connection, kind: str, chunk: str, where: str = "") -> None:
     run(conn, f"""DELETE FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}' AND EXISTS (
         SELECT 1 FROM {chunk} c WHERE c.DATA_SOURCE_KEY = CTL_TRANSFORM_PENDING.DATA_SOURCE_KEY
         AND c.ENTITY_ID = CTL_TRANSFORM_PENDING.ENTITY_ID {where})""")
 
 
-def _key_range(conn: Connection, table: sa.Table, audit: int) -> dict[str, int]:
-    lo, hi = conn.execute(sa.select(sa.func.min(table.c.START_DATE_TIME_KEY),
-                                    sa.func.max(table.c.START_DATE_TIME_KEY))
-                          .where(table.c.UPDATE_AUDIT_KEY == audit)).one()
-    return {"min_key": lo or 0, "max_key": hi or 0}
+INTERACTION_TABLES = (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
+                      f.MEDIATION_SEGMENT_FACT, *f.USER_DATA_TABLES)
+SESSION_TABLES = (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT)
 
 
-def _marks(conn: Connection) -> dict[tuple[int, str], int]:
-    """Per (data source key, media suffix): the point up to which every table an
-    interaction depends on has been extracted."""
+def _key_range(conn: Connection, tables: tuple[sa.Table, ...],
+               audit: int) -> dict[str, int]:
+    """MIN/MAX_START_DATE_TIME_KEY of CTL_AUDIT_LOG: over every row the transaction wrote
+    (found by its UPDATE_AUDIT_KEY, which every fact table indexes)."""
+    los, his = [], []
+    for table in tables:
+        lo, hi = conn.execute(sa.select(sa.func.min(table.c.START_DATE_TIME_KEY),
+                                        sa.func.max(table.c.START_DATE_TIME_KEY))
+                              .where(table.c.UPDATE_AUDIT_KEY == audit)).one()
+        if lo is not None:
+            los.append(lo)
+            his.append(hi)
+    return {"min_key": min(los, default=0), "max_key": max(his, default=0)}
+
+
+def _marks(conn: Connection, tables: tuple[str, ...] = _DEPENDENCIES
+           ) -> dict[tuple[int, str], int]:
+    """Per (data source key, media suffix): the point up to which every one of `tables`
+    (by default those an interaction depends on) has been extracted."""
     rows = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY, CTL_EXTRACT_HWM.c.TABLE_NAME,
                                   CTL_EXTRACT_HWM.c.MARK_TS)
                         .join(CTL_EXTRACT_HWM,
@@ -250,7 +323,7 @@ def _marks(conn: Connection) -> dict[tuple[int, str], int]:
     out = {}
     for key in {k for k, _, _ in rows}:
         for suffix in ("_V", "_MM"):
-            marks = [got.get((key, f"GIDB_{t}{suffix}")) for t in _DEPENDENCIES]
+            marks = [got.get((key, f"GIDB_{t}{suffix}")) for t in tables]
             out[(key, suffix)] = min(m for m in marks if m is not None) \
                 if any(m is not None for m in marks) else 0
     return out
@@ -338,7 +411,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             finished = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE DONE = 1").scalar_one()
             rows = sum(v for k, v in result.counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="interaction facts",
-                              **_key_range(conn, f.INTERACTION_RESOURCE_FACT, audit))
+                              **_key_range(conn, INTERACTION_TABLES, audit))
             drop(conn, chunk)
         for key, value in result.counts.items():
             ctx.count(key, value)
@@ -359,30 +432,48 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
 
 def terminate_long_active(ctx: JobContext) -> int:
     """Active interactions older than days-to-keep-active-facts end artificially, so that
-    they stop being recomputed (and re-aggregated) for ever."""
+    they stop being recomputed (and re-aggregated) for ever: every open fact of one ends at
+    its start plus that many days, or at the start of its latest fact if that is later (no
+    fact ends before it starts); a stay in a queue ended so lasted until then. Later rows
+    of them are ignored (STATUS_ARTIFICIAL_END)."""
     days = ctx.config.get("gim-etl", "days-to-keep-active-facts")
+    now = int(time.time())
     with write_tx(ctx.engine) as conn:
         newest = run(conn, "SELECT MAX(START_TS) FROM INTERACTION_FACT").scalar()
         if newest is None:
             return 0
-        cutoff = newest - days * 86400
         old = temp(conn, "tx_old", f"""
-            SELECT INTERACTION_ID, START_TS FROM INTERACTION_FACT
-            WHERE ACTIVE_FLAG = 1 AND START_TS < {cutoff}""")
+            SELECT INTERACTION_ID, START_TS + {days * 86400} AS END_TS FROM INTERACTION_FACT
+            WHERE ACTIVE_FLAG = 1 AND START_TS < {newest - days * 86400}""")
         n = count(conn, old)
         if n:
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
-            end = f"(SELECT o.START_TS FROM {old} o WHERE o.INTERACTION_ID = {{t}}.INTERACTION_ID) + {days * 86400}"
+            ids = f"SELECT INTERACTION_ID FROM {old}"
+            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            # The interaction ends with the latest of its facts.
+            run(conn, f"""UPDATE {old} SET END_TS = x.LAST_START FROM (
+                SELECT INTERACTION_ID, MAX(START_TS) AS LAST_START FROM (
+                    SELECT INTERACTION_ID, START_TS FROM INTERACTION_RESOURCE_FACT
+                    WHERE INTERACTION_ID IN ({ids})
+                    UNION ALL SELECT INTERACTION_ID, START_TS FROM MEDIATION_SEGMENT_FACT
+                    WHERE INTERACTION_ID IN ({ids})) y GROUP BY INTERACTION_ID) x
+                WHERE x.INTERACTION_ID = {old}.INTERACTION_ID
+                AND x.LAST_START > {old}.END_TS""")
+            end = (f"(SELECT o.END_TS FROM {old} o WHERE o.INTERACTION_ID = "
+                   f"{{t}}.INTERACTION_ID)")
             for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
                           f.MEDIATION_SEGMENT_FACT):
                 e = end.format(t=table.name)
-                extra = f", STATUS = {f.STATUS_ARTIFICIAL_END}" \
-                    if table is f.INTERACTION_FACT else ""
+                e = f"CASE WHEN {e} > START_TS THEN {e} ELSE START_TS END"
+                extra = {f.INTERACTION_FACT: f", STATUS = {f.STATUS_ARTIFICIAL_END}",
+                         f.MEDIATION_SEGMENT_FACT: f", MEDIATION_DURATION = ({e}) - START_TS",
+                         }.get(table, "")
                 run(conn, f"""UPDATE {table.name} SET ACTIVE_FLAG = 0, END_TS = {e},
                     END_DATE_TIME_KEY = (({e}) / 900) * 900, UPDATE_AUDIT_KEY = {audit}{extra}
-                    WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN (SELECT INTERACTION_ID
-                    FROM {old})""")
-            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends")
+                    WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN ({ids})""")
+            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends",
+                              **_key_range(conn, INTERACTION_TABLES, audit))
             ctx.count("interactions terminated artificially", n)
         drop(conn, old)
     return n
