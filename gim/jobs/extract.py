@@ -86,7 +86,7 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
     return "; ".join(done) if done else "no DAP to extract from"
 
 
-def refresh_statistics(ctx: JobContext, threshold: int = 10_000) -> None:
+def refresh_statistics(ctx: JobContext, threshold: int = 1_000) -> None:
     """PostgreSQL: a table that just received many rows gets fresh statistics at once; the
     transformation's joins are planned badly on a freshly loaded table until autovacuum
     gets to it."""

@@ -39,6 +39,12 @@ _SESSION_TABLES = (("G_LOGIN_SESSION", "LOGINSESSIONID"),
                    ("GX_SESSION_ENDPOINT", "LOGINSESSIONID"),
                    ("G_AGENT_STATE_HISTORY", "LOGINSESSIONID"),
                    ("G_AGENT_STATE_RC", "SESSIONID"), ("G_DND_HISTORY", "LOGINSESSIONID"))
+# Every GIDB table the transformation reads (for the benchmark's baseline, a copy of the
+# same rows).
+GIDB_READ = (*dimensions.CFG_TABLES, *(
+    f"GIDB_{t}{s}" for s in ("_V", "_MM")
+    for t in ("G_CALL", *_BY_CALL, *_BY_PARTY, *(t for t, _ in _SESSION_TABLES))),
+    "GIDB_GM_F_USERDATA", "GIDB_GM_L_USERDATA")
 # Tables whose extraction must have passed an interaction's end before it is transformed.
 _DEPENDENCIES = ("G_PARTY", "G_PARTY_HISTORY", "G_USERDATA_HISTORY", "G_AGENT_STATE_HISTORY")
 
@@ -89,35 +95,42 @@ def collect(ctx: JobContext, started: float) -> int:
             return 0
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         keys = f"(SELECT AUDIT_KEY FROM {chunks})"
+        # Every extraction chunk loads one GIDB table under its own audit key: each table
+        # is read for the keys of its own chunks, tables without new chunks not at all.
+        loaded = {t for (t,) in run(conn, f"SELECT DISTINCT TABLE_NAME FROM {chunks}")}
+
+        def new_rows(table: str) -> str:
+            return (f"UPDATE_AUDIT_KEY IN (SELECT AUDIT_KEY FROM {chunks} "
+                    f"WHERE TABLE_NAME = '{table}')")
+
         for suffix in ("_V", "_MM"):
             call = f"GIDB_G_CALL{suffix}"
-            _pending(conn, "interaction", f"""
-                SELECT DATA_SOURCE_KEY, ROOTIRID AS ENTITY_ID FROM {call}
-                WHERE UPDATE_AUDIT_KEY IN {keys}
-                """, now)
-            for table in _BY_CALL:
+            # The calls whose rows changed (deduplicated), then their interactions.
+            by_call = [f"SELECT DATA_SOURCE_KEY, CALLID FROM {t} WHERE {new_rows(t)}"
+                       for t in (call, *(f"GIDB_{t}{suffix}" for t in _BY_CALL),
+                                 *(("GIDB_GM_F_USERDATA", "GIDB_GM_L_USERDATA")
+                                   if suffix == "_MM" else ()))
+                       if t in loaded]
+            by_party = [f"SELECT DATA_SOURCE_KEY, PARTYID FROM {t} WHERE {new_rows(t)}"
+                        for t in (f"GIDB_{t}{suffix}" for t in _BY_PARTY) if t in loaded]
+            if by_party:
+                by_call.append(f"""
+                    SELECT p.DATA_SOURCE_KEY, p.CALLID FROM GIDB_G_PARTY{suffix} p
+                    JOIN ({' UNION '.join(by_party)}) x
+                         ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.PARTYID = p.PARTYID""")
+            if by_call:
+                changed = temp(conn, "tx_changed", " UNION ".join(by_call))
                 _pending(conn, "interaction", f"""
-                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
+                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {changed} x
                     JOIN {call} c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                         AND c.CALLID = x.CALLID
-                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
-            for table in _BY_PARTY:
-                _pending(conn, "interaction", f"""
-                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
-                    JOIN GIDB_G_PARTY{suffix} p ON p.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                         AND p.PARTYID = x.PARTYID
-                    JOIN {call} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-                         AND c.CALLID = p.CALLID
-                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
-            for table, column in _SESSION_TABLES:
-                _pending(conn, "session", f"""
-                    SELECT DATA_SOURCE_KEY, {column} AS ENTITY_ID FROM GIDB_{table}{suffix}
-                    WHERE UPDATE_AUDIT_KEY IN {keys}""", now)
-        for table in ("GIDB_GM_F_USERDATA", "GIDB_GM_L_USERDATA"):
-            _pending(conn, "interaction", f"""
-                SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {table} x
-                JOIN GIDB_G_CALL_MM c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                     AND c.CALLID = x.CALLID WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
+                         AND c.CALLID = x.CALLID""", now)
+                drop(conn, changed)
+            sessions = [f"SELECT DATA_SOURCE_KEY, {column} AS ENTITY_ID FROM "
+                        f"GIDB_{table}{suffix} WHERE {new_rows(f'GIDB_{table}{suffix}')}"
+                        for table, column in _SESSION_TABLES
+                        if f"GIDB_{table}{suffix}" in loaded]
+            if sessions:
+                _pending(conn, "session", " UNION ".join(sessions), now)
         _orphan_candidates(conn, keys, now)
         run(conn, f"""INSERT INTO CTL_TRANSFORM_HISTORY (JOB_ID, JOB_VERSION, HWM_NAME,
             HWM_VALUE, HWM_VALUE2, TRANSFORM_START_TIME, TRANSFORM_END_TIME, ROW_COUNT,

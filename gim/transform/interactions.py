@@ -304,7 +304,8 @@ def _parties(conn: Connection, calls: str) -> str:
         FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
              AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1"""
                              for s in SUFFIXES)
-    base_t = temp(conn, "tx_party_base", base, analyze=("DATA_SOURCE_KEY", "PARTYID"))
+    base_t = temp(conn, "tx_party_base", base,
+                  analyze=("DATA_SOURCE_KEY", "PARTYID", "SUFFIX"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {base_t}_ix ON {base_t} "
               f"(DATA_SOURCE_KEY, PARTYID)")
     spans = " UNION ALL ".join(f"""
@@ -329,7 +330,8 @@ def _parties(conn: Connection, calls: str) -> str:
                    SUM(CASE WHEN STATE = 4 THEN 1 ELSE 0 END) AS HOLD_N
             FROM ({spans}) x GROUP BY DATA_SOURCE_KEY, PARTYID
         ) s ON s.DATA_SOURCE_KEY = b.DATA_SOURCE_KEY AND s.PARTYID = b.PARTYID""",
-                   analyze=("DATA_SOURCE_KEY", "ROOTIRID", "AGENTID", "CALLID"))
+                   analyze=("DATA_SOURCE_KEY", "ROOTIRID", "AGENTID", "CALLID", "SUFFIX",
+                            "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
               f"(DATA_SOURCE_KEY, CALLID)")
     drop(conn, base_t)
@@ -406,7 +408,7 @@ def _irf_spans(conn: Connection, parties: str) -> str:
             FROM {grouped} a
         ) g
         GROUP BY g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID""",
-                analyze=("DATA_SOURCE_KEY", "AGENTID", "END_TS"))
+                analyze=("DATA_SOURCE_KEY", "AGENTID", "END_TS", "SUFFIX"))
 
 
 def _acw(conn: Connection, irf: str) -> None:
@@ -414,32 +416,52 @@ def _acw(conn: Connection, irf: str) -> None:
     ACW_TOLERANCE, no other part of the agent ending in between), until the agent's next
     state of that session and media."""
     drop(conn, "tx_agent_party")
-    found = []
-    for s in SUFFIXES:
-        media = "" if s == "_V" else "AND a.MEDIANAME = i.MEDIANAME"
-        same_media = "" if s == "_V" else "AND n.MEDIANAME = a.MEDIANAME"
-        found.append(f"""
-            SELECT i.DATA_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID, a.ID AS ACW_ID,
-                   a.ADDED_TS AS ACW_TS,
-                   (SELECT MIN(n.ADDED_TS) FROM GIDB_G_AGENT_STATE_HISTORY{s} n
-                    WHERE n.DATA_SOURCE_KEY = a.DATA_SOURCE_KEY AND n.AGENTID = a.AGENTID
-                    AND n.ADDED_TS >= a.ADDED_TS AND n.LOGINSESSIONID = a.LOGINSESSIONID
-                    AND n.ID <> a.ID AND (n.ADDED_TS > a.ADDED_TS OR n.SEQ > a.SEQ)
-                    {same_media}) AS NEXT_TS
-            FROM {irf} i JOIN GIDB_G_AGENT_STATE_HISTORY{s} a
-                 ON a.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND a.AGENTID = i.AGENTID
-                AND a.ADDED_TS >= i.END_TS AND a.ADDED_TS <= i.END_TS + {ACW_TOLERANCE}
-            WHERE i.SUFFIX = '{s}' AND i.END_TS IS NOT NULL AND a.STATE = {ACW} {media}
-              AND NOT EXISTS (SELECT 1 FROM GIDB_G_PARTY{s} q
-                  WHERE q.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND q.AGENTID = i.AGENTID
-                  AND q.TERMINATED_TS >= i.END_TS AND q.TERMINATED_TS <= a.ADDED_TS
-                  AND (q.TERMINATED_TS > i.END_TS OR q.ID > i.LAST_PARTY_ID))""")
+    # ACW records that began within the tolerance after a part's end.
+    cand = temp(conn, "tx_acw_cand", " UNION ALL ".join(f"""
+        SELECT i.DATA_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID, i.END_TS,
+               i.LAST_PARTY_ID, a.ID AS ACW_ID, a.ADDED_TS AS ACW_TS, a.SEQ AS ACW_SEQ,
+               a.LOGINSESSIONID, a.MEDIANAME, '{s}' AS SUFFIX
+        FROM {irf} i JOIN GIDB_G_AGENT_STATE_HISTORY{s} a
+             ON a.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND a.AGENTID = i.AGENTID
+            AND a.ADDED_TS >= i.END_TS AND a.ADDED_TS <= i.END_TS + {ACW_TOLERANCE}
+        WHERE i.SUFFIX = '{s}' AND i.END_TS IS NOT NULL AND a.STATE = {ACW}
+          {'' if s == '_V' else 'AND a.MEDIANAME = i.MEDIANAME'}""" for s in SUFFIXES),
+                analyze=("DATA_SOURCE_KEY", "AGENTID", "ACW_TS", "SUFFIX"))
+    if not count(conn, cand):
+        drop(conn, cand)
+        return
+    # Each ACW record belongs to the agent's party that ended last before it (of the same
+    # media), whatever chunk that party's interaction is transformed in; the ACW lasts
+    # until the agent's next state of that session and media. Both are first-row probes
+    # of an index (agent, time), whose cost does not grow with the chunk or the table.
+    probes = " UNION ALL ".join(f"""
+        SELECT c.DATA_SOURCE_KEY, c.ACW_ID,
+               (SELECT q.ID FROM GIDB_G_PARTY{s} q
+                {f"JOIN GIDB_G_CALL{s} k ON k.DATA_SOURCE_KEY = q.DATA_SOURCE_KEY AND k.CALLID = q.CALLID AND k.MEDIANAME = c.MEDIANAME" if s == '_MM' else ''}
+                WHERE q.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND q.AGENTID = c.AGENTID
+                AND q.TERMINATED_TS >= c.ACW_TS - {ACW_TOLERANCE}
+                AND q.TERMINATED_TS <= c.ACW_TS
+                ORDER BY q.TERMINATED_TS DESC, q.ID DESC LIMIT 1) AS OWNER_ID,
+               (SELECT n.ADDED_TS FROM GIDB_G_AGENT_STATE_HISTORY{s} n
+                WHERE n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.AGENTID = c.AGENTID
+                AND n.ADDED_TS >= c.ACW_TS AND n.LOGINSESSIONID = c.LOGINSESSIONID
+                AND COALESCE(n.MEDIANAME, 'voice') = COALESCE(c.MEDIANAME, 'voice')
+                AND (n.ADDED_TS > c.ACW_TS OR n.SEQ > c.ACW_SEQ
+                     OR (n.SEQ = c.ACW_SEQ AND n.ID > c.ACW_ID))
+                ORDER BY n.ADDED_TS, n.SEQ, n.ID LIMIT 1) AS NEXT_TS
+        FROM (SELECT DISTINCT DATA_SOURCE_KEY, ACW_ID, AGENTID, ACW_TS, ACW_SEQ,
+                     LOGINSESSIONID, MEDIANAME FROM {cand} WHERE SUFFIX = '{s}') c"""
+                              for s in SUFFIXES)
+    owner = temp(conn, "tx_acw_owner", probes, analyze=("DATA_SOURCE_KEY", "ACW_ID"))
     acw = temp(conn, "tx_acw", f"""
         SELECT x.* FROM (
-            SELECT y.*, ROW_NUMBER() OVER (PARTITION BY y.DATA_SOURCE_KEY, y.ROOTIRID,
-                                           y.GROUP_GUID, y.AGENTID
-                                           ORDER BY y.ACW_TS, y.ACW_ID) AS RN
-            FROM ({' UNION ALL '.join(found)}) y
+            SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, c.GROUP_GUID, c.AGENTID, c.ACW_TS,
+                   n.NEXT_TS, ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID,
+                                                 c.GROUP_GUID, c.AGENTID
+                                                 ORDER BY c.ACW_TS, c.ACW_ID) AS RN
+            FROM {cand} c
+            JOIN {owner} n ON n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.ACW_ID = c.ACW_ID
+                 AND n.OWNER_ID = c.LAST_PARTY_ID
         ) x WHERE x.RN = 1""", analyze=False)
     run(conn, f"""UPDATE {irf} SET
         ACW_S = CASE WHEN a.NEXT_TS IS NULL THEN 0 ELSE a.NEXT_TS - a.ACW_TS END,
@@ -447,7 +469,7 @@ def _acw(conn: Connection, irf: str) -> None:
         FROM {acw} a WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY
         AND a.ROOTIRID = {irf}.ROOTIRID AND a.GROUP_GUID = {irf}.GROUP_GUID
         AND a.AGENTID = {irf}.AGENTID""")
-    drop(conn, acw)
+    drop(conn, cand, owner, acw)
 
 
 def _hold_back_open_acw(conn: Connection, roots: str, irf: str, calls: str, parties: str,
@@ -475,6 +497,8 @@ def _hold_back_open_acw(conn: Connection, roots: str, irf: str, calls: str, part
 def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) -> str:
     """One row per interaction: its root call (the call whose IRID is the root, else the
     first call), times, type and media; new media and subtypes join their dimensions."""
+    # The root call by a window over the interaction's calls: a join back to an aggregate
+    # on a computed key is what planners misjudge worst.
     ixn = temp(conn, "tx_ixn", f"""
         SELECT CAST(NULL AS BIGINT) AS INTERACTION_ID, c.DATA_SOURCE_KEY,
                c.ROOTIRID AS ROOT_IRID, c.ROOTIRID AS MEDIA_SERVER_ROOT_IXN_GUID,
@@ -484,41 +508,45 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
                         WHEN 3 THEN 'Outbound' WHEN 1 THEN 'Internal' ELSE 'Unknown' END)
                    AS SUBTYPE,
                c.IS_MM,
-               CASE WHEN agg.ARTIFICIAL > 0 THEN {f.STATUS_ENDED_WITH_PARTIES}
+               CASE WHEN c.ARTIFICIAL > 0 THEN {f.STATUS_ENDED_WITH_PARTIES}
                     WHEN c.IRID = c.ROOTIRID THEN {f.STATUS_OK} ELSE {f.STATUS_PARTIAL} END
                    AS STATUS,
-               agg.START_TS, agg.END_TS,
-               (agg.START_TS / 900) * 900 AS START_DATE_TIME_KEY,
-               COALESCE((agg.END_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
-               CASE WHEN agg.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
+               c.START_TS, c.END_TS,
+               (c.START_TS / 900) * 900 AS START_DATE_TIME_KEY,
+               COALESCE((c.END_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
+               CASE WHEN c.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
                0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY,
-               COALESCE(m.MEDIA_TYPE_KEY, 0) AS MEDIA_TYPE_KEY,
-               CAST(0 AS INTEGER) AS INTERACTION_TYPE_KEY, s.SUBJECT
-        FROM {calls} c JOIN (
-            SELECT DATA_SOURCE_KEY, ROOTIRID, MIN(CREATED_TS) AS START_TS,
-                   CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0 THEN NULL
-                        ELSE MAX(TERMINATED_TS) END AS END_TS,
-                   MIN(CASE WHEN IRID = ROOTIRID THEN ID END) AS ROOT_ID, MIN(ID) AS FIRST_ID,
-                   COUNT(ARTIFICIAL_END) AS ARTIFICIAL
-            FROM {calls} GROUP BY DATA_SOURCE_KEY, ROOTIRID
-        ) agg ON agg.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND agg.ROOTIRID = c.ROOTIRID
-             AND c.ID = COALESCE(agg.ROOT_ID, agg.FIRST_ID)
-        LEFT JOIN MEDIA_TYPE m ON m.MEDIA_NAME_CODE = UPPER(c.MEDIANAME)
-        LEFT JOIN (SELECT u.DATA_SOURCE_KEY, u.CALLID, MAX(u.G_SUBJECT) AS SUBJECT
-                   FROM GIDB_GM_F_USERDATA u JOIN {calls} x
-                        ON x.DATA_SOURCE_KEY = u.DATA_SOURCE_KEY AND x.CALLID = u.CALLID
-                   GROUP BY u.DATA_SOURCE_KEY, u.CALLID) s
-             ON s.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND s.CALLID = c.CALLID""",
-                analyze=False)
-    if _dimension_members(conn, ixn, audit, out):
-        run(conn, f"""UPDATE {ixn} SET MEDIA_TYPE_KEY = m.MEDIA_TYPE_KEY FROM MEDIA_TYPE m
-            WHERE m.MEDIA_NAME_CODE = UPPER({ixn}.MEDIANAME)""")
+               CAST(0 AS INTEGER) AS MEDIA_TYPE_KEY,
+               CAST(0 AS INTEGER) AS INTERACTION_TYPE_KEY,
+               CAST(NULL AS VARCHAR(1024)) AS SUBJECT
+        FROM (
+            SELECT c.*,
+                   MIN(c.CREATED_TS) OVER w AS START_TS,
+                   CASE WHEN SUM(CASE WHEN c.STATE = 2 THEN 0 ELSE 1 END) OVER w > 0 THEN NULL
+                        ELSE MAX(c.TERMINATED_TS) OVER w END AS END_TS,
+                   COUNT(c.ARTIFICIAL_END) OVER w AS ARTIFICIAL,
+                   ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID
+                                      ORDER BY CASE WHEN c.IRID = c.ROOTIRID THEN 0 ELSE 1 END,
+                                               c.ID) AS RN
+            FROM {calls} c
+            WINDOW w AS (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID)
+        ) c WHERE c.RN = 1""", analyze=False)
+    run(conn, f"CREATE INDEX IF NOT EXISTS {ixn}_ix ON {ixn} (DATA_SOURCE_KEY, ROOT_IRID)")
+    run(conn, f"""UPDATE {ixn} SET SUBJECT = s.SUBJECT FROM (
+        SELECT u.DATA_SOURCE_KEY, u.CALLID, MAX(u.G_SUBJECT) AS SUBJECT
+        FROM GIDB_GM_F_USERDATA u JOIN {calls} c ON c.DATA_SOURCE_KEY = u.DATA_SOURCE_KEY
+             AND c.CALLID = u.CALLID
+        GROUP BY u.DATA_SOURCE_KEY, u.CALLID) s
+        WHERE s.DATA_SOURCE_KEY = {ixn}.DATA_SOURCE_KEY
+        AND s.CALLID = {ixn}.MEDIA_SERVER_IXN_GUID""")
+    _dimension_members(conn, ixn, audit, out)
+    run(conn, f"""UPDATE {ixn} SET MEDIA_TYPE_KEY = m.MEDIA_TYPE_KEY FROM MEDIA_TYPE m
+        WHERE m.MEDIA_NAME_CODE = UPPER({ixn}.MEDIANAME)""")
     run(conn, f"""UPDATE {ixn} SET INTERACTION_TYPE_KEY = t.INTERACTION_TYPE_KEY
         FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE = {_type_code(ixn)}
         AND t.INTERACTION_SUBTYPE_CODE = UPPER({ixn}.SUBTYPE)""")
     assign_keys(conn, ixn, "INTERACTION_ID", f.INTERACTION_FACT.name, "INTERACTION_ID",
                 ["DATA_SOURCE_KEY", "MEDIA_SERVER_ROOT_IXN_GUID"], "INTERACTION_ID")
-    run(conn, f"CREATE INDEX IF NOT EXISTS {ixn}_ix ON {ixn} (DATA_SOURCE_KEY, ROOT_IRID)")
     return ixn
 
 
