@@ -161,7 +161,7 @@ _opt(_TR, "sm-resource-state-priority", "str-list", ["ACW", "NOT_READY", "BUSY",
      "Order in which concurrent agent states win the summarized state; all four listed.")
 _opt(_TR, "max-state-duration", "int", 14400,
      "Seconds after which an agent state still open is closed artificially.", min=901)
-_opt(_TR, "interactions-per-transaction", "int", 2000,
+_opt(_TR, "interactions-per-transaction", "int", 10000,
      "Interactions whose facts are recomputed and committed together.", min=1, max=1_000_000,
      ours=True)
 _opt(_TR, "sessions-per-transaction", "int", 500,

@@ -304,23 +304,23 @@ def _parties(conn: Connection, calls: str) -> str:
         FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
              AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1"""
                              for s in SUFFIXES)
-    base_t = temp(conn, "tx_party_base", base,
-                  analyze=("DATA_SOURCE_KEY", "PARTYID", "SUFFIX"))
-    run(conn, f"CREATE INDEX IF NOT EXISTS {base_t}_ix ON {base_t} "
-              f"(DATA_SOURCE_KEY, PARTYID)")
+    # The state history of the same parties, reached again from the calls: one statement,
+    # nothing staged twice.
     spans = " UNION ALL ".join(f"""
         SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE,
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
                                       ORDER BY h.PSEQ, h.PHID) - h.ADDED_TS AS SECS
-        FROM GIDB_G_PARTY_HISTORY{s} h JOIN {base_t} b ON b.DATA_SOURCE_KEY =
-             h.DATA_SOURCE_KEY AND b.PARTYID = h.PARTYID AND b.SUFFIX = '{s}'"""
-                              for s in SUFFIXES)
+        FROM GIDB_G_PARTY_HISTORY{s} h
+        JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
+             AND p.PARTYID = h.PARTYID
+        JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
+             AND c.SUFFIX = '{s}'""" for s in SUFFIXES)
     parties = temp(conn, "tx_party", f"""
         SELECT b.*, COALESCE(s.ALERT_S, 0) AS ALERT_S, COALESCE(s.CONNECT_S, 0) AS CONNECT_S,
                COALESCE(s.HOLD_S, 0) AS HOLD_S, COALESCE(s.QUEUE_S, 0) AS QUEUE_S,
                COALESCE(s.EVER_CONNECTED, 0) AS EVER_CONNECTED,
                COALESCE(s.HOLD_N, 0) AS HOLD_N
-        FROM {base_t} b LEFT JOIN (
+        FROM ({base}) b LEFT JOIN (
             SELECT DATA_SOURCE_KEY, PARTYID,
                    SUM(CASE WHEN STATE = 2 THEN COALESCE(SECS, 0) ELSE 0 END) AS ALERT_S,
                    SUM(CASE WHEN STATE = 3 THEN COALESCE(SECS, 0) ELSE 0 END) AS CONNECT_S,
@@ -334,7 +334,6 @@ def _parties(conn: Connection, calls: str) -> str:
                             "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
               f"(DATA_SOURCE_KEY, CALLID)")
-    drop(conn, base_t)
     return parties
 
 

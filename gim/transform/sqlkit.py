@@ -129,14 +129,17 @@ def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str,
     key = [c.name for c in target.primary_key.columns]
     cols = [c.name for c in target.columns
             if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
-    match = " AND ".join(f"t.{k} = {rows}.{k}" for k in key)
-    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = t.CREATE_AUDIT_KEY FROM {target.name} t "
-              f"WHERE {match}")
-    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = {audit} WHERE CREATE_AUDIT_KEY IS NULL")
+    # The creation keys of the rows replaced, kept aside (rather than rewriting the wide
+    # staged rows to carry them).
+    old = temp(conn, f"{rows}_old", f"SELECT {', '.join(key)}, CREATE_AUDIT_KEY FROM "
+                                   f"{target.name} WHERE {scope}", analyze=False)
     run(conn, f"DELETE FROM {target.name} WHERE {scope}")
+    match = " AND ".join(f"o.{k} = r.{k}" for k in key)
     run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
-              f"UPDATE_AUDIT_KEY) SELECT {', '.join(cols)}, CREATE_AUDIT_KEY, {audit} "
-              f"FROM {rows}")
+              f"UPDATE_AUDIT_KEY) SELECT {', '.join('r.' + c for c in cols)}, "
+              f"COALESCE(o.CREATE_AUDIT_KEY, {audit}), {audit} "
+              f"FROM {rows} r LEFT JOIN {old} o ON {match}")
+    drop(conn, old)
     return count(conn, rows)
 
 
