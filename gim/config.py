@@ -136,6 +136,10 @@ _opt(_ETL, "user-event-data-timeout", "int", 3600,
      "accepted.", min=0)
 _opt(_ETL, "max-chain-processing-duration", "int", 8,
      "Longest expected outbound chain processing (load to unload), in hours.", min=0)
+_opt(_ETL, "factor-dnd-into-sm-resource-states", "choice", "default",
+     "Whether DND counts in the agent states (SM_RES_STATE_FACT shows it as the DND state, "
+     "of type not ready): true, false, or default = as the product's defaults, for "
+     "multimedia sessions but not voice.", choices=("default", "true", "false"))
 _opt(_ETL, "link-msf-userdata-voice", "bool", False,
      "Write user-data extension rows for voice mediation segments too.")
 _opt(_ETL, "link-msf-userdata-mm", "bool", False,
@@ -160,7 +164,7 @@ _opt(_TR, "sm-resource-state-priority", "str-list", ["ACW", "NOT_READY", "BUSY",
      "Order in which concurrent agent states win the summarized state; all four listed.")
 _opt(_TR, "max-state-duration", "int", 14400,
      "Seconds after which an agent state still open is closed artificially.", min=901)
-_opt(_TR, "interactions-per-transaction", "int", 2000,
+_opt(_TR, "interactions-per-transaction", "int", 10000,
      "Interactions whose facts are recomputed and committed together.", min=1, max=1_000_000,
      ours=True)
 _opt(_TR, "sessions-per-transaction", "int", 500,

@@ -13,9 +13,10 @@ import time
 import pytest
 import sqlalchemy as sa
 from conftest import invoke, new_database, run_gim, spawn_gim, write_config
-from truth_check import agent_mismatches, interaction_mismatches
+from truth_check import agent_mismatches, interaction_mismatches, queue_mismatches
 
 from gim.calendar import ACTIVE_END_KEY
+from gim.schema import facts as f
 from gim.simulate import simulate
 
 START = dt.date(2026, 9, 7)
@@ -74,23 +75,61 @@ def center(db_kind, tmp_path):
         yield idb_url, im_url
 
 
+def _queue_needed(url: str, interaction: int | None = None) -> set[tuple[int, int]]:
+    """(tenant, interval) of every 15 minutes an interaction or session (or the one
+    interaction) covers, from its start to the latest time its facts name (after-call work
+    included)."""
+    spans: dict[tuple, list] = {}
+
+    def add(entity: tuple, tenant: int, t0: int, t1: int) -> None:
+        span = spans.setdefault(entity, [tenant, t0, t1])
+        span[1], span[2] = min(span[1], t0), max(span[2], t1)
+
+    for table, acw in (("INTERACTION_FACT", "0"),
+                       ("INTERACTION_RESOURCE_FACT", "AFTER_CALL_WORK_DURATION"),
+                       ("MEDIATION_SEGMENT_FACT", "0")):
+        for iid, tenant, t0, t1 in _q(url, f"""SELECT INTERACTION_ID, TENANT_KEY, START_TS,
+                COALESCE(END_TS + {acw}, START_TS) FROM {table}"""):
+            add(("i", iid), tenant, t0, t1)
+    for table in ("SM_RES_SESSION_FACT", "SM_RES_STATE_FACT", "SM_RES_STATE_REASON_FACT"):
+        for key, tenant, t0, t1 in _q(url, f"""SELECT SM_RES_SESSION_FACT_KEY, TENANT_KEY,
+                START_TS, COALESCE(END_TS, START_TS) FROM {table}"""):
+            add(("s", key), tenant, t0, t1)
+    if interaction is not None:
+        spans = {k: v for k, v in spans.items() if k == ("i", interaction)}
+    return {(tenant, k) for tenant, t0, t1 in spans.values()
+            for k in range(t0 // 900 * 900, t1 // 900 * 900 + 1, 900)}
+
+
+def _queued(url: str) -> set[tuple[int, int]]:
+    return set(_q(url, "SELECT TENANT_KEY, DATE_TIME_KEY FROM CTL_AGG_QUEUE"))
+
+
 def test_facts_equal_the_truth(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=2, **SIM)
-    path = _config(tmp_path, im_url, idb_url)
+    path = _config(tmp_path, im_url, idb_url,
+                   'factor-dnd-into-sm-resource-states = "true"')
     summary = _cycle(cli, path)
     assert summary["counts"]["INTERACTION_FACT rows"] > 300
     end = _t0() + 2 * DAY
     # Every interaction that ended an hour before the data does is in the facts, with the
-    # ledger's handling agent and ring / talk / hold / ACW / consultation / queue seconds.
+    # ledger's handling agent, media, outcome, times and ring / talk / hold / ACW /
+    # consultation / queue seconds; every agent's part with its role, result and seconds;
+    # every stay in a queue with its times, seconds and outcome.
     assert interaction_mismatches(idb_url, im_url, ended_before=end - 3600) == []
-    # Every agent's login, ready, not ready (by reason), busy and ACW seconds per interval.
-    assert agent_mismatches(idb_url, im_url, before=end - 3600) == []
-    # Nothing was discarded from clean data; every interval with facts is queued.
+    # Per queue and interval: entries, abandons, distributions, seconds queued.
+    assert queue_mismatches(idb_url, im_url, before=end - 3600) == []
+    # Every agent's login, ready, not ready (by reason), busy, ACW and DND seconds per
+    # interval.
+    assert agent_mismatches(idb_url, im_url, before=end - 3600, dnd=True) == []
+    assert _q(im_url, "SELECT COUNT(*) FROM SM_RES_STATE_FACT s JOIN RESOURCE_STATE r ON "
+                      "r.RESOURCE_STATE_KEY = s.RESOURCE_STATE_KEY WHERE r.STATE_NAME_CODE "
+                      "= 'DND'")[0][0] > 0
+    # Nothing was discarded from clean data; exactly the intervals the facts cover are
+    # queued for aggregation.
     assert _q(im_url, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
-    assert _q(im_url, """SELECT COUNT(*) FROM INTERACTION_FACT i WHERE NOT EXISTS (
-        SELECT 1 FROM CTL_AGG_QUEUE q WHERE q.TENANT_KEY = i.TENANT_KEY
-        AND q.DATE_TIME_KEY = i.START_DATE_TIME_KEY)""")[0][0] == 0
+    assert _queued(im_url) == _queue_needed(im_url)
     # Dimensions came with it: agents, queues, groups and memberships, user-data rows.
     agents = _q(im_url, "SELECT COUNT(*) FROM RESOURCE_ WHERE RESOURCE_TYPE_CODE = 'AGENT'")
     assert agents[0][0] == SIM["agents"]
@@ -114,98 +153,256 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
                       "INTERACTION_RESOURCE_FACT") == before
 
 
-def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
-    idb_url, im_url = center
-    simulate(idb_url, start=START, days=2, **{**SIM, "faults": 0.05})
-    path = _config(tmp_path, im_url, idb_url)
-    summary = _cycle(cli, path)
-    # Faults old enough that the data around them has surely arrived: the stuck threshold
-    # (8 h) holds voice calls back behind a call never terminated.
-    cutoff = _t0() + 2 * DAY - 10 * 3600
-    faults = _q(idb_url, """SELECT f.KIND, f.CALLID, f.ROW_ID FROM SIM_FAULT f
-        JOIN SIM_INTERACTION i ON i.CALLID = f.CALLID WHERE i.START_TS < :c""", c=cutoff)
-    kinds = {k for k, _, _ in faults}
-    assert kinds == {"orphan_party", "unknown_config", "bad_timestamp", "duplicate_row",
-                     "never_terminated", "garbage_string"}
-    discards = {(t, g, c) for t, g, c in _q(im_url, "SELECT TABLE_NAME, GUID, CODE FROM "
-                                                    "STG_TRANSFORM_DISCARDS")}
-    expected: set[tuple] = set()
-    root = {c: r for c, r in _q(idb_url, "SELECT CALLID, ROOTIRID FROM G_CALL")}
-    facts = {g: (i, s) for g, i, s in _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID,
-        INTERACTION_ID, STATUS FROM INTERACTION_FACT""")}
-    faulty = set()
-    for kind, callid, row_id in faults:
-        faulty.add(callid)
+FAULTY = {**SIM, "faults": 0.05}
+# The discard each kind of fault gets (code, and what STG_TRANSFORM_DISCARDS.GUID names); the
+# other kinds are kept.
+DISCARDED = {"bad_timestamp": 1, "duplicate_row": 2, "orphan_party": 3}
+
+
+def _expected_discards(idb_url: str, faults: list[tuple]) -> set[tuple]:
+    """(TABLE_NAME, GUID, CODE) of the discards the faults call for."""
+    out = set()
+    for kind, callid, row_id, media in faults:
+        suffix = "_V" if media == "voice" else "_MM"
         if kind == "orphan_party":
             party = _q(idb_url, "SELECT PARTYID FROM G_PARTY WHERE ID = :i", i=row_id)[0][0]
-            expected.add(("GIDB_G_PARTY_V", party, 3))
+            out.add((f"GIDB_G_PARTY{suffix}", party, DISCARDED[kind]))
         elif kind == "bad_timestamp":
-            expected.add(("GIDB_G_CALL", root[callid], 1))
-            assert callid not in facts  # discarded: no facts
+            root = _q(idb_url, "SELECT ROOTIRID FROM G_CALL WHERE CALLID = :c "
+                               "ORDER BY ID", c=callid)[0][0]
+            out.add((f"GIDB_G_CALL{suffix}", root, DISCARDED[kind]))
         elif kind == "duplicate_row":
-            expected.add(("GIDB_G_CALL_V", callid, 2))
-            assert callid in facts  # the interaction itself is kept
-        elif kind == "unknown_config":
-            placeholder = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_RESOURCE_FACT r
-                JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY
-                WHERE r.INTERACTION_ID = :i AND res.IS_PLACEHOLDER = 1
-                AND res.RESOURCE_CFG_DBID = 999999""", i=facts[callid][0])
-            assert placeholder[0][0] >= 1, callid
-        elif kind == "never_terminated":
-            assert facts[callid][1] == 1, callid  # kept, ended artificially
-        elif kind == "garbage_string":
-            assert callid in facts
-    assert expected <= discards
-    # Nothing else was discarded (later faults may be, not any clean interaction).
-    later = {(t, g, c) for (t, g, c) in discards - expected}
-    all_faulty = {c for (c,) in _q(idb_url, "SELECT CALLID FROM SIM_FAULT")}
-    clean_roots = {root[c] for c in root if c not in all_faulty}
-    assert not any(g in clean_roots for _, g, _ in later)
+            out.add((f"GIDB_G_CALL{suffix}", callid, DISCARDED[kind]))
+    return out
+
+
+def test_faults_are_discarded_or_kept_with_placeholders(cli, tmp_path, center):
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=2, **FAULTY)
+    path = _config(tmp_path, im_url, idb_url)
+    summary = _cycle(cli, path)
+    # What ended well before the data does has surely been transformed: extraction holds
+    # voice calls back behind a call never terminated for its stuck threshold (8 h).
+    cutoff = _t0() + 2 * DAY - 10 * 3600
+    faults = _q(idb_url, """SELECT f.KIND, f.CALLID, f.ROW_ID, i.MEDIA, i.END_TS
+        FROM SIM_FAULT f JOIN SIM_INTERACTION i ON i.CALLID = f.CALLID""")
+    assert {k for k, _, _, _, e in faults if e is not None and e < cutoff} == {
+        "orphan_party", "unknown_config", "bad_timestamp", "duplicate_row", "never_terminated",
+        "garbage_string"}
+    # Every discard is one a fault calls for, with its code; every fault of the data surely
+    # transformed that calls for one has it.
+    discards = set(_q(im_url, "SELECT TABLE_NAME, GUID, CODE FROM STG_TRANSFORM_DISCARDS"))
+    old = [r[:4] for r in faults if r[4] is not None and r[4] < cutoff]
+    assert _expected_discards(idb_url, old) <= discards
+    assert discards <= _expected_discards(idb_url, [r[:4] for r in faults])
+    facts = {g: (s, a) for g, s, a in _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, STATUS,
+        ACTIVE_FLAG FROM INTERACTION_FACT""")}
+    by_kind: dict[str, list[tuple]] = {}
+    for kind, callid, _, media in old:
+        by_kind.setdefault(kind, []).append((callid, media))
+    # A call with impossible times leaves no facts.
+    assert not [c for c, _ in by_kind["bad_timestamp"] if c in facts]
+    # The ledger's clean interactions are all there and right, and so are those whose fault
+    # touched nothing the facts are made of: a duplicate G_CALL row (the first is kept), a
+    # party of a call that does not exist, a garbage user-data value (replaced).
+    faulty = {c for _, c, _, _, _ in faults}
+    clean = [c for (c,) in _q(idb_url, "SELECT CALLID FROM SIM_INTERACTION WHERE STATUS = "
+                                      "'completed' AND END_TS < :c", c=cutoff)
+             if c not in faulty]
+    assert len(clean) > 300
+    harmless = [c for k in ("duplicate_row", "orphan_party", "garbage_string")
+                for c, _ in by_kind[k]]
+    assert interaction_mismatches(idb_url, im_url, callids=clean + harmless,
+                                  ended_before=cutoff) == []
+    # A voice call never terminated ends with its last party: right but for its status; a
+    # multimedia one stays active, its parts right.
+    stuck_voice = [c for c, m in by_kind["never_terminated"] if m == "voice"]
+    stuck_mm = [c for c, m in by_kind["never_terminated"] if m != "voice"]
+    assert stuck_voice and all(facts[c] == (f.STATUS_ENDED_WITH_PARTIES, 0)
+                                   for c in stuck_voice)
+    assert all(facts[c][1] == 1 for c in stuck_mm)
+    assert interaction_mismatches(idb_url, im_url, callids=stuck_voice,
+                                  ended_before=cutoff) == []
+    assert interaction_mismatches(idb_url, im_url, callids=stuck_mm, ended_before=cutoff,
+                                  checks=("RING", "TALK", "HOLD", "ACW", "CONSULT", "QUEUE",
+                                          "agent", "media", "start")) == []
+    # An unknown agent gets a placeholder resource; the seconds are the ledger's, but for
+    # after-call work, which the agent states show for the real agent, not the placeholder.
+    for callid, _ in by_kind["unknown_config"]:
+        placeholder = _q(im_url, """SELECT COUNT(*) FROM INTERACTION_RESOURCE_FACT r
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY
+            WHERE i.MEDIA_SERVER_IXN_GUID = :c AND res.IS_PLACEHOLDER = 1
+            AND res.RESOURCE_CFG_DBID = 999999""", c=callid)
+        assert placeholder[0][0] >= 1, callid
+    assert interaction_mismatches(
+        idb_url, im_url, callids=[c for c, _ in by_kind["unknown_config"]],
+        ended_before=cutoff, checks=("RING", "TALK", "HOLD", "CONSULT", "QUEUE", "outcome",
+                                     "media", "start", "end"), parts=False) == []
+    # Garbage is no value.
     assert summary["counts"].get("user data values replaced (control characters)", 0) >= 1
-    assert not _q(im_url, "SELECT COUNT(*) FROM INTERACTION_DESCRIPTOR WHERE "
-                          "CUSTOMER_SEGMENT LIKE :g", g="%\x1b%")[0][0]
-    # The clean interactions are still right.
-    clean = [c for c in facts if c not in faulty]
-    assert interaction_mismatches(idb_url, im_url, callids=clean, ended_before=cutoff) == []
+    for table, column in (("INTERACTION_DESCRIPTOR", "CUSTOMER_SEGMENT"),
+                          ("IRF_USER_DATA_GEN_1", "CUSTOMER_ID")):
+        assert not _q(im_url, f"SELECT COUNT(*) FROM {table} WHERE {column} LIKE :g",
+                      g="%\x1b%")[0][0]
+    # The job says what it discarded.
+    codes = {c: n for c, n in _q(im_url, "SELECT CODE, COUNT(*) FROM STG_TRANSFORM_DISCARDS "
+                                         "GROUP BY CODE")}
+    assert summary["counts"].get("discarded (party of a call that does not exist)") == \
+        codes.get(DISCARDED["orphan_party"])
+
+
+def test_call_never_terminated_is_recomputed_when_it_ends(cli, tmp_path, center):
+    """A voice call ICON never terminated ends with its last party; when ICON terminates
+    it after all, the interaction is recomputed with the real end, and nothing of it is left
+    waiting."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **{**FAULTY, "faults": 0.1})
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    stuck = _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, MEDIA_SERVER_ROOT_IXN_GUID, END_TS
+        FROM INTERACTION_FACT WHERE STATUS = :s ORDER BY START_TS""",
+               s=f.STATUS_ENDED_WITH_PARTIES)
+    assert stuck
+    callid, root, end = stuck[0]
+    simulate(idb_url, days=0, minutes=30, resume=True)
+    now = _q(idb_url, "SELECT END_TS FROM SIM_RUN")[0][0]
+    # ICON terminates its stuck voice calls, five seconds after their last party.
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        n = conn.execute(sa.text("""UPDATE G_CALL SET STATE = 2, LASTCHANGE_TS = :c,
+            TERMINATED_TS = 5 + (SELECT MAX(p.TERMINATED_TS) FROM G_PARTY p
+                                 WHERE p.CALLID = G_CALL.CALLID)
+            WHERE STATE <> 2 AND MEDIANAME = 'voice' AND CALLID IN (
+                SELECT CALLID FROM SIM_FAULT WHERE KIND = 'never_terminated')
+            AND NOT EXISTS (SELECT 1 FROM G_PARTY p WHERE p.CALLID = G_CALL.CALLID
+                            AND p.TERMINATED_TS IS NULL)"""), {"c": now - 600}).rowcount
+    engine.dispose()
+    assert n >= len(stuck)
+    summary = _cycle(cli, path)
+    assert _q(im_url, """SELECT STATUS, END_TS, ACTIVE_FLAG FROM INTERACTION_FACT
+        WHERE MEDIA_SERVER_IXN_GUID = :i""", i=callid) == [(f.STATUS_OK, end + 5, 0)]
+    assert not _q(im_url, "SELECT * FROM CTL_TRANSFORM_PENDING WHERE ENTITY_ID = :r",
+                  r=root)
+    assert summary["counts"].get("INTERACTION_FACT rows", 0) >= 1
+
+
+def test_resume_policy_discards_silently(cli, tmp_path, db_kind):
+    """error-policy-irf-exception = resume: the same facts as log_db_resume, no discard
+    rows."""
+    with new_database(db_kind, tmp_path, "idb") as idb, \
+            new_database(db_kind, tmp_path, "im1") as im1, \
+            new_database(db_kind, tmp_path, "im2") as im2:
+        simulate(idb, start=START, days=1, **{**FAULTY, "faults": 0.1})
+        (tmp_path / "log").mkdir()
+        (tmp_path / "quiet").mkdir()
+        logged = _config(tmp_path / "log", im1, idb)
+        quiet = _config(tmp_path / "quiet", im2, idb)
+        quiet.write_text(quiet.read_text().replace(
+            "[date-time]", '[error-policy]\nerror-policy-irf-exception = "resume"\n\n'
+                           "[date-time]"))
+        _cycle(cli, logged)
+        summary = _cycle(cli, quiet)
+        assert _q(im1, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] > 0
+        assert _q(im2, "SELECT COUNT(*) FROM STG_TRANSFORM_DISCARDS")[0][0] == 0
+        assert any(k.startswith("discarded") for k in summary["counts"])
+        one, two = _content(im1), _content(im2)
+        one.pop("STG_TRANSFORM_DISCARDS", None)
+        two.pop("STG_TRANSFORM_DISCARDS", None)
+        assert one == two
+
+
+# Surrogate keys -> the dimension or fact they point to and the natural key that stands for
+# them there (keys assigned in order of discovery differ between equivalent runs).
+_NATURAL = {
+    "RESOURCE": ("RESOURCE_", "RESOURCE_KEY", ("RESOURCE_CFG_TYPE_ID", "RESOURCE_CFG_DBID",
+                                               "IS_PLACEHOLDER")),
+    "PLACE_KEY": ("PLACE", "PLACE_KEY", ("PLACE_CFG_DBID", "IS_PLACEHOLDER")),
+    "MEDIA_TYPE_KEY": ("MEDIA_TYPE", "MEDIA_TYPE_KEY", ("MEDIA_NAME_CODE",)),
+    "INTERACTION_TYPE_KEY": ("INTERACTION_TYPE", "INTERACTION_TYPE_KEY",
+                             ("INTERACTION_TYPE_CODE", "INTERACTION_SUBTYPE_CODE")),
+    "INTERACTION_DESCRIPTOR_KEY": ("INTERACTION_DESCRIPTOR", "INTERACTION_DESCRIPTOR_KEY",
+                                   ("CUSTOMER_SEGMENT", "SERVICE_TYPE", "SERVICE_SUBTYPE",
+                                    "BUSINESS_RESULT")),
+    "RESOURCE_STATE_REASON_KEY": ("RESOURCE_STATE_REASON", "RESOURCE_STATE_REASON_KEY",
+                                  ("REASON_TYPE_CODE", "HARDWARE_REASON",
+                                   "SOFTWARE_REASON_KEY", "SOFTWARE_REASON_VALUE",
+                                   "WORKMODE_CODE")),
+}
+_RESOURCE_COLUMNS = ("RESOURCE_KEY", "MEDIA_RESOURCE_KEY", "LAST_VQUEUE_RESOURCE_KEY",
+                     "LAST_QUEUE_RESOURCE_KEY")
+_IRF_COLUMNS = ("INTERACTION_RESOURCE_ID", "RECEIVED_FROM_IXN_RESOURCE_ID",
+                "TARGET_IXN_RESOURCE_ID")
+_OWN_KEYS = {"INTERACTION_FACT": "INTERACTION_ID",
+             "INTERACTION_RESOURCE_FACT": "INTERACTION_RESOURCE_ID",
+             "SM_RES_SESSION_FACT": "SM_RES_SESSION_FACT_KEY"}
+_SKIP = {"CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY", "ETL_TS", "ETL_DATE_TIME_KEY", "AUDIT_KEY",
+         "QUEUED_TS"}
+
+
+def _natural_select(table: sa.Table) -> str:
+    """SELECT of `table` with every surrogate key replaced by the natural key it stands for
+    and audit columns left out."""
+    cols, joins = [], []
+    for n, c in enumerate(table.columns):
+        name, j = c.name, f"j{n}"
+        if name in _SKIP or _OWN_KEYS.get(table.name) == name:
+            continue
+        if name == "MEDIATION_SEGMENT_ID":  # its ordinal within the interaction
+            cols.append(f"x.MEDIATION_SEGMENT_ID - x.INTERACTION_ID * {1000}")
+        elif name in ("SM_RES_STATE_FACT_KEY", "SM_RES_STATE_REASON_FACT_KEY"):
+            cols.append(f"x.{name} - x.SM_RES_SESSION_FACT_KEY * {100_000}")
+        elif name == "SM_RES_SESSION_FACT_KEY":
+            joins.append(f"LEFT JOIN SM_RES_SESSION_FACT {j} ON "
+                         f"{j}.SM_RES_SESSION_FACT_KEY = x.{name} LEFT JOIN MEDIA_TYPE {j}m "
+                         f"ON {j}m.MEDIA_TYPE_KEY = {j}.MEDIA_TYPE_KEY")
+            cols += [f"{j}.LOGIN_SESSION_ID", f"{j}.DATA_SOURCE_KEY", f"{j}m.MEDIA_NAME_CODE"]
+        elif name == "INTERACTION_ID":
+            joins.append(f"LEFT JOIN INTERACTION_FACT {j} ON {j}.INTERACTION_ID = x.{name}")
+            cols += [f"{j}.DATA_SOURCE_KEY", f"{j}.MEDIA_SERVER_ROOT_IXN_GUID"]
+        elif name in _IRF_COLUMNS:
+            joins.append(f"LEFT JOIN INTERACTION_RESOURCE_FACT {j} ON "
+                         f"{j}.INTERACTION_RESOURCE_ID = x.{name} LEFT JOIN INTERACTION_FACT "
+                         f"{j}i ON {j}i.INTERACTION_ID = {j}.INTERACTION_ID")
+            cols += [f"{j}i.DATA_SOURCE_KEY", f"{j}i.MEDIA_SERVER_ROOT_IXN_GUID",
+                     f"{j}.INTERACTION_RESOURCE_ORDINAL"]
+        elif name in _NATURAL or name in _RESOURCE_COLUMNS:
+            dim, key, natural = _NATURAL["RESOURCE" if name in _RESOURCE_COLUMNS else name]
+            joins.append(f"LEFT JOIN {dim} {j} ON {j}.{key} = x.{name}")
+            cols += [f"{j}.{c2}" for c2 in natural]
+        else:
+            cols.append(f"x.{name}")
+    return f"SELECT {', '.join(cols)} FROM {table.name} x {' '.join(joins)}"
 
 
 def _content(url: str) -> dict[str, list]:
-    """The facts without surrogate keys and audit keys, identified by natural keys."""
+    """Every fact, user-data extension, discard, queued interval and dimension member the
+    transformation writes, by natural keys (no surrogate or audit keys)."""
     def norm(rows):
-        return sorted(tuple(int(v) if isinstance(v, decimal.Decimal) else v for v in r)
-                      for r in rows)
-
-    skip = {"INTERACTION_ID", "INTERACTION_RESOURCE_ID", "MEDIATION_SEGMENT_ID",
-            "INTERACTION_SDT_KEY", "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY",
-            "SM_RES_SESSION_FACT_KEY", "SM_RES_STATE_FACT_KEY", "SM_RES_STATE_REASON_FACT_KEY",
-            "INTERACTION_DESCRIPTOR_KEY", "RESOURCE_KEY", "PLACE_KEY", "MEDIA_RESOURCE_KEY",
-            "TARGET_IXN_RESOURCE_ID", "RESOURCE_STATE_REASON_KEY"}
-    from gim.schema import facts as f
+        return sorted((tuple(int(v) if isinstance(v, decimal.Decimal) else v for v in r)
+                       for r in rows), key=repr)
 
     out = {}
-    for table, natural in (
-            (f.INTERACTION_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
-            (f.INTERACTION_RESOURCE_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID"),
-            (f.MEDIATION_SEGMENT_FACT, "i.MEDIA_SERVER_ROOT_IXN_GUID")):
-        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
-        join = "" if table is f.INTERACTION_FACT else \
-            " JOIN INTERACTION_FACT i ON i.INTERACTION_ID = x.INTERACTION_ID"
-        ref = "x.MEDIA_SERVER_ROOT_IXN_GUID" if table is f.INTERACTION_FACT else natural
-        out[table.name] = norm(_q(url, f"SELECT {ref}, r.RESOURCE_CFG_DBID, {', '.join(cols)}"
-                                       f" FROM {table.name} x{join} LEFT JOIN RESOURCE_ r ON "
-                                       f"r.RESOURCE_KEY = "
-                                       f"{'NULL' if table is f.INTERACTION_FACT else 'x.RESOURCE_KEY'}"))
-    for table in (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT):
-        cols = [f"x.{c.name}" for c in table.columns if c.name not in skip]
-        out[table.name] = norm(_q(url, f"SELECT r.RESOURCE_CFG_DBID, {', '.join(cols)} "
-                                       f"FROM {table.name} x JOIN RESOURCE_ r "
-                                       f"ON r.RESOURCE_KEY = x.RESOURCE_KEY"))
+    for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT,
+                  f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT,
+                  f.IRF_USER_DATA_KEYS, f.IRF_USER_DATA_GEN_1, f.IRF_USER_DATA_CUST_1,
+                  f.STG_TRANSFORM_DISCARDS, f.CTL_AGG_QUEUE):
+        out[table.name] = norm(_q(url, _natural_select(table)))
+    for name, (dim, _, natural) in (("RESOURCE_", _NATURAL["RESOURCE"]),
+                                    ("PLACE", _NATURAL["PLACE_KEY"]),
+                                    ("INTERACTION_DESCRIPTOR",
+                                     _NATURAL["INTERACTION_DESCRIPTOR_KEY"]),
+                                    ("RESOURCE_STATE_REASON",
+                                     _NATURAL["RESOURCE_STATE_REASON_KEY"])):
+        out[name] = norm(_q(url, f"SELECT {', '.join(natural)} FROM {dim}"))
+    assert out["INTERACTION_FACT"] and out["SM_RES_STATE_FACT"] and out["CTL_AGG_QUEUE"]
     return out
 
 
 def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
-    """Extract and transform every simulated quarter of an hour through the busy hours: the
-    same facts as one run over the whole span, and the truth all along."""
+    """Extract and transform every simulated quarter of an hour through busy hours and
+    across midnight, with faults: the same facts as one run over the whole span, and the
+    truth all along."""
     with new_database(db_kind, tmp_path, "idb1") as idb1, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "idb2") as idb2, \
@@ -214,47 +411,73 @@ def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
         (tmp_path / "inc").mkdir()
         one = _config(tmp_path / "one", im1, idb1)
         inc = _config(tmp_path / "inc", im2, idb2)
-        simulate(idb1, start=START, days=1, **SIM)
+        sim = {**SIM, "faults": 0.05}
+        simulate(idb1, start=START, days=1, minutes=90, **sim)
         _cycle(cli, one)
-        simulate(idb2, start=START, days=0, minutes=10 * 60, **SIM)
+        simulate(idb2, start=START, days=0, minutes=10 * 60, **sim)
         _cycle(cli, inc)
-        for _ in range(8):
-            simulate(idb2, days=0, minutes=15, resume=True)
+        # 10:00 - 11:00, then to 23:30, then 23:30 - 00:30, then to 01:30.
+        for minutes in (15, 15, 15, 15, 12 * 60 + 30, 15, 15, 15, 15, 60):
+            simulate(idb2, days=0, minutes=minutes, resume=True)
             _cycle(cli, inc)
-        simulate(idb2, days=0, minutes=1440 - 12 * 60, resume=True)
-        _cycle(cli, inc)
         assert _content(im2) == _content(im1)
-        assert interaction_mismatches(idb2, im2, ended_before=_t0() + DAY - 3600) == []
+        end = _t0() + DAY + 90 * 60
+        faulty = {c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_FAULT")}
+        clean = [c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_INTERACTION")
+                 if c not in faulty]
+        assert interaction_mismatches(idb2, im2, callids=clean,
+                                      ended_before=end - 10 * 3600) == []
+        assert agent_mismatches(idb2, im2, before=end - 3600) == []
+
+
+def _chunks_committed(url: str) -> int:
+    """Transactions of facts the transformation has committed (its audit-log rows)."""
+    return _q(url, """SELECT COUNT(*) FROM CTL_AUDIT_LOG WHERE JOB_NAME = 'transform'
+        AND TABLE_NAME IN ('interaction facts', 'SM_* facts')""")[0][0]
 
 
 def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_path):
+    """SIGKILL lands while the job is writing facts (after at least one of its chunks
+    committed, before it finished), again and again; the run after that ends with the facts
+    of an uninterrupted run."""
     with new_database(db_kind, tmp_path, "idb") as idb, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
-        simulate(idb, start=START, days=1, **SIM)
+        simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        small = "\n[gim-transformation]\ninteractions-per-transaction = 15\n" \
-                "sessions-per-transaction = 5\n"
+        small = "\n[gim-transformation]\ninteractions-per-transaction = 10\n" \
+                "sessions-per-transaction = 3\n"
         clean = _config(tmp_path / "a", im1, idb)
         killed = _config(tmp_path / "b", im2, idb)
         killed.write_text(killed.read_text() + small)
         _cycle(cli, clean)
-        assert run_gim("extract", "--role", "all", "-c", str(killed)).returncode == 0
+        assert invoke(cli, "extract", "--role", "all", "-c", str(killed)).exit_code == 0
         rng = random.Random(7)
         kills = 0
-        for _ in range(12):
+        for _ in range(30):
+            before = _chunks_committed(im2)
             proc = spawn_gim("transform", "-c", str(killed))
-            time.sleep(rng.uniform(0.6, 1.6))
-            if proc.poll() is not None:
+            while proc.poll() is None and _chunks_committed(im2) == before:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.25))
+            if proc.poll() is not None:  # it finished first
                 assert proc.returncode == 0, proc.stderr.read()
                 break
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
-            kills += 1
+            status = _q(im2, "SELECT STATUS FROM CTL_ETL_HISTORY WHERE PID = :p AND "
+                             "JOB_NAME = 'transform' ORDER BY START_TS DESC", p=proc.pid)
+            if _chunks_committed(im2) > before and status and status[0][0] == "RUNNING":
+                kills += 1
+            if kills == 6:
+                break
         done = run_gim("transform", "-c", str(killed))
         assert done.returncode == 0, done.stderr
-        assert kills >= 3
+        assert kills >= 4
+        assert _chunks_committed(im2) > _chunks_committed(im1)
+        assert _q(im2, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING")[0][0] == \
+            _q(im1, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING")[0][0]
         assert _content(im2) == _content(im1)
 
 
@@ -344,21 +567,198 @@ def test_active_facts_complete_later(cli, tmp_path, center):
         assert after[guid][3] > updated and after[guid][4] < ACTIVE_END_KEY
 
 
+def _set(url: str, sql: str, **params) -> int:
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(sa.text(sql), params).rowcount
+    finally:
+        engine.dispose()
+
+
 def test_long_active_interactions_end_artificially(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=1, **SIM)
     path = _config(tmp_path, im_url, idb_url, "days-to-keep-active-facts = 1")
     _cycle(cli, path)
     newest = _q(im_url, "SELECT MAX(START_TS) FROM INTERACTION_FACT")[0][0]
-    engine = _engine(im_url)
-    with engine.begin() as conn:
-        iid = conn.execute(sa.text("SELECT MIN(INTERACTION_ID) FROM INTERACTION_FACT")).scalar()
-        conn.execute(sa.text("UPDATE INTERACTION_FACT SET ACTIVE_FLAG = 1, START_TS = :s, "
-                             "END_TS = NULL WHERE INTERACTION_ID = :i"),
-                     {"s": newest - 3 * DAY, "i": iid})
-    engine.dispose()
+    # An interaction that began three days before the newest one, its parts (which began
+    # later) all still open.
+    iid = _q(im_url, """SELECT MIN(i.INTERACTION_ID) FROM INTERACTION_FACT i WHERE EXISTS (
+        SELECT 1 FROM INTERACTION_RESOURCE_FACT r WHERE r.INTERACTION_ID = i.INTERACTION_ID)
+        AND EXISTS (SELECT 1 FROM MEDIATION_SEGMENT_FACT m
+                    WHERE m.INTERACTION_ID = i.INTERACTION_ID)""")[0][0]
+    _set(im_url, "UPDATE INTERACTION_FACT SET ACTIVE_FLAG = 1, START_TS = :s, END_TS = NULL "
+                 "WHERE INTERACTION_ID = :i", s=newest - 3 * DAY, i=iid)
+    for table in ("INTERACTION_RESOURCE_FACT", "MEDIATION_SEGMENT_FACT"):
+        _set(im_url, f"UPDATE {table} SET ACTIVE_FLAG = 1, END_TS = NULL WHERE "
+                     f"INTERACTION_ID = :i", i=iid)
+    _set(im_url, "DELETE FROM CTL_AGG_QUEUE")
     result = json.loads(invoke(cli, "transform", "-c", str(path), "--json").stdout)
     assert result["counts"]["interactions terminated artificially"] == 1
     row = _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
                      "INTERACTION_ID = :i", i=iid)[0]
-    assert row == (1, 0, newest - 2 * DAY)
+    # It ends a day after its start, unless a part of it began later: then with it.
+    latest = max(t for (t,) in _q(im_url, """SELECT START_TS FROM INTERACTION_RESOURCE_FACT
+        WHERE INTERACTION_ID = :i UNION SELECT START_TS FROM MEDIATION_SEGMENT_FACT
+        WHERE INTERACTION_ID = :i""", i=iid))
+    assert latest > newest - 2 * DAY
+    assert row == (f.STATUS_ARTIFICIAL_END, 0, latest)
+    parts = _q(im_url, """SELECT START_TS, END_TS, ACTIVE_FLAG, END_DATE_TIME_KEY, 0
+        FROM INTERACTION_RESOURCE_FACT WHERE INTERACTION_ID = :i UNION ALL
+        SELECT START_TS, END_TS, ACTIVE_FLAG, END_DATE_TIME_KEY, END_TS - START_TS -
+               MEDIATION_DURATION FROM MEDIATION_SEGMENT_FACT WHERE INTERACTION_ID = :i""",
+               i=iid)
+    assert parts and all(e == latest and e >= s and a == 0 and k == e // 900 * 900 and d == 0
+                         for s, e, a, k, d in parts)
+    # Its intervals, from its start (within the calendar) to its end, are queued.
+    assert set(range(_t0(), latest // 900 * 900 + 1, 900)) <= \
+        {k for _, k in _queued(im_url)}
+    # Rows of it that come later are ignored, and do not wait for ever.
+    _set(im_url, """INSERT INTO CTL_TRANSFORM_PENDING (KIND, DATA_SOURCE_KEY, ENTITY_ID,
+        SINCE_TS) SELECT 'interaction', DATA_SOURCE_KEY, MEDIA_SERVER_ROOT_IXN_GUID, 0
+        FROM INTERACTION_FACT WHERE INTERACTION_ID = :i""", i=iid)
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, """SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING p JOIN INTERACTION_FACT i
+        ON i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID WHERE i.INTERACTION_ID = :i""",
+              i=iid)[0][0] == 0
+    assert _q(im_url, "SELECT STATUS, ACTIVE_FLAG, END_TS FROM INTERACTION_FACT WHERE "
+                      "INTERACTION_ID = :i", i=iid)[0] == row
+
+
+def test_open_agent_facts_reach_their_limits(cli, tmp_path, center):
+    """Open reasons are active facts, completed later; a state ends after
+    max-state-duration, a session after days-to-keep-active-facts, once the data has
+    passed those limits (also when nothing else of the session changes)."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=12 * 60, **SIM)
+    # A voice session that, for ICON, began two days earlier and never ended.
+    first = _q(idb_url, """SELECT LOGINSESSIONID, CREATED_TS FROM G_LOGIN_SESSION
+        WHERE MEDIALIST IS NULL ORDER BY CREATED_TS, ID""")[0]
+    assert _set(idb_url, """UPDATE G_LOGIN_SESSION SET CREATED_TS = :c, STATE = 1,
+        TERMINATED_TS = NULL WHERE LOGINSESSIONID = :l""", c=first[1] - 2 * DAY,
+                l=first[0]) == 1
+    path = _config(tmp_path, im_url, idb_url, "days-to-keep-active-facts = 1")
+    path.write_text(path.read_text() + "\n[gim-transformation]\nmax-state-duration = 1800\n")
+    _cycle(cli, path)
+    session = _q(im_url, """SELECT SM_RES_SESSION_FACT_KEY, START_TS, END_TS, ACTIVE_FLAG
+        FROM SM_RES_SESSION_FACT WHERE LOGIN_SESSION_ID = :l""", l=first[0])
+    assert session == [(session[0][0], first[1] - 2 * DAY, first[1] - DAY, 0)]
+    assert not _q(im_url, """SELECT 1 FROM SM_RES_STATE_FACT WHERE
+        SM_RES_SESSION_FACT_KEY = :k AND (END_TS IS NULL OR END_TS > :e)""",
+                  k=session[0][0], e=first[1] - DAY)
+    states = _q(im_url, "SELECT TOTAL_DURATION, ACTIVE_FLAG FROM SM_RES_STATE_FACT")
+    assert max(d for d, _ in states) == 1800
+    # A lower limit ends the open states it has passed at the next run, without new data.
+    mark = _q(im_url, """SELECT MIN(MARK_TS) FROM CTL_EXTRACT_HWM
+        WHERE TABLE_NAME LIKE 'GIDB_G_AGENT_STATE%'""")[0][0]
+    due = "SELECT COUNT(*) FROM SM_RES_STATE_FACT WHERE ACTIVE_FLAG = 1 AND START_TS + 901 <= :m"
+    assert _q(im_url, due, m=mark)[0][0] > 0
+    path.write_text(path.read_text().replace("max-state-duration = 1800",
+                                             "max-state-duration = 901"))
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, due, m=mark)[0][0] == 0
+    assert _q(im_url, "SELECT COUNT(*) FROM SM_RES_STATE_FACT WHERE TOTAL_DURATION = 901 "
+                      "AND END_TS <= :m", m=mark)[0][0] > 0
+    # (What lies before the calendar's first day cannot be queued.)
+    assert {x for x in _queue_needed(im_url) if x[1] >= _t0()} <= _queued(im_url)
+
+
+def _extracted(url: str, sql: str, **params) -> None:
+    """Change GIDB rows as an extraction chunk would: `sql` sets UPDATE_AUDIT_KEY = :audit
+    on the rows it writes, in a transaction with its CTL_AUDIT_LOG row."""
+    from gim.db import ops_for
+
+    engine = _engine(url)
+    with engine.begin() as conn:
+        audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+        n = conn.execute(sa.text(sql), {**params, "audit": audit}).rowcount
+        conn.execute(sa.text("""INSERT INTO CTL_AUDIT_LOG (AUDIT_KEY, JOB_ID, JOB_NAME,
+            CREATED, PROCESSING_STATUS_KEY, MIN_START_DATE_TIME_KEY, MAX_START_DATE_TIME_KEY,
+            TABLE_NAME, ROW_COUNT, CREATED_TS) VALUES (:a, 'test', 'extract', :c, 0, 0, 0,
+            'GIDB_G_AGENT_STATE_RC_V', :n, :t)"""),
+                     {"a": audit, "c": dt.datetime(2026, 1, 1), "n": n, "t": int(time.time())})
+    engine.dispose()
+
+
+def test_open_reasons_are_active_facts_completed_later(cli, tmp_path, center):
+    """A reason code still open in GIDB is an active SM_RES_STATE_REASON_FACT (far-future
+    end); once it ends, the same fact is completed."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=12 * 60, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    # The latest reason of a session still open, as if it had not ended yet.
+    rc_id, ended = _q(im_url, """SELECT r.ID, r.TERMINATED_TS FROM GIDB_G_AGENT_STATE_RC_V r
+        JOIN GIDB_G_LOGIN_SESSION_V s ON s.LOGINSESSIONID = r.SESSIONID
+        WHERE s.TERMINATED_TS IS NULL ORDER BY r.CREATED_TS DESC""")[0]
+    fact = "SELECT s.SM_RES_STATE_REASON_FACT_KEY, s.CREATE_AUDIT_KEY, s.END_TS, " \
+        "s.END_DATE_TIME_KEY, s.ACTIVE_FLAG FROM SM_RES_STATE_REASON_FACT s JOIN " \
+        "GIDB_G_AGENT_STATE_RC_V r ON r.CREATED_TS = s.START_TS WHERE r.ID = :i"
+    done = _q(im_url, fact, i=rc_id)
+    _extracted(im_url, "UPDATE GIDB_G_AGENT_STATE_RC_V SET TERMINATED_TS = NULL, "
+                       "UPDATE_AUDIT_KEY = :audit WHERE ID = :i", i=rc_id)
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    key, created = done[0][:2]
+    assert _q(im_url, fact, i=rc_id) == [(key, created, None, ACTIVE_END_KEY, 1)]
+    _extracted(im_url, "UPDATE GIDB_G_AGENT_STATE_RC_V SET TERMINATED_TS = :e, "
+                       "UPDATE_AUDIT_KEY = :audit WHERE ID = :i", i=rc_id, e=ended)
+    assert invoke(cli, "transform", "-c", str(path)).exit_code == 0
+    assert _q(im_url, fact, i=rc_id) == done
+
+
+def test_after_call_work_within_a_tolerance(cli, tmp_path, center):
+    """ACW that begins up to two seconds after the part ended belongs to it, later ACW
+    does not; multimedia ACW counts too."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=14 * 60, **SIM)
+    # Voice ACW states two seconds late (even ids) or three (odd ids).
+    _set(idb_url, "UPDATE G_AGENT_STATE_HISTORY SET ADDED_TS = ADDED_TS + 2 + ID % 2 "
+                  "WHERE STATE = 4 AND MEDIANAME IS NULL")
+    # A chat agent who, after a chat, goes to ACW instead of ready.
+    chat = _q(idb_url, """SELECT p.PARTYGUID, c.ROOTIRID, p.TERMINATED_TS, s.ID,
+        s.LOGINSESSIONID FROM G_PARTY p JOIN G_CALL c ON c.CALLID = p.CALLID
+        JOIN G_AGENT_STATE_HISTORY s ON s.AGENTID = p.AGENTID AND s.MEDIANAME = 'chat'
+             AND s.ADDED_TS = p.TERMINATED_TS AND s.STATE = 3
+        WHERE c.MEDIANAME = 'chat' AND p.AGENTID IS NOT NULL ORDER BY p.ID""")[0]
+    guid, root, ended, state_id, login = chat
+    nxt = _q(idb_url, """SELECT MIN(ADDED_TS) FROM G_AGENT_STATE_HISTORY WHERE
+        LOGINSESSIONID = :l AND MEDIANAME = 'chat' AND ADDED_TS > :t""", l=login, t=ended)[0][0]
+    _set(idb_url, "UPDATE G_AGENT_STATE_HISTORY SET STATE = 4 WHERE ID = :i", i=state_id)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    chat_call = _q(idb_url, "SELECT CALLID FROM G_CALL WHERE IRID = :r", r=root)[0][0]
+    bad = [b for b in interaction_mismatches(
+        idb_url, im_url, ended_before=_t0() + 13 * 3600,
+        checks=("RING", "TALK", "HOLD", "CONSULT", "QUEUE", "agent")) if b[0] != chat_call]
+    assert bad and all(b[1] == "IRF" and b[4] == "ACW" and b[6] in (b[5] - 2, 0)
+                       for b in bad), [b for b in bad if b[1] != "IRF" or b[4] != "ACW"
+                                       or b[6] not in (b[5] - 2, 0)][:8]
+    late = {b[6] for b in bad}
+    assert late - {0} and 0 in late
+    assert _q(im_url, """SELECT AFTER_CALL_WORK_DURATION FROM INTERACTION_RESOURCE_FACT
+        WHERE PARTYGUID = :g""", g=guid) == [(nxt - ended,)]
+
+
+def test_changes_queue_the_intervals_they_touch(cli, tmp_path, center):
+    """A discarded interaction's old intervals are queued for aggregation."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=14 * 60, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    _cycle(cli, path)
+    assert _queued(im_url) == _queue_needed(im_url)
+    callid, iid = _q(im_url, """SELECT MEDIA_SERVER_IXN_GUID, INTERACTION_ID
+        FROM INTERACTION_FACT i JOIN MEDIA_TYPE m ON m.MEDIA_TYPE_KEY = i.MEDIA_TYPE_KEY
+        WHERE m.MEDIA_NAME_CODE = 'VOICE' AND i.END_DATE_TIME_KEY > i.START_DATE_TIME_KEY
+        ORDER BY i.START_TS""")[0]
+    covered = _queue_needed(im_url, iid)
+    assert len(covered) >= 2
+    _set(im_url, "DELETE FROM CTL_AGG_QUEUE")
+    simulate(idb_url, days=0, minutes=30, resume=True)
+    now = _q(idb_url, "SELECT END_TS FROM SIM_RUN")[0][0]
+    _set(idb_url, "UPDATE G_CALL SET TERMINATED_TS = CREATED_TS - 10, LASTCHANGE_TS = :c "
+                  "WHERE CALLID = :i", c=now - 600, i=callid)
+    _cycle(cli, path)
+    assert not _q(im_url, "SELECT 1 FROM INTERACTION_FACT WHERE INTERACTION_ID = :i",
+                  i=iid)
+    assert covered <= _queued(im_url)

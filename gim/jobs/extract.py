@@ -179,7 +179,7 @@ class _Statistics:
     gets to it. Each such table is analyzed as soon as its extraction is done, by a thread
     and connection of its own, while the next tables are extracted."""
 
-    THRESHOLD = 10_000
+    THRESHOLD = 1_000
 
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx

@@ -8,7 +8,13 @@
    secondary data extracted past their end, agents' after-call work over), in chunks: each
    chunk's facts, its aggregation-queue entries and the removal of its pending entries
    commit together. An interaction waiting longer than dependency-wait-timeout goes ahead.
-4. Active interactions older than days-to-keep-active-facts are terminated artificially.
+4. Active interactions older than days-to-keep-active-facts are terminated artificially
+   (open agent facts reach their limits in step 3: login sessions whose open states passed
+   max-state-duration, or which have been open for days-to-keep-active-facts, are made
+   pending first).
+
+Every transaction that changes facts queues, in CTL_AGG_QUEUE, every 15-minute interval the
+changed interactions or sessions covered before the change and cover after it.
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ from gim.runner import JobContext
 from gim.schema import facts as f
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
 from gim.transform import agents, dimensions, interactions
-from gim.transform.sqlkit import count, drop, run, temp
+from gim.transform.sqlkit import count, drop, queue_spans, run, temp
 
-# GIDB tables whose rows make an interaction pending, and how to reach its root IRID.
-_BY_CALL = ("G_PARTY", "G_USERDATA_HISTORY", "G_VIRTUAL_QUEUE", "G_ROUTE_RESULT",
-            "G_CALL_STAT", "G_CALL_HISTORY")
-_BY_PARTY = ("G_PARTY_HISTORY", "G_PARTY_STAT")
+# GIDB tables whose rows make an interaction pending: those its facts are computed from
+# (the call's statistics, history and routing results are not read: they change no fact),
+# and how to reach its root IRID.
+_BY_CALL = ("G_PARTY", "G_USERDATA_HISTORY", "G_VIRTUAL_QUEUE")
+_BY_PARTY = ("G_PARTY_HISTORY",)
 _SESSION_TABLES = (("G_LOGIN_SESSION", "LOGINSESSIONID"),
-                   ("GX_SESSION_ENDPOINT", "LOGINSESSIONID"),
                    ("G_AGENT_STATE_HISTORY", "LOGINSESSIONID"),
                    ("G_AGENT_STATE_RC", "SESSIONID"), ("G_DND_HISTORY", "LOGINSESSIONID"))
+# Every GIDB table the transformation reads (for the benchmark's baseline, a copy of the
+# same rows).
+GIDB_READ = (*dimensions.CFG_TABLES, *(
+    f"GIDB_{t}{s}" for s in ("_V", "_MM")
+    for t in ("G_CALL", *_BY_CALL, *_BY_PARTY, *(t for t, _ in _SESSION_TABLES))),
+    "GIDB_GM_F_USERDATA")
 # Tables whose extraction must have passed an interaction's end before it is transformed.
 _DEPENDENCIES = ("G_PARTY", "G_PARTY_HISTORY", "G_USERDATA_HISTORY", "G_AGENT_STATE_HISTORY")
 
@@ -50,6 +62,7 @@ def run_job(ctx: JobContext) -> str:
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         if _orphans(ctx, conn, audit, int(time.time())):
             ctx.new_audit_key(conn, key=audit, table_name=f.STG_TRANSFORM_DISCARDS.name)
+    _expire_sessions(ctx)
     sessions = _process(ctx, "session",
                         ctx.config.get("gim-transformation", "sessions-per-transaction"))
     done, waiting = _process_interactions(ctx)
@@ -82,35 +95,41 @@ def collect(ctx: JobContext, started: float) -> int:
             return 0
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         keys = f"(SELECT AUDIT_KEY FROM {chunks})"
+        # Every extraction chunk loads one GIDB table under its own audit key: each table
+        # is read for the keys of its own chunks, tables without new chunks not at all.
+        loaded = {t for (t,) in run(conn, f"SELECT DISTINCT TABLE_NAME FROM {chunks}")}
+
+        def new_rows(table: str) -> str:
+            return (f"UPDATE_AUDIT_KEY IN (SELECT AUDIT_KEY FROM {chunks} "
+                    f"WHERE TABLE_NAME = '{table}')")
+
         for suffix in ("_V", "_MM"):
             call = f"GIDB_G_CALL{suffix}"
-            _pending(conn, "interaction", f"""
-                SELECT DATA_SOURCE_KEY, ROOTIRID AS ENTITY_ID FROM {call}
-                WHERE UPDATE_AUDIT_KEY IN {keys}
-                """, now)
-            for table in _BY_CALL:
+            # The calls whose rows changed (deduplicated), then their interactions.
+            by_call = [f"SELECT DATA_SOURCE_KEY, CALLID FROM {t} WHERE {new_rows(t)}"
+                       for t in (call, *(f"GIDB_{t}{suffix}" for t in _BY_CALL),
+                                 *(("GIDB_GM_F_USERDATA",) if suffix == "_MM" else ()))
+                       if t in loaded]
+            by_party = [f"SELECT DATA_SOURCE_KEY, PARTYID FROM {t} WHERE {new_rows(t)}"
+                        for t in (f"GIDB_{t}{suffix}" for t in _BY_PARTY) if t in loaded]
+            if by_party:
+                by_call.append(f"""
+                    SELECT p.DATA_SOURCE_KEY, p.CALLID FROM GIDB_G_PARTY{suffix} p
+                    JOIN ({' UNION '.join(by_party)}) x
+                         ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.PARTYID = p.PARTYID""")
+            if by_call:
+                changed = temp(conn, "tx_changed", " UNION ".join(by_call))
                 _pending(conn, "interaction", f"""
-                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
+                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {changed} x
                     JOIN {call} c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                         AND c.CALLID = x.CALLID
-                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
-            for table in _BY_PARTY:
-                _pending(conn, "interaction", f"""
-                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM GIDB_{table}{suffix} x
-                    JOIN GIDB_G_PARTY{suffix} p ON p.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                         AND p.PARTYID = x.PARTYID
-                    JOIN {call} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-                         AND c.CALLID = p.CALLID
-                    WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
-            for table, column in _SESSION_TABLES:
-                _pending(conn, "session", f"""
-                    SELECT DATA_SOURCE_KEY, {column} AS ENTITY_ID FROM GIDB_{table}{suffix}
-                    WHERE UPDATE_AUDIT_KEY IN {keys}""", now)
-        for table in ("GIDB_GM_F_USERDATA", "GIDB_GM_L_USERDATA"):
-            _pending(conn, "interaction", f"""
-                SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {table} x
-                JOIN GIDB_G_CALL_MM c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
-                     AND c.CALLID = x.CALLID WHERE x.UPDATE_AUDIT_KEY IN {keys}""", now)
+                         AND c.CALLID = x.CALLID""", now)
+                drop(conn, changed)
+            sessions = [f"SELECT DATA_SOURCE_KEY, {column} AS ENTITY_ID FROM "
+                        f"GIDB_{table}{suffix} WHERE {new_rows(f'GIDB_{table}{suffix}')}"
+                        for table, column in _SESSION_TABLES
+                        if f"GIDB_{table}{suffix}" in loaded]
+            if sessions:
+                _pending(conn, "session", " UNION ".join(sessions), now)
         _orphan_candidates(conn, keys, now)
         run(conn, f"""INSERT INTO CTL_TRANSFORM_HISTORY (JOB_ID, JOB_VERSION, HWM_NAME,
             HWM_VALUE, HWM_VALUE2, TRANSFORM_START_TIME, TRANSFORM_END_TIME, ROW_COUNT,
@@ -213,11 +232,12 @@ def _process(ctx: JobContext, kind: str, size: int) -> int:
                 break
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
-            counts = agents.transform_sessions(conn, chunk, audit)
+            counts = agents.transform_sessions(conn, chunk, audit, _limits(ctx, conn),
+                                               int(time.time()))
             _done(conn, kind, chunk)
             rows = sum(v for k, v in counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="SM_* facts",
-                              **_key_range(conn, f.SM_RES_SESSION_FACT, audit))
+                              **_key_range(conn, SESSION_TABLES, audit))
             drop(conn, chunk)
         for key, value in counts.items():
             if value:
@@ -226,22 +246,87 @@ def _process(ctx: JobContext, kind: str, size: int) -> int:
     return total
 
 
+# Tables whose extraction must have passed a time before an agent's state then is known.
+_SESSION_DEPENDENCIES = ("G_LOGIN_SESSION", "G_AGENT_STATE_HISTORY", "G_AGENT_STATE_RC",
+                         "G_DND_HISTORY")
+
+
+def _session_horizon(conn: Connection) -> str:
+    """SQL over b.DATA_SOURCE_KEY and b.IS_MM: the time up to which every table of agent
+    activity of that data source and media kind has been extracted."""
+    marks = _marks(conn, _SESSION_DEPENDENCIES)
+    whens = " ".join(f"WHEN b.DATA_SOURCE_KEY = {k} AND b.IS_MM = "
+                     f"{1 if suffix == '_MM' else 0} THEN {m}"
+                     for (k, suffix), m in sorted(marks.items()))
+    return f"(CASE {whens} ELSE 0 END)" if whens else "0"
+
+
+def _limits(ctx: JobContext, conn: Connection) -> agents.Limits:
+    factor = ctx.config.get("gim-etl", "factor-dnd-into-sm-resource-states")
+    priority = [p.upper() for p in
+                ctx.config.get("gim-transformation", "sm-resource-state-priority")]
+    # DND counts as not ready: it overrides the states NOT_READY outranks, and not ready.
+    below = priority[priority.index("NOT_READY"):]
+    return agents.Limits(
+        max_state=ctx.config.get("gim-transformation", "max-state-duration"),
+        max_session=ctx.config.get("gim-etl", "days-to-keep-active-facts") * 86400,
+        horizon=_session_horizon(conn),
+        dnd_voice=factor == "true", dnd_mm=factor in ("true", "default"),
+        dnd_wins=tuple(agents.PRIORITY_KEYS[p] for p in below))
+
+
+def _expire_sessions(ctx: JobContext) -> None:
+    """Sessions with an open state or reason older than max-state-duration, or open for
+    longer than days-to-keep-active-facts, by what has been extracted, are recomputed:
+    their open facts end at those limits."""
+    with write_tx(ctx.engine) as conn:
+        limits = _limits(ctx, conn)
+        voice = "(SELECT MEDIA_TYPE_KEY FROM MEDIA_TYPE WHERE MEDIA_NAME_CODE = 'VOICE')"
+        due = " UNION ".join(f"""
+            SELECT b.DATA_SOURCE_KEY, b.LOGIN_SESSION_ID AS ENTITY_ID FROM (
+                SELECT s.DATA_SOURCE_KEY, s.LOGIN_SESSION_ID, x.START_TS,
+                       CASE WHEN s.MEDIA_TYPE_KEY = {voice} THEN 0 ELSE 1 END AS IS_MM
+                FROM {table.name} x JOIN SM_RES_SESSION_FACT s
+                     ON s.SM_RES_SESSION_FACT_KEY = x.SM_RES_SESSION_FACT_KEY
+                WHERE x.ACTIVE_FLAG = 1) b
+            WHERE b.START_TS + {limit} <= {limits.horizon}"""
+                             for table, limit in (
+                                 (f.SM_RES_SESSION_FACT, limits.max_session),
+                                 (f.SM_RES_STATE_FACT, limits.max_state),
+                                 (f.SM_RES_STATE_REASON_FACT, limits.max_state)))
+        _pending(conn, "session", due, int(time.time()))
+
+
 def _done(conn: Connection, kind: str, chunk: str, where: str = "") -> None:
     run(conn, f"""DELETE FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}' AND EXISTS (
         SELECT 1 FROM {chunk} c WHERE c.DATA_SOURCE_KEY = CTL_TRANSFORM_PENDING.DATA_SOURCE_KEY
         AND c.ENTITY_ID = CTL_TRANSFORM_PENDING.ENTITY_ID {where})""")
 
 
-def _key_range(conn: Connection, table: sa.Table, audit: int) -> dict[str, int]:
-    lo, hi = conn.execute(sa.select(sa.func.min(table.c.START_DATE_TIME_KEY),
-                                    sa.func.max(table.c.START_DATE_TIME_KEY))
-                          .where(table.c.UPDATE_AUDIT_KEY == audit)).one()
-    return {"min_key": lo or 0, "max_key": hi or 0}
+INTERACTION_TABLES = (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
+                      f.MEDIATION_SEGMENT_FACT, *f.USER_DATA_TABLES)
+SESSION_TABLES = (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT)
 
 
-def _marks(conn: Connection) -> dict[tuple[int, str], int]:
-    """Per (data source key, media suffix): the point up to which every table an
-    interaction depends on has been extracted."""
+def _key_range(conn: Connection, tables: tuple[sa.Table, ...],
+               audit: int) -> dict[str, int]:
+    """MIN/MAX_START_DATE_TIME_KEY of CTL_AUDIT_LOG: over every row the transaction wrote
+    (found by its UPDATE_AUDIT_KEY, which every fact table indexes)."""
+    los, his = [], []
+    for table in tables:
+        lo, hi = conn.execute(sa.select(sa.func.min(table.c.START_DATE_TIME_KEY),
+                                        sa.func.max(table.c.START_DATE_TIME_KEY))
+                              .where(table.c.UPDATE_AUDIT_KEY == audit)).one()
+        if lo is not None:
+            los.append(lo)
+            his.append(hi)
+    return {"min_key": min(los, default=0), "max_key": max(his, default=0)}
+
+
+def _marks(conn: Connection, tables: tuple[str, ...] = _DEPENDENCIES
+           ) -> dict[tuple[int, str], int]:
+    """Per (data source key, media suffix): the point up to which every one of `tables`
+    (by default those an interaction depends on) has been extracted."""
     rows = conn.execute(sa.select(CTL_DS.c.DATA_SOURCE_KEY, CTL_EXTRACT_HWM.c.TABLE_NAME,
                                   CTL_EXTRACT_HWM.c.MARK_TS)
                         .join(CTL_EXTRACT_HWM,
@@ -250,10 +335,32 @@ def _marks(conn: Connection) -> dict[tuple[int, str], int]:
     out = {}
     for key in {k for k, _, _ in rows}:
         for suffix in ("_V", "_MM"):
-            marks = [got.get((key, f"GIDB_{t}{suffix}")) for t in _DEPENDENCIES]
+            marks = [got.get((key, f"GIDB_{t}{suffix}")) for t in tables]
             out[(key, suffix)] = min(m for m in marks if m is not None) \
                 if any(m is not None for m in marks) else 0
     return out
+
+
+def _drop_hopeless(conn: Connection, cand: str) -> None:
+    """Pending interactions that no recomputation will ever take stop waiting (and leave
+    `cand`): those terminated artificially, whose later rows are ignored, and those none of
+    whose calls is in GIDB any more."""
+    hopeless = temp(conn, "tx_hopeless", f"""
+        SELECT c.DATA_SOURCE_KEY, c.ENTITY_ID FROM {cand} c
+        WHERE EXISTS (SELECT 1 FROM INTERACTION_FACT i
+                      WHERE i.MEDIA_SERVER_ROOT_IXN_GUID = c.ENTITY_ID
+                      AND i.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
+                      AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
+           OR (NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_V v WHERE v.DATA_SOURCE_KEY =
+                           c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID)
+               AND NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_MM v WHERE v.DATA_SOURCE_KEY =
+                               c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID))""")
+    if count(conn, hopeless):
+        _done(conn, "interaction", hopeless)
+        run(conn, f"DELETE FROM {cand} WHERE EXISTS (SELECT 1 FROM {hopeless} h WHERE "
+                  f"h.DATA_SOURCE_KEY = {cand}.DATA_SOURCE_KEY AND h.ENTITY_ID = "
+                  f"{cand}.ENTITY_ID)")
+    drop(conn, hopeless)
 
 
 def _process_interactions(ctx: JobContext) -> tuple[int, int]:
@@ -281,6 +388,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {cand}").scalar_one()
             run(conn, f"CREATE INDEX IF NOT EXISTS {cand}_ix ON {cand} "
                       f"(DATA_SOURCE_KEY, ENTITY_ID)")
+            _drop_hopeless(conn, cand)
             calls = " UNION ALL ".join(f"""
                 SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, {1 if s == '_MM' else 0} AS IS_MM,
                        CASE WHEN v.STATE <> 2 AND {1 if s == '_MM' else 0} = 0
@@ -301,11 +409,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                     FROM ({calls}) c GROUP BY DATA_SOURCE_KEY, ROOTIRID
                 ) x ON x.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND x.ROOTIRID = p.ENTITY_ID
                 WHERE (x.IS_MM = 1 OR x.END_TS IS NOT NULL OR p.SINCE_TS <= {now - timeout})
-                  AND (({ready}) OR p.SINCE_TS <= {now - timeout})
-                  AND NOT EXISTS (SELECT 1 FROM INTERACTION_FACT i WHERE
-                                  i.MEDIA_SERVER_ROOT_IXN_GUID = p.ENTITY_ID
-                                  AND i.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-                                  AND i.STATUS = {f.STATUS_ARTIFICIAL_END})""")
+                  AND (({ready}) OR p.SINCE_TS <= {now - timeout})""")
             drop(conn, cand)
             if not count(conn, chunk):
                 drop(conn, chunk)
@@ -319,7 +423,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             finished = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE DONE = 1").scalar_one()
             rows = sum(v for k, v in result.counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="interaction facts",
-                              **_key_range(conn, f.INTERACTION_RESOURCE_FACT, audit))
+                              **_key_range(conn, INTERACTION_TABLES, audit))
             drop(conn, chunk)
         for key, value in result.counts.items():
             ctx.count(key, value)
@@ -340,30 +444,48 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
 
 def terminate_long_active(ctx: JobContext) -> int:
     """Active interactions older than days-to-keep-active-facts end artificially, so that
-    they stop being recomputed (and re-aggregated) for ever."""
+    they stop being recomputed (and re-aggregated) for ever: every open fact of one ends at
+    its start plus that many days, or at the start of its latest fact if that is later (no
+    fact ends before it starts); a stay in a queue ended so lasted until then. Later rows
+    of them are ignored (STATUS_ARTIFICIAL_END)."""
     days = ctx.config.get("gim-etl", "days-to-keep-active-facts")
+    now = int(time.time())
     with write_tx(ctx.engine) as conn:
         newest = run(conn, "SELECT MAX(START_TS) FROM INTERACTION_FACT").scalar()
         if newest is None:
             return 0
-        cutoff = newest - days * 86400
         old = temp(conn, "tx_old", f"""
-            SELECT INTERACTION_ID, START_TS FROM INTERACTION_FACT
-            WHERE ACTIVE_FLAG = 1 AND START_TS < {cutoff}""")
+            SELECT INTERACTION_ID, START_TS + {days * 86400} AS END_TS FROM INTERACTION_FACT
+            WHERE ACTIVE_FLAG = 1 AND START_TS < {newest - days * 86400}""")
         n = count(conn, old)
         if n:
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
-            end = f"(SELECT o.START_TS FROM {old} o WHERE o.INTERACTION_ID = {{t}}.INTERACTION_ID) + {days * 86400}"
+            ids = f"SELECT INTERACTION_ID FROM {old}"
+            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            # The interaction ends with the latest of its facts.
+            run(conn, f"""UPDATE {old} SET END_TS = x.LAST_START FROM (
+                SELECT INTERACTION_ID, MAX(START_TS) AS LAST_START FROM (
+                    SELECT INTERACTION_ID, START_TS FROM INTERACTION_RESOURCE_FACT
+                    WHERE INTERACTION_ID IN ({ids})
+                    UNION ALL SELECT INTERACTION_ID, START_TS FROM MEDIATION_SEGMENT_FACT
+                    WHERE INTERACTION_ID IN ({ids})) y GROUP BY INTERACTION_ID) x
+                WHERE x.INTERACTION_ID = {old}.INTERACTION_ID
+                AND x.LAST_START > {old}.END_TS""")
+            end = (f"(SELECT o.END_TS FROM {old} o WHERE o.INTERACTION_ID = "
+                   f"{{t}}.INTERACTION_ID)")
             for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
                           f.MEDIATION_SEGMENT_FACT):
                 e = end.format(t=table.name)
-                extra = f", STATUS = {f.STATUS_ARTIFICIAL_END}" \
-                    if table is f.INTERACTION_FACT else ""
+                e = f"CASE WHEN {e} > START_TS THEN {e} ELSE START_TS END"
+                extra = {f.INTERACTION_FACT: f", STATUS = {f.STATUS_ARTIFICIAL_END}",
+                         f.MEDIATION_SEGMENT_FACT: f", MEDIATION_DURATION = ({e}) - START_TS",
+                         }.get(table, "")
                 run(conn, f"""UPDATE {table.name} SET ACTIVE_FLAG = 0, END_TS = {e},
                     END_DATE_TIME_KEY = (({e}) / 900) * 900, UPDATE_AUDIT_KEY = {audit}{extra}
-                    WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN (SELECT INTERACTION_ID
-                    FROM {old})""")
-            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends")
+                    WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN ({ids})""")
+            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends",
+                              **_key_range(conn, INTERACTION_TABLES, audit))
             ctx.count("interactions terminated artificially", n)
         drop(conn, old)
     return n

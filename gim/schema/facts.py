@@ -223,8 +223,14 @@ INTERACTION_FACT = _fact(
     comment="One row per customer interaction (accumulating snapshot).",
 )
 
-# INTERACTION_FACT.STATUS values (ours; the product records error kinds there).
-STATUS_OK, STATUS_ARTIFICIAL_END, STATUS_PARTIAL = 0, 1, 2
+# INTERACTION_FACT.STATUS values (ours; the product records error kinds there):
+# 0 complete and consistent;
+# 1 terminated artificially after days-to-keep-active-facts: frozen, later rows of it are
+#   ignored (so that it stops being re-aggregated);
+# 2 partial: its root interaction record is not among its calls (the first call stands in);
+# 3 a voice call of it that ICON never terminated ended, for the facts, with its last party;
+#   recomputed like any other when rows of it arrive (ICON may terminate it after all).
+STATUS_OK, STATUS_ARTIFICIAL_END, STATUS_PARTIAL, STATUS_ENDED_WITH_PARTIES = 0, 1, 2, 3
 
 INTERACTION_RESOURCE_FACT = _fact(
     "INTERACTION_RESOURCE_FACT",
@@ -350,6 +356,7 @@ def _ude(name: str, *cols: sa.Column) -> sa.Table:
         *cols,
         col("CREATE_AUDIT_KEY", Key, nullable=False, server_default="-1"),
         col("UPDATE_AUDIT_KEY", Key, nullable=False, server_default="0"),
+        sa.Index(f"ix_{name.lower()}_upd", "UPDATE_AUDIT_KEY"),
         partition_by="START_DATE_TIME_KEY", category="fact",
     )
 
@@ -363,6 +370,7 @@ IRF_USER_DATA_GEN_1 = _ude(
     col("REVENUE", Int), col("SATISFACTION", Int))
 IRF_USER_DATA_CUST_1 = _ude("IRF_USER_DATA_CUST_1",
                             *(col(f"CUSTOM_DATA_{i}", Str(1024)) for i in range(1, 17)))
+USER_DATA_TABLES = (IRF_USER_DATA_KEYS, IRF_USER_DATA_GEN_1, IRF_USER_DATA_CUST_1)
 
 # --------------------------------------------------------------------------------------------
 # Discards, pending work, aggregation queue
@@ -394,7 +402,11 @@ CTL_TRANSFORM_PENDING = table(
 )
 
 # Ours: the 15-minute intervals whose facts changed, per tenant, for the aggregation job;
-# written in the transaction that changed the facts.
+# written in the transaction that changed the facts. Whenever an interaction's or a login
+# session's facts are written, ended or deleted, every interval it covered before the
+# change and every interval it covers after it is queued: from its start to the latest time
+# any of its facts names (an IRF's after-call work included; an open fact counts up to its
+# start). Aggregates of an interval the queue does not name cannot have changed.
 CTL_AGG_QUEUE = table(
     metadata, "CTL_AGG_QUEUE",
     col("TENANT_KEY", Int, primary_key=True, autoincrement=False),

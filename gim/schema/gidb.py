@@ -96,8 +96,9 @@ class Copy:
 COPIES: list[Copy] = []
 
 # Lookups the transformation makes beyond the join keys: an agent's state at an instant
-# (after-call work following a call).
-_EXTRA_INDEXES = {"G_AGENT_STATE_HISTORY": [("AGENTID", "ADDED_TS")]}
+# (after-call work following a call), and the agent's parts that ended just before it.
+_EXTRA_INDEXES = {"G_AGENT_STATE_HISTORY": [("AGENTID", "ADDED_TS")],
+                  "G_PARTY": [("AGENTID", "TERMINATED_TS")]}
 
 
 def _copy(source: sa.Table, role: str, suffix: str) -> None:

@@ -16,6 +16,11 @@ from gim.transform.sqlkit import assign_keys, drop, run, temp, upsert_changed
 CFG_PERSON, CFG_DN, CFG_SCRIPT = 3, 2, 22
 FAR = 2145916800  # the end key of open spans (calendar.ACTIVE_END_KEY)
 
+# The configuration copies the dimensions are built from.
+CFG_TABLES = ("GIDB_GC_TENANT", "GIDB_GC_TIME_ZONE", "GIDB_GC_AGENT", "GIDB_GC_ENDPOINT",
+              "GIDB_GC_SWITCH", "GIDB_GC_SCRIPT", "GIDB_GC_PLACE", "GIDB_GC_GROUP",
+              "GIDB_GC_SKILL", "GIDB_GCX_GROUP_AGENT", "GIDB_GCX_SKILL_LEVEL")
+
 _DN_TYPES = {1: ("Extension", "EXTENSION", "DN"), 3: ("Queue", "QUEUE", "ACDQueue"),
              4: ("RoutingPoint", "ROUTINGPOINT", "RoutingPoint"),
              5: ("Queue", "QUEUE", "VirtualQueue")}

@@ -5,6 +5,8 @@ histories, virtual-queue visits, attached data and the agents' after-call work.
 An interaction is the set of calls sharing a root interaction record (G_CALL.ROOTIRID): a
 customer call with its consultations, an e-mail with its replies. Each chunk recomputes its
 interactions whole, so a fact is the same whether its rows arrived at once or piecemeal.
+Lookups are joins over the chunk's staged rows and window functions, never a subquery per
+row (but for index-served first-row probes).
 """
 
 from __future__ import annotations
@@ -24,13 +26,32 @@ from gim.transform.dimensions import (
     placeholder_places,
     placeholder_resources,
 )
-from gim.transform.sqlkit import assign_keys, count, drop, replace_facts, run, temp
+from gim.transform.sqlkit import (
+    assign_keys,
+    count,
+    drop,
+    queue_spans,
+    replace_facts,
+    run,
+    temp,
+)
 
 IRF_SPAN = 1000  # IRF and MSF keys: INTERACTION_ID * IRF_SPAN + ordinal (MSF from 500)
 MSF_OFFSET = 500
+SUFFIXES = ("_V", "_MM")  # voice and multimedia GIDB copies
 
-# Discard codes in STG_TRANSFORM_DISCARDS (ours).
+# Discard codes in STG_TRANSFORM_DISCARDS (ours). GUID names the root IRID of a discarded
+# interaction, the CALLID of a duplicate call row, the PARTYID of an orphan party.
 CODE_BAD_TIME, CODE_DUPLICATE, CODE_ORPHAN, CODE_TOO_MANY = 1, 2, 3, 4
+
+# After-call work belongs to an agent's part when the agent enters ACW within this many
+# seconds after the part ended (ICON writes the two events from different T-Server
+# messages, which may fall in consecutive seconds), and no other part of the same agent
+# ended in between.
+ACW_TOLERANCE = 2
+
+CONSULT = 4  # G_CALL.CALLTYPE of a consultation call
+ACW = 4  # G_AGENT_STATE_HISTORY.STATE of after-call work
 
 
 @dataclass
@@ -44,21 +65,6 @@ class ChunkResult:
             self.counts[key] = self.counts.get(key, 0) + n
 
 
-def _calls(conn: Connection, roots: str) -> str:
-    """The chunk's calls, voice and multimedia, one row per CALLID (a second row for the
-    same call is a defect of the IDB, discarded)."""
-    run(conn, f"CREATE INDEX IF NOT EXISTS {roots}_ix ON {roots} (DATA_SOURCE_KEY, ENTITY_ID)")
-    union = " UNION ALL ".join(
-        f"SELECT c.* FROM GIDB_G_CALL{s} c JOIN {roots} r ON r.DATA_SOURCE_KEY = "
-        f"c.DATA_SOURCE_KEY AND r.ENTITY_ID = c.ROOTIRID" for s in ("_V", "_MM"))
-    calls = temp(conn, "tx_call_all", f"""
-        SELECT c.*, CASE WHEN c.MEDIANAME = 'voice' THEN 0 ELSE 1 END AS IS_MM,
-               ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.CALLID ORDER BY c.ID)
-                   AS DUP_RANK
-        FROM ({union}) c""")
-    return calls
-
-
 def transform_interactions(conn: Connection, roots: str, audit: int, config: Config,
                            now: int, wait_timeout: int) -> ChunkResult:
     """Recompute the facts of the interactions in temp table `roots`
@@ -67,29 +73,12 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     from pending what this returns as done in `roots`' DONE column."""
     out = ChunkResult()
     policy = config.get("error-policy", "error-policy-irf-exception")
-    calls_all = _calls(conn, roots)
-    _discard_rows(conn, audit, now, calls_all, "DUP_RANK > 1", "GIDB_G_CALL_V",
-                  "CALLID", CODE_DUPLICATE, "second G_CALL row for the same call "
-                  "(kept the first)", policy, out)
-    calls = temp(conn, "tx_call", f"SELECT * FROM {calls_all} WHERE DUP_RANK = 1")
-    drop(conn, calls_all)
-    _end_abandoned_calls(conn, calls, out)
-    bad = temp(conn, "tx_bad", f"""
-        SELECT DISTINCT DATA_SOURCE_KEY, ROOTIRID FROM {calls}
-        WHERE CREATED_TS IS NULL OR TERMINATED_TS < CREATED_TS""")
-    if count(conn, bad):
-        _discard_interactions(conn, audit, now, bad, CODE_BAD_TIME,
-                              "a call of the interaction has no start, or ends before it "
-                              "starts", policy, out)
-        run(conn, f"DELETE FROM {calls} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                  f"b.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                  f"{calls}.ROOTIRID)")
-        run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                  f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                  f"{roots}.ENTITY_ID)")
-    drop(conn, bad)
+    calls = _calls(conn, roots)
+    _discard_duplicates(conn, audit, now, calls, policy, out)
     parties = _parties(conn, calls)
-    irf = _irf_spans(conn, calls, parties)
+    _discard_impossible(conn, audit, now, roots, calls, parties, policy, out)
+    _end_abandoned_calls(conn, calls, parties, out)
+    irf = _irf_spans(conn, parties)
     _acw(conn, irf)
     _hold_back_open_acw(conn, roots, irf, calls, parties, now, wait_timeout, out)
     if not count(conn, calls):
@@ -98,23 +87,34 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     ixn = _interactions(conn, calls, audit, out)
     _placeholders(conn, calls, parties, audit, out)
     msf = _segments(conn, calls, parties, ixn)
-    irf_rows = _irf_rows(conn, irf, ixn, parties)
+    irf_rows = _irf_rows(conn, irf, ixn)
     descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out)
-    ids = f"INTERACTION_ID IN (SELECT INTERACTION_ID FROM {ixn})"
+    ids = f"SELECT INTERACTION_ID FROM {ixn}"
+    scope = f"INTERACTION_ID IN ({ids})"
+    # The intervals these interactions covered before and cover now both need aggregating.
+    queue_spans(conn, interaction_spans(ids), audit, now)
+    # User data first, while the IRFs it hangs on are still the old ones: rows of IRFs
+    # that no longer exist go.
+    for table, rows in descriptor.items():
+        out.add(f"{table.name} rows", replace_facts(
+            conn, table, rows, f"INTERACTION_RESOURCE_ID IN (SELECT INTERACTION_RESOURCE_ID "
+                               f"FROM {irf_rows})", audit))
+    for table in f.USER_DATA_TABLES:
+        run(conn, f"""DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN (
+            SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r
+            WHERE r.{scope} AND NOT EXISTS (SELECT 1 FROM {irf_rows} n
+                WHERE n.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID))""")
     out.add("INTERACTION_FACT rows", replace_facts(conn, f.INTERACTION_FACT,
                                                    _project(conn, ixn, f.INTERACTION_FACT),
-                                                   ids, audit))
+                                                   scope, audit))
     out.add("INTERACTION_RESOURCE_FACT rows", replace_facts(
         conn, f.INTERACTION_RESOURCE_FACT, _project(conn, irf_rows,
-                                                    f.INTERACTION_RESOURCE_FACT), ids, audit))
-    out.add("MEDIATION_SEGMENT_FACT rows", replace_facts(
-        conn, f.MEDIATION_SEGMENT_FACT, _project(conn, msf, f.MEDIATION_SEGMENT_FACT), ids,
+                                                    f.INTERACTION_RESOURCE_FACT), scope,
         audit))
-    irf_ids = (f"INTERACTION_RESOURCE_ID IN (SELECT INTERACTION_RESOURCE_ID FROM "
-               f"{irf_rows})")
-    for table, rows in descriptor.items():
-        out.add(f"{table.name} rows", replace_facts(conn, table, rows, irf_ids, audit))
-    _queue_intervals(conn, ixn, audit)
+    out.add("MEDIATION_SEGMENT_FACT rows", replace_facts(
+        conn, f.MEDIATION_SEGMENT_FACT, _project(conn, msf, f.MEDIATION_SEGMENT_FACT), scope,
+        audit))
+    queue_spans(conn, interaction_spans(ids), audit, now)
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
@@ -122,76 +122,161 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     return out
 
 
-def _end_abandoned_calls(conn: Connection, calls: str, out: ChunkResult) -> None:
-    """A voice call ICON never terminated although every party of it ended ends, for the
-    facts, with its last party; its interaction is marked terminated artificially."""
-    run(conn, f"ALTER TABLE {calls} ADD COLUMN ARTIFICIAL_END INTEGER")
-    ended = " UNION ALL ".join(
-        f"SELECT DATA_SOURCE_KEY, CALLID, TERMINATED_TS FROM GIDB_G_PARTY{s}"
-        for s in ("_V", "_MM"))
-    run(conn, f"""UPDATE {calls} SET ARTIFICIAL_END = (
-        SELECT MAX(p.TERMINATED_TS) FROM ({ended}) p
-        WHERE p.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID)
-        WHERE STATE <> 2 AND IS_MM = 0 AND EXISTS (SELECT 1 FROM ({ended}) p
-            WHERE p.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID)
-        AND NOT EXISTS (SELECT 1 FROM ({ended}) p WHERE p.DATA_SOURCE_KEY =
-            {calls}.DATA_SOURCE_KEY AND p.CALLID = {calls}.CALLID
-            AND p.TERMINATED_TS IS NULL)""")
-    n = run(conn, f"SELECT COUNT(*) FROM {calls} WHERE ARTIFICIAL_END IS NOT NULL") \
-        .scalar_one()
-    if n:
-        run(conn, f"UPDATE {calls} SET STATE = 2, TERMINATED_TS = ARTIFICIAL_END "
-                  f"WHERE ARTIFICIAL_END IS NOT NULL")
-        out.add("calls ended artificially (all parties gone)", n)
+def interaction_spans(ids: str) -> str:
+    """(TENANT_KEY, FROM_TS, TO_TS) of the interactions whose INTERACTION_ID the subquery
+    `ids` yields, from their facts as they stand: from the start to the latest time a fact
+    names (after-call work included; an active fact up to its start)."""
+    where = f"INTERACTION_ID IN ({ids})"
+    return f"""
+        SELECT TENANT_KEY, MIN(T0) AS FROM_TS, MAX(T1) AS TO_TS FROM (
+            SELECT INTERACTION_ID, TENANT_KEY, START_TS AS T0,
+                   COALESCE(END_TS, START_TS) AS T1 FROM INTERACTION_FACT WHERE {where}
+            UNION ALL
+            SELECT INTERACTION_ID, TENANT_KEY, START_TS,
+                   COALESCE(END_TS + AFTER_CALL_WORK_DURATION, START_TS)
+            FROM INTERACTION_RESOURCE_FACT WHERE {where}
+            UNION ALL
+            SELECT INTERACTION_ID, TENANT_KEY, START_TS, COALESCE(END_TS, START_TS)
+            FROM MEDIATION_SEGMENT_FACT WHERE {where}) x
+        GROUP BY INTERACTION_ID, TENANT_KEY"""
 
 
 def _project(conn: Connection, rows: str, table) -> str:  # noqa: ANN001
     cols = [c.name for c in table.columns if c.name != "UPDATE_AUDIT_KEY"]
-    return temp(conn, f"{rows}_p", f"SELECT {', '.join(cols)} FROM {rows}")
+    return temp(conn, f"{rows}_p", f"SELECT {', '.join(cols)} FROM {rows}", analyze=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Calls
+
+
+def _calls(conn: Connection, roots: str) -> str:
+    """The chunk's calls, voice and multimedia, with the GIDB copy they come from (SUFFIX);
+    DUP_RANK > 1 marks a second row for the same CALLID (a defect of the IDB)."""
+    run(conn, f"CREATE INDEX IF NOT EXISTS {roots}_ix ON {roots} (DATA_SOURCE_KEY, ENTITY_ID)")
+    union = " UNION ALL ".join(f"""
+        SELECT c.DATA_SOURCE_KEY, c.ID, c.CALLID, c.IRID, c.ROOTIRID, c.CALLTYPE,
+               c.MEDIANAME, c.STATE, c.TENANTID, c.ANI, c.DNIS, c.SUBTYPE, c.CREATED_TS,
+               c.TERMINATED_TS, c.LASTCHANGE_TS, '{s}' AS SUFFIX,
+               {0 if s == '_V' else 1} AS IS_MM
+        FROM GIDB_G_CALL{s} c JOIN {roots} r ON r.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
+             AND r.ENTITY_ID = c.ROOTIRID""" for s in SUFFIXES)
+    calls = temp(conn, "tx_call", f"""
+        SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.CALLID
+                                       ORDER BY c.ID) AS DUP_RANK,
+               CAST(NULL AS INTEGER) AS ARTIFICIAL_END
+        FROM ({union}) c""")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {calls}_ix ON {calls} (DATA_SOURCE_KEY, CALLID)")
+    return calls
+
+
+def _end_abandoned_calls(conn: Connection, calls: str, parties: str,
+                         out: ChunkResult) -> None:
+    """A voice call ICON never terminated although every party of it ended ends, for the
+    facts, with its last party; its interaction says so in its STATUS."""
+    ended = temp(conn, "tx_call_end", f"""
+        SELECT c.DATA_SOURCE_KEY, c.CALLID, MAX(p.TERMINATED_TS) AS END_TS
+        FROM {calls} c JOIN {parties} p ON p.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
+             AND p.CALLID = c.CALLID
+        WHERE c.STATE <> 2 AND c.IS_MM = 0
+        GROUP BY c.DATA_SOURCE_KEY, c.CALLID
+        HAVING SUM(CASE WHEN p.TERMINATED_TS IS NULL THEN 1 ELSE 0 END) = 0""",
+                 analyze=False)
+    n = count(conn, ended)
+    if n:
+        run(conn, f"""UPDATE {calls} SET STATE = 2, TERMINATED_TS = e.END_TS,
+            ARTIFICIAL_END = e.END_TS FROM {ended} e
+            WHERE e.DATA_SOURCE_KEY = {calls}.DATA_SOURCE_KEY AND e.CALLID = {calls}.CALLID""")
+        out.add("calls ended artificially (all parties gone)", n)
+    drop(conn, ended)
 
 
 # --------------------------------------------------------------------------------------------
 # Discards
 
 
-def _discard_rows(conn: Connection, audit: int, now: int, rows: str, where: str,
-                  table_name: str, guid: str, code: int, reason: str, policy: str,
-                  out: ChunkResult) -> None:
-    n = run(conn, f"SELECT COUNT(*) FROM {rows} WHERE {where}").scalar_one()
+def _discard_duplicates(conn: Connection, audit: int, now: int, calls: str, policy: str,
+                        out: ChunkResult) -> None:
+    """Second G_CALL rows for the same call are discarded (the first is kept)."""
+    n = run(conn, f"SELECT COUNT(*) FROM {calls} WHERE DUP_RANK > 1").scalar_one()
     if not n:
         return
-    _apply_policy(policy, f"{n} row(s) of {table_name}: {reason}")
+    reason = "second G_CALL row for the same call (kept the first)"
+    _apply_policy(policy, f"{n} row(s) of GIDB_G_CALL_V/_MM: {reason}")
     if policy == "log_db_resume":
         run(conn, f"""
             INSERT INTO STG_TRANSFORM_DISCARDS (TABLE_NAME, GUID, CODE, INTERACTION_ID,
                 CREATE_AUDIT_KEY, REASON, ETL_TS, ETL_DATE_TIME_KEY)
-            SELECT DISTINCT '{table_name}', {guid}, {code}, -2, {audit}, '{reason}', {now},
-                   {(now // 900) * 900}
-            FROM {rows} WHERE {where}
+            SELECT DISTINCT 'GIDB_G_CALL' || SUFFIX, CALLID, {CODE_DUPLICATE}, -2, {audit},
+                   '{reason}', {now}, {(now // 900) * 900}
+            FROM {calls} WHERE DUP_RANK > 1
             ON CONFLICT (TABLE_NAME, GUID, CODE) DO NOTHING""")
+    run(conn, f"DELETE FROM {calls} WHERE DUP_RANK > 1")
     out.discarded += n
-    out.add(f"discarded ({reason.split(' (')[0]})", n)
+    out.add("discarded (second G_CALL row for the same call)", n)
 
 
-def _discard_interactions(conn: Connection, audit: int, now: int, bad: str, code: int,
-                          reason: str, policy: str, out: ChunkResult) -> None:
+def _discard_impossible(conn: Connection, audit: int, now: int, roots: str, calls: str,
+                        parties: str, policy: str, out: ChunkResult) -> None:
+    """Interactions with a call or party whose times cannot be (no start, a negative time,
+    an end before the start, a terminated call without an end) are discarded whole."""
+    bad_time = ("{t}.CREATED_TS IS NULL OR {t}.CREATED_TS < 0 OR {t}.TERMINATED_TS < 0 "
+                "OR {t}.TERMINATED_TS < {t}.CREATED_TS")
+    bad = temp(conn, "tx_bad", f"""
+        SELECT DATA_SOURCE_KEY, ROOTIRID, MIN(SUFFIX) AS SUFFIX FROM (
+            SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, c.SUFFIX FROM {calls} c
+            WHERE {bad_time.format(t='c')} OR (c.STATE = 2 AND c.TERMINATED_TS IS NULL)
+            UNION ALL
+            SELECT p.DATA_SOURCE_KEY, p.ROOTIRID, p.SUFFIX FROM {parties} p
+            WHERE {bad_time.format(t='p')}) x
+        GROUP BY DATA_SOURCE_KEY, ROOTIRID""", analyze=False)
+    if count(conn, bad):
+        discard_interactions(conn, audit, now, bad, CODE_BAD_TIME,
+                             "a call of the interaction has impossible times (no start, "
+                             "negative, or ending before it starts)", policy, out)
+        for table in (calls, parties):
+            run(conn, f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+                      f"b.DATA_SOURCE_KEY = {table}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+                      f"{table}.ROOTIRID)")
+        run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+                  f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+                  f"{roots}.ENTITY_ID)")
+    drop(conn, bad)
+
+
+def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code: int,
+                         reason: str, policy: str, out: ChunkResult) -> None:
+    """Discard the interactions of temp table `bad` (DATA_SOURCE_KEY, ROOTIRID, SUFFIX):
+    a discard row each (log_db_resume), and whatever was written for them before goes,
+    its intervals queued for aggregation."""
     n = count(conn, bad)
     _apply_policy(policy, f"{n} interaction(s): {reason}")
+    old = temp(conn, "tx_bad_ids", f"""
+        SELECT i.INTERACTION_ID, b.DATA_SOURCE_KEY, b.ROOTIRID FROM INTERACTION_FACT i
+        JOIN {bad} b ON b.ROOTIRID = i.MEDIA_SERVER_ROOT_IXN_GUID
+             AND b.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY""", analyze=False)
     if policy == "log_db_resume":
         run(conn, f"""
             INSERT INTO STG_TRANSFORM_DISCARDS (TABLE_NAME, GUID, CODE, INTERACTION_ID,
                 CREATE_AUDIT_KEY, REASON, ETL_TS, ETL_DATE_TIME_KEY)
-            SELECT 'GIDB_G_CALL', b.ROOTIRID, {code},
-                   COALESCE((SELECT MAX(i.INTERACTION_ID) FROM INTERACTION_FACT i
-                             WHERE i.MEDIA_SERVER_ROOT_IXN_GUID = b.ROOTIRID), -2),
-                   {audit}, '{reason}', {now}, {(now // 900) * 900}
-            FROM {bad} b WHERE 1 = 1
+            SELECT 'GIDB_G_CALL' || b.SUFFIX, b.ROOTIRID, {code},
+                   COALESCE(MAX(o.INTERACTION_ID), -2), {audit}, '{reason}', {now},
+                   {(now // 900) * 900}
+            FROM {bad} b LEFT JOIN {old} o ON o.DATA_SOURCE_KEY = b.DATA_SOURCE_KEY
+                 AND o.ROOTIRID = b.ROOTIRID
+            GROUP BY b.SUFFIX, b.ROOTIRID
             ON CONFLICT (TABLE_NAME, GUID, CODE) DO NOTHING""")
-    # Whatever was written for it before goes: only the discard row remains.
-    for table in (f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT, f.INTERACTION_FACT):
-        run(conn, f"DELETE FROM {table.name} WHERE INTERACTION_ID IN (SELECT i.INTERACTION_ID "
-                  f"FROM INTERACTION_FACT i JOIN {bad} b ON b.ROOTIRID = "
-                  f"i.MEDIA_SERVER_ROOT_IXN_GUID AND b.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY)")
+    if count(conn, old):
+        ids = f"SELECT INTERACTION_ID FROM {old}"
+        queue_spans(conn, interaction_spans(ids), audit, now)
+        irfs = (f"SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r "
+                f"WHERE r.INTERACTION_ID IN ({ids})")
+        for table in f.USER_DATA_TABLES:
+            run(conn, f"DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN ({irfs})")
+        for table in (f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT,
+                      f.INTERACTION_FACT):
+            run(conn, f"DELETE FROM {table.name} WHERE INTERACTION_ID IN ({ids})")
+    drop(conn, old)
     out.discarded += n
     out.add("discarded interactions", n)
 
@@ -210,44 +295,45 @@ def _apply_policy(policy: str, what: str) -> None:
 def _parties(conn: Connection, calls: str) -> str:
     """Each party of the chunk's calls with its seconds alerting, connected, held, queued,
     from its state history (the last state of a party still there runs to no end)."""
-    run(conn, f"CREATE INDEX IF NOT EXISTS {calls}_ix ON {calls} (DATA_SOURCE_KEY, CALLID)")
-    base = temp(conn, "tx_party_base", " UNION ALL ".join(f"""
-        SELECT p.DATA_SOURCE_KEY, p.ID, p.PARTYID, p.PARTYGUID, p.TYPE, p.PROLE,
-               p.PARENTPARTYID, p.CALLID, p.STATE, p.ENDPOINTID, p.ENDPOINTTYPE,
-               p.ENDPOINTDN, p.AGENTID, p.PLACEID, p.CCEVENT, p.CCEVENTCAUSE, p.CREATED_TS,
-               p.TERMINATED_TS, c.ROOTIRID, c.CALLTYPE, c.IS_MM, c.TENANTID,
-               '{s}' AS SUFFIX
+    base = " UNION ALL ".join(f"""
+        SELECT p.DATA_SOURCE_KEY, p.ID, p.PARTYID, p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
+               p.ENDPOINTID, p.ENDPOINTTYPE, p.ENDPOINTDN, p.AGENTID, p.PLACEID, p.CCEVENT,
+               p.CCEVENTCAUSE, p.CREATED_TS, p.TERMINATED_TS, c.ROOTIRID,
+               COALESCE(c.CALLTYPE, 0) AS CALLTYPE, c.IS_MM, c.TENANTID, c.MEDIANAME,
+               c.SUFFIX
         FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-             AND c.CALLID = p.CALLID""" for s in ("_V", "_MM")))
-    run(conn, f"CREATE INDEX IF NOT EXISTS {base}_ix ON {base} (DATA_SOURCE_KEY, PARTYID)")
-    spans = temp(conn, "tx_pspan", " UNION ALL ".join(f"""
+             AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1"""
+                             for s in SUFFIXES)
+    # The state history of the same parties, reached again from the calls: one statement,
+    # nothing staged twice.
+    spans = " UNION ALL ".join(f"""
         SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE,
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
                                       ORDER BY h.PSEQ, h.PHID) - h.ADDED_TS AS SECS
-        FROM GIDB_G_PARTY_HISTORY{s} h JOIN {base} b ON b.DATA_SOURCE_KEY =
-             h.DATA_SOURCE_KEY AND b.PARTYID = h.PARTYID AND b.SUFFIX = '{s}'"""
-                                             for s in ("_V", "_MM")))
-    per_state = temp(conn, "tx_pstate", f"""
-        SELECT DATA_SOURCE_KEY, PARTYID,
-               SUM(CASE WHEN STATE = 2 THEN COALESCE(SECS, 0) ELSE 0 END) AS ALERT_S,
-               SUM(CASE WHEN STATE = 3 THEN COALESCE(SECS, 0) ELSE 0 END) AS CONNECT_S,
-               SUM(CASE WHEN STATE = 4 THEN COALESCE(SECS, 0) ELSE 0 END) AS HOLD_S,
-               SUM(CASE WHEN STATE = 5 THEN COALESCE(SECS, 0) ELSE 0 END) AS QUEUE_S,
-               MAX(CASE WHEN STATE = 3 THEN 1 ELSE 0 END) AS EVER_CONNECTED,
-               SUM(CASE WHEN STATE = 4 THEN 1 ELSE 0 END) AS HOLD_N
-        FROM {spans} GROUP BY DATA_SOURCE_KEY, PARTYID""")
-    run(conn, f"CREATE INDEX IF NOT EXISTS {per_state}_ix ON {per_state} "
-              f"(DATA_SOURCE_KEY, PARTYID)")
+        FROM GIDB_G_PARTY_HISTORY{s} h
+        JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
+             AND p.PARTYID = h.PARTYID
+        JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
+             AND c.SUFFIX = '{s}'""" for s in SUFFIXES)
     parties = temp(conn, "tx_party", f"""
         SELECT b.*, COALESCE(s.ALERT_S, 0) AS ALERT_S, COALESCE(s.CONNECT_S, 0) AS CONNECT_S,
                COALESCE(s.HOLD_S, 0) AS HOLD_S, COALESCE(s.QUEUE_S, 0) AS QUEUE_S,
                COALESCE(s.EVER_CONNECTED, 0) AS EVER_CONNECTED,
                COALESCE(s.HOLD_N, 0) AS HOLD_N
-        FROM {base} b LEFT JOIN {per_state} s ON s.DATA_SOURCE_KEY = b.DATA_SOURCE_KEY
-             AND s.PARTYID = b.PARTYID""")
+        FROM ({base}) b LEFT JOIN (
+            SELECT DATA_SOURCE_KEY, PARTYID,
+                   SUM(CASE WHEN STATE = 2 THEN COALESCE(SECS, 0) ELSE 0 END) AS ALERT_S,
+                   SUM(CASE WHEN STATE = 3 THEN COALESCE(SECS, 0) ELSE 0 END) AS CONNECT_S,
+                   SUM(CASE WHEN STATE = 4 THEN COALESCE(SECS, 0) ELSE 0 END) AS HOLD_S,
+                   SUM(CASE WHEN STATE = 5 THEN COALESCE(SECS, 0) ELSE 0 END) AS QUEUE_S,
+                   MAX(CASE WHEN STATE = 3 THEN 1 ELSE 0 END) AS EVER_CONNECTED,
+                   SUM(CASE WHEN STATE = 4 THEN 1 ELSE 0 END) AS HOLD_N
+            FROM ({spans}) x GROUP BY DATA_SOURCE_KEY, PARTYID
+        ) s ON s.DATA_SOURCE_KEY = b.DATA_SOURCE_KEY AND s.PARTYID = b.PARTYID""",
+                   analyze=("DATA_SOURCE_KEY", "ROOTIRID", "AGENTID", "CALLID", "SUFFIX",
+                            "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
-              f"(DATA_SOURCE_KEY, ROOTIRID, AGENTID)")
-    drop(conn, base, spans, per_state)
+              f"(DATA_SOURCE_KEY, CALLID)")
     return parties
 
 
@@ -256,82 +342,133 @@ def _parties(conn: Connection, calls: str) -> str:
 # into the IRF of the same agent on the customer's call.
 
 
-def _irf_spans(conn: Connection, calls: str, parties: str) -> str:
-    consult = 4  # G_CALL.CALLTYPE of a consultation call
+def _irf_spans(conn: Connection, parties: str) -> str:
+    # A consultation's initiating party folds into the latest party the same agent had on
+    # a call of the interaction that is no consultation, begun no later: numbering those
+    # candidates in time order (GRP) makes that party the first of the folded party's
+    # group, so a window finds it.
+    grouped = temp(conn, "tx_agent_party", f"""
+        SELECT x.*, CASE WHEN x.FOLDED = 1 AND x.GRP > 0 THEN FIRST_VALUE(x.PARTYGUID) OVER (
+                        PARTITION BY x.DATA_SOURCE_KEY, x.ROOTIRID, x.AGENTID, x.GRP
+                        ORDER BY x.CREATED_TS, x.CAND DESC, x.ID)
+                    ELSE x.PARTYGUID END AS GROUP_GUID
+        FROM (
+            SELECT p.*, CASE WHEN p.CALLTYPE = {CONSULT} AND p.PROLE = 1 THEN 1 ELSE 0 END
+                       AS FOLDED,
+                   CASE WHEN p.CALLTYPE <> {CONSULT} THEN 1 ELSE 0 END AS CAND,
+                   SUM(CASE WHEN p.CALLTYPE <> {CONSULT} THEN 1 ELSE 0 END) OVER (
+                       PARTITION BY p.DATA_SOURCE_KEY, p.ROOTIRID, p.AGENTID
+                       ORDER BY p.CREATED_TS,
+                                CASE WHEN p.CALLTYPE <> {CONSULT} THEN 0 ELSE 1 END, p.ID
+                       ROWS UNBOUNDED PRECEDING) AS GRP
+            FROM {parties} p WHERE p.AGENTID IS NOT NULL
+        ) x""", analyze=False)
+    # How the part began is its first party's (a consultation's receiver who then joins
+    # the customer's call received a consultation); how it ended, its last party's.
     return temp(conn, "tx_irf_span", f"""
         SELECT g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID,
                MIN(g.TENANTID) AS TENANTID, MIN(g.IS_MM) AS IS_MM,
+               MIN(g.SUFFIX) AS SUFFIX, MIN(g.MEDIANAME) AS MEDIANAME,
                MIN(g.CREATED_TS) AS START_TS,
                CASE WHEN SUM(CASE WHEN g.TERMINATED_TS IS NULL THEN 1 ELSE 0 END) > 0
                     THEN NULL ELSE MAX(g.TERMINATED_TS) END AS END_TS,
                SUM(CASE WHEN g.FOLDED = 0 THEN g.ALERT_S ELSE 0 END) AS RING_S,
-               SUM(CASE WHEN g.FOLDED = 0 AND g.CALLTYPE <> {consult} THEN g.CONNECT_S
+               SUM(CASE WHEN g.FOLDED = 0 AND g.CALLTYPE <> {CONSULT} THEN g.CONNECT_S
                         ELSE 0 END) AS TALK_S,
-               SUM(CASE WHEN g.CALLTYPE <> {consult} THEN g.HOLD_S ELSE 0 END) AS HOLD_S,
-               SUM(CASE WHEN g.CALLTYPE <> {consult} THEN g.HOLD_N ELSE 0 END) AS HOLD_N,
+               SUM(CASE WHEN g.CALLTYPE <> {CONSULT} THEN g.HOLD_S ELSE 0 END) AS HOLD_S,
+               SUM(CASE WHEN g.CALLTYPE <> {CONSULT} THEN g.HOLD_N ELSE 0 END) AS HOLD_N,
                SUM(CASE WHEN g.FOLDED = 1 THEN g.CONNECT_S ELSE 0 END) AS CONS_INIT_S,
-               SUM(CASE WHEN g.FOLDED = 0 AND g.CALLTYPE = {consult} THEN g.CONNECT_S
+               SUM(CASE WHEN g.FOLDED = 0 AND g.CALLTYPE = {CONSULT} THEN g.CONNECT_S
                         ELSE 0 END) AS CONS_RCV_S,
                MAX(g.EVER_CONNECTED) AS ACCEPTED,
-               MIN(CASE WHEN g.FOLDED = 0 THEN g.CALLTYPE END) AS FIRST_CALLTYPE,
-               MAX(g.IS_INITIATOR) AS INITIATED,
-               MIN(g.ENDPOINTID) AS ENDPOINTID, MIN(g.PLACEID) AS PLACEID,
-               MIN(g.ENDPOINTDN) AS TARGET_ADDRESS,
-               CAST(NULL AS INTEGER) AS LAST_EVENT, CAST(NULL AS INTEGER) AS LAST_CAUSE,
+               MAX(CASE WHEN g.FIRST_RN = 1 THEN g.CALLTYPE END) AS FIRST_CALLTYPE,
+               MAX(CASE WHEN g.FIRST_RN = 1 AND g.PROLE = 1 AND g.CALLTYPE <> {CONSULT}
+                        THEN 1 ELSE 0 END) AS INITIATED,
+               MAX(CASE WHEN g.FIRST_RN = 1 THEN g.ENDPOINTID END) AS ENDPOINTID,
+               MAX(CASE WHEN g.FIRST_RN = 1 THEN g.PLACEID END) AS PLACEID,
+               MAX(CASE WHEN g.FIRST_RN = 1 THEN g.ENDPOINTDN END) AS TARGET_ADDRESS,
+               MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENT END) AS LAST_EVENT,
+               MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENTCAUSE END) AS LAST_CAUSE,
+               MAX(CASE WHEN g.TERMINATED_TS = g.LAST_END THEN g.ID END) AS LAST_PARTY_ID,
                CAST(0 AS INTEGER) AS ACW_S, CAST(0 AS INTEGER) AS ACW_OPEN
         FROM (
-            SELECT p.*, CASE WHEN p.CALLTYPE = {consult} AND p.PROLE = 1 THEN 1 ELSE 0 END
-                       AS FOLDED,
-                   CASE WHEN p.PROLE = 1 AND p.CALLTYPE <> {consult} THEN 1 ELSE 0 END
-                       AS IS_INITIATOR,
-                   CASE WHEN p.CALLTYPE = {consult} AND p.PROLE = 1 THEN COALESCE((
-                       SELECT q.PARTYGUID FROM {parties} q
-                       WHERE q.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND q.ROOTIRID = p.ROOTIRID
-                         AND q.AGENTID = p.AGENTID AND q.CALLTYPE <> {consult}
-                         AND q.CREATED_TS <= p.CREATED_TS
-                       ORDER BY q.CREATED_TS DESC, q.ID DESC LIMIT 1), p.PARTYGUID)
-                        ELSE p.PARTYGUID END AS GROUP_GUID
-            FROM {parties} p WHERE p.AGENTID IS NOT NULL
+            SELECT a.*,
+                   ROW_NUMBER() OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
+                                      a.GROUP_GUID, a.AGENTID
+                                      ORDER BY a.FOLDED, a.CREATED_TS, a.ID) AS FIRST_RN,
+                   ROW_NUMBER() OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
+                                      a.GROUP_GUID, a.AGENTID
+                                      ORDER BY a.FOLDED,
+                                               CASE WHEN a.TERMINATED_TS IS NULL THEN 0
+                                                    ELSE 1 END,
+                                               a.TERMINATED_TS DESC, a.ID DESC) AS LAST_RN,
+                   MAX(a.TERMINATED_TS) OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
+                                              a.GROUP_GUID, a.AGENTID) AS LAST_END
+            FROM {grouped} a
         ) g
-        GROUP BY g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID""")
+        GROUP BY g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID""",
+                analyze=("DATA_SOURCE_KEY", "AGENTID", "END_TS", "SUFFIX"))
 
 
 def _acw(conn: Connection, irf: str) -> None:
-    """After-call work: the ACW state an agent enters when its part ends, until its next
-    state; its end and the way the part ended come from the agent states and the last
-    party of the part."""
-    run(conn, f"""UPDATE {irf} SET
-        LAST_EVENT = (SELECT p.CCEVENT FROM tx_party p WHERE p.DATA_SOURCE_KEY =
-                          {irf}.DATA_SOURCE_KEY AND p.ROOTIRID = {irf}.ROOTIRID
-                          AND p.AGENTID = {irf}.AGENTID AND (p.PARTYGUID = {irf}.GROUP_GUID)
-                      ORDER BY p.TERMINATED_TS DESC, p.ID DESC LIMIT 1),
-        LAST_CAUSE = (SELECT p.CCEVENTCAUSE FROM tx_party p WHERE p.DATA_SOURCE_KEY =
-                          {irf}.DATA_SOURCE_KEY AND p.ROOTIRID = {irf}.ROOTIRID
-                          AND p.AGENTID = {irf}.AGENTID AND (p.PARTYGUID = {irf}.GROUP_GUID)
-                      ORDER BY p.TERMINATED_TS DESC, p.ID DESC LIMIT 1)""")
-    # The ACW record each part's agent started at the part's end, and the record after it.
-    run(conn, f"CREATE INDEX IF NOT EXISTS {irf}_ix ON {irf} (DATA_SOURCE_KEY, AGENTID)")
+    """After-call work: the ACW state the agent enters when the part ends (within
+    ACW_TOLERANCE, no other part of the agent ending in between), until the agent's next
+    state of that session and media."""
+    drop(conn, "tx_agent_party")
+    # ACW records that began within the tolerance after a part's end.
+    cand = temp(conn, "tx_acw_cand", " UNION ALL ".join(f"""
+        SELECT i.DATA_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID, i.END_TS,
+               i.LAST_PARTY_ID, a.ID AS ACW_ID, a.ADDED_TS AS ACW_TS, a.SEQ AS ACW_SEQ,
+               a.LOGINSESSIONID, a.MEDIANAME, '{s}' AS SUFFIX
+        FROM {irf} i JOIN GIDB_G_AGENT_STATE_HISTORY{s} a
+             ON a.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND a.AGENTID = i.AGENTID
+            AND a.ADDED_TS >= i.END_TS AND a.ADDED_TS <= i.END_TS + {ACW_TOLERANCE}
+        WHERE i.SUFFIX = '{s}' AND i.END_TS IS NOT NULL AND a.STATE = {ACW}
+          {'' if s == '_V' else 'AND a.MEDIANAME = i.MEDIANAME'}""" for s in SUFFIXES),
+                analyze=("DATA_SOURCE_KEY", "AGENTID", "ACW_TS", "SUFFIX"))
+    if not count(conn, cand):
+        drop(conn, cand)
+        return
+    # Each ACW record belongs to the agent's party that ended last before it (of the same
+    # media), whatever chunk that party's interaction is transformed in; the ACW lasts
+    # until the agent's next state of that session and media. Both are first-row probes
+    # of an index (agent, time), whose cost does not grow with the chunk or the table.
+    probes = " UNION ALL ".join(f"""
+        SELECT c.DATA_SOURCE_KEY, c.ACW_ID,
+               (SELECT q.ID FROM GIDB_G_PARTY{s} q
+                {f"JOIN GIDB_G_CALL{s} k ON k.DATA_SOURCE_KEY = q.DATA_SOURCE_KEY AND k.CALLID = q.CALLID AND k.MEDIANAME = c.MEDIANAME" if s == '_MM' else ''}
+                WHERE q.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND q.AGENTID = c.AGENTID
+                AND q.TERMINATED_TS >= c.ACW_TS - {ACW_TOLERANCE}
+                AND q.TERMINATED_TS <= c.ACW_TS
+                ORDER BY q.TERMINATED_TS DESC, q.ID DESC LIMIT 1) AS OWNER_ID,
+               (SELECT n.ADDED_TS FROM GIDB_G_AGENT_STATE_HISTORY{s} n
+                WHERE n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.AGENTID = c.AGENTID
+                AND n.ADDED_TS >= c.ACW_TS AND n.LOGINSESSIONID = c.LOGINSESSIONID
+                AND COALESCE(n.MEDIANAME, 'voice') = COALESCE(c.MEDIANAME, 'voice')
+                AND (n.ADDED_TS > c.ACW_TS OR n.SEQ > c.ACW_SEQ
+                     OR (n.SEQ = c.ACW_SEQ AND n.ID > c.ACW_ID))
+                ORDER BY n.ADDED_TS, n.SEQ, n.ID LIMIT 1) AS NEXT_TS
+        FROM (SELECT DISTINCT DATA_SOURCE_KEY, ACW_ID, AGENTID, ACW_TS, ACW_SEQ,
+                     LOGINSESSIONID, MEDIANAME FROM {cand} WHERE SUFFIX = '{s}') c"""
+                              for s in SUFFIXES)
+    owner = temp(conn, "tx_acw_owner", probes, analyze=("DATA_SOURCE_KEY", "ACW_ID"))
     acw = temp(conn, "tx_acw", f"""
-        SELECT a.DATA_SOURCE_KEY, a.AGENTID, a.ADDED_TS,
-               (SELECT MIN(n.ADDED_TS) FROM GIDB_G_AGENT_STATE_HISTORY_V n
-                WHERE n.DATA_SOURCE_KEY = a.DATA_SOURCE_KEY
-                AND n.LOGINSESSIONID = a.LOGINSESSIONID
-                AND (n.ADDED_TS > a.ADDED_TS OR (n.ADDED_TS = a.ADDED_TS AND n.SEQ > a.SEQ)))
-                   AS NEXT_TS
-        FROM GIDB_G_AGENT_STATE_HISTORY_V a JOIN (
-            SELECT DISTINCT DATA_SOURCE_KEY, AGENTID, END_TS FROM {irf}
-            WHERE IS_MM = 0 AND END_TS IS NOT NULL) i
-          ON i.DATA_SOURCE_KEY = a.DATA_SOURCE_KEY AND i.AGENTID = a.AGENTID
-         AND i.END_TS = a.ADDED_TS
-        WHERE a.STATE = 4""")
-    run(conn, f"CREATE INDEX IF NOT EXISTS {acw}_ix ON {acw} (DATA_SOURCE_KEY, AGENTID, ADDED_TS)")
-    run(conn, f"""UPDATE {irf} SET ACW_S = a.NEXT_TS - a.ADDED_TS FROM {acw} a
-        WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID = {irf}.AGENTID
-        AND a.ADDED_TS = {irf}.END_TS AND a.NEXT_TS IS NOT NULL AND {irf}.IS_MM = 0""")
-    run(conn, f"""UPDATE {irf} SET ACW_OPEN = 1 FROM {acw} a
-        WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND a.AGENTID = {irf}.AGENTID
-        AND a.ADDED_TS = {irf}.END_TS AND a.NEXT_TS IS NULL AND {irf}.IS_MM = 0""")
-    drop(conn, acw)
+        SELECT x.* FROM (
+            SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, c.GROUP_GUID, c.AGENTID, c.ACW_TS,
+                   n.NEXT_TS, ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID,
+                                                 c.GROUP_GUID, c.AGENTID
+                                                 ORDER BY c.ACW_TS, c.ACW_ID) AS RN
+            FROM {cand} c
+            JOIN {owner} n ON n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.ACW_ID = c.ACW_ID
+                 AND n.OWNER_ID = c.LAST_PARTY_ID
+        ) x WHERE x.RN = 1""", analyze=False)
+    run(conn, f"""UPDATE {irf} SET
+        ACW_S = CASE WHEN a.NEXT_TS IS NULL THEN 0 ELSE a.NEXT_TS - a.ACW_TS END,
+        ACW_OPEN = CASE WHEN a.NEXT_TS IS NULL THEN 1 ELSE 0 END
+        FROM {acw} a WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY
+        AND a.ROOTIRID = {irf}.ROOTIRID AND a.GROUP_GUID = {irf}.GROUP_GUID
+        AND a.AGENTID = {irf}.AGENTID""")
+    drop(conn, cand, owner, acw)
 
 
 def _hold_back_open_acw(conn: Connection, roots: str, irf: str, calls: str, parties: str,
@@ -341,7 +478,7 @@ def _hold_back_open_acw(conn: Connection, roots: str, irf: str, calls: str, part
     waiting = temp(conn, "tx_wait", f"""
         SELECT DISTINCT i.DATA_SOURCE_KEY, i.ROOTIRID FROM {irf} i JOIN {roots} r
              ON r.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND r.ENTITY_ID = i.ROOTIRID
-        WHERE i.ACW_OPEN = 1 AND r.SINCE_TS > {now - wait_timeout}""")
+        WHERE i.ACW_OPEN = 1 AND r.SINCE_TS > {now - wait_timeout}""", analyze=False)
     n = count(conn, waiting)
     if n:
         out.not_ready += n
@@ -359,6 +496,8 @@ def _hold_back_open_acw(conn: Connection, roots: str, irf: str, calls: str, part
 def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) -> str:
     """One row per interaction: its root call (the call whose IRID is the root, else the
     first call), times, type and media; new media and subtypes join their dimensions."""
+    # The root call by a window over the interaction's calls: a join back to an aggregate
+    # on a computed key is what planners misjudge worst.
     ixn = temp(conn, "tx_ixn", f"""
         SELECT CAST(NULL AS BIGINT) AS INTERACTION_ID, c.DATA_SOURCE_KEY,
                c.ROOTIRID AS ROOT_IRID, c.ROOTIRID AS MEDIA_SERVER_ROOT_IXN_GUID,
@@ -368,33 +507,43 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
                         WHEN 3 THEN 'Outbound' WHEN 1 THEN 'Internal' ELSE 'Unknown' END)
                    AS SUBTYPE,
                c.IS_MM,
-               CASE WHEN agg.ARTIFICIAL > 0 THEN {f.STATUS_ARTIFICIAL_END}
+               CASE WHEN c.ARTIFICIAL > 0 THEN {f.STATUS_ENDED_WITH_PARTIES}
                     WHEN c.IRID = c.ROOTIRID THEN {f.STATUS_OK} ELSE {f.STATUS_PARTIAL} END
                    AS STATUS,
-               agg.START_TS, agg.END_TS,
-               (agg.START_TS / 900) * 900 AS START_DATE_TIME_KEY,
-               COALESCE((agg.END_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
-               CASE WHEN agg.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
+               c.START_TS, c.END_TS,
+               (c.START_TS / 900) * 900 AS START_DATE_TIME_KEY,
+               COALESCE((c.END_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
+               CASE WHEN c.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
                0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY,
-               CAST(0 AS INTEGER) AS MEDIA_TYPE_KEY, CAST(0 AS INTEGER) AS INTERACTION_TYPE_KEY,
-               (SELECT MAX(u.G_SUBJECT) FROM GIDB_GM_F_USERDATA u WHERE u.DATA_SOURCE_KEY =
-                c.DATA_SOURCE_KEY AND u.CALLID = c.CALLID) AS SUBJECT
-        FROM {calls} c JOIN (
-            SELECT DATA_SOURCE_KEY, ROOTIRID, MIN(CREATED_TS) AS START_TS,
-                   CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0 THEN NULL
-                        ELSE MAX(TERMINATED_TS) END AS END_TS,
-                   MIN(CASE WHEN IRID = ROOTIRID THEN ID END) AS ROOT_ID, MIN(ID) AS FIRST_ID,
-                   COUNT(ARTIFICIAL_END) AS ARTIFICIAL
-            FROM {calls} GROUP BY DATA_SOURCE_KEY, ROOTIRID
-        ) agg ON agg.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND agg.ROOTIRID = c.ROOTIRID
-             AND c.ID = COALESCE(agg.ROOT_ID, agg.FIRST_ID)""")
+               CAST(0 AS INTEGER) AS MEDIA_TYPE_KEY,
+               CAST(0 AS INTEGER) AS INTERACTION_TYPE_KEY,
+               CAST(NULL AS VARCHAR(1024)) AS SUBJECT
+        FROM (
+            SELECT c.*,
+                   MIN(c.CREATED_TS) OVER w AS START_TS,
+                   CASE WHEN SUM(CASE WHEN c.STATE = 2 THEN 0 ELSE 1 END) OVER w > 0 THEN NULL
+                        ELSE MAX(c.TERMINATED_TS) OVER w END AS END_TS,
+                   COUNT(c.ARTIFICIAL_END) OVER w AS ARTIFICIAL,
+                   ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID
+                                      ORDER BY CASE WHEN c.IRID = c.ROOTIRID THEN 0 ELSE 1 END,
+                                               c.ID) AS RN
+            FROM {calls} c
+            WINDOW w AS (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID)
+        ) c WHERE c.RN = 1""", analyze=False)
+    run(conn, f"CREATE INDEX IF NOT EXISTS {ixn}_ix ON {ixn} (DATA_SOURCE_KEY, ROOT_IRID)")
+    run(conn, f"""UPDATE {ixn} SET SUBJECT = s.SUBJECT FROM (
+        SELECT u.DATA_SOURCE_KEY, u.CALLID, MAX(u.G_SUBJECT) AS SUBJECT
+        FROM GIDB_GM_F_USERDATA u JOIN {calls} c ON c.DATA_SOURCE_KEY = u.DATA_SOURCE_KEY
+             AND c.CALLID = u.CALLID
+        GROUP BY u.DATA_SOURCE_KEY, u.CALLID) s
+        WHERE s.DATA_SOURCE_KEY = {ixn}.DATA_SOURCE_KEY
+        AND s.CALLID = {ixn}.MEDIA_SERVER_IXN_GUID""")
     _dimension_members(conn, ixn, audit, out)
-    run(conn, f"""UPDATE {ixn} SET
-        MEDIA_TYPE_KEY = (SELECT m.MEDIA_TYPE_KEY FROM MEDIA_TYPE m
-                          WHERE m.MEDIA_NAME_CODE = UPPER({ixn}.MEDIANAME)),
-        INTERACTION_TYPE_KEY = (SELECT t.INTERACTION_TYPE_KEY FROM INTERACTION_TYPE t
-                                WHERE t.INTERACTION_TYPE_CODE = {_type_code(ixn)}
-                                AND t.INTERACTION_SUBTYPE_CODE = UPPER({ixn}.SUBTYPE))""")
+    run(conn, f"""UPDATE {ixn} SET MEDIA_TYPE_KEY = m.MEDIA_TYPE_KEY FROM MEDIA_TYPE m
+        WHERE m.MEDIA_NAME_CODE = UPPER({ixn}.MEDIANAME)""")
+    run(conn, f"""UPDATE {ixn} SET INTERACTION_TYPE_KEY = t.INTERACTION_TYPE_KEY
+        FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE = {_type_code(ixn)}
+        AND t.INTERACTION_SUBTYPE_CODE = UPPER({ixn}.SUBTYPE)""")
     assign_keys(conn, ixn, "INTERACTION_ID", f.INTERACTION_FACT.name, "INTERACTION_ID",
                 ["DATA_SOURCE_KEY", "MEDIA_SERVER_ROOT_IXN_GUID"], "INTERACTION_ID")
     return ixn
@@ -405,15 +554,15 @@ def _type_code(ixn: str) -> str:
             f"'OUTBOUND' WHEN 4 THEN 'INTERNAL' ELSE 'UNKNOWN' END")
 
 
-def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult) -> None:
+def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult) -> int:
     """Media and interaction subtypes met for the first time join their dimensions (media
-    gim does not know are offline)."""
-    before = run(conn, "SELECT COUNT(*) FROM MEDIA_TYPE").scalar_one()
+    gim does not know are offline). Returns how many media were new."""
     new_media = temp(conn, "tx_new_media", f"""
         SELECT DISTINCT UPPER(i.MEDIANAME) AS CODE, i.MEDIANAME AS NAME FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM MEDIA_TYPE m WHERE m.MEDIA_NAME_CODE =
-                          UPPER(i.MEDIANAME))""")
-    if count(conn, new_media):
+                          UPPER(i.MEDIANAME))""", analyze=False)
+    media = count(conn, new_media)
+    if media:
         run(conn, f"""INSERT INTO MEDIA_TYPE (MEDIA_TYPE_KEY, MEDIA_NAME, MEDIA_NAME_CODE,
             IS_ONLINE, CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY)
             SELECT (SELECT MAX(MEDIA_TYPE_KEY) FROM MEDIA_TYPE) + ROW_NUMBER() OVER
@@ -423,8 +572,9 @@ def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult)
         SELECT DISTINCT {_type_code('i')} AS TYPE_CODE, i.SUBTYPE FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE =
                           {_type_code('i')} AND t.INTERACTION_SUBTYPE_CODE =
-                          UPPER(i.SUBTYPE))""")
-    if count(conn, new_types):
+                          UPPER(i.SUBTYPE))""", analyze=False)
+    types = count(conn, new_types)
+    if types:
         run(conn, f"""INSERT INTO INTERACTION_TYPE (INTERACTION_TYPE_KEY, INTERACTION_TYPE,
             INTERACTION_TYPE_CODE, INTERACTION_SUBTYPE, INTERACTION_SUBTYPE_CODE, IGNORE,
             CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY)
@@ -433,8 +583,8 @@ def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult)
                    SUBSTR(TYPE_CODE, 1, 1) || LOWER(SUBSTR(TYPE_CODE, 2)), TYPE_CODE,
                    SUBTYPE, UPPER(SUBTYPE), 0, {audit}, {audit} FROM {new_types}""")
     drop(conn, new_types)
-    out.add("new dimension members",
-            run(conn, "SELECT COUNT(*) FROM MEDIA_TYPE").scalar_one() - before)
+    out.add("new dimension members", media + types)
+    return media
 
 
 def _placeholders(conn: Connection, calls: str, parties: str, audit: int,
@@ -450,18 +600,20 @@ def _placeholders(conn: Connection, calls: str, parties: str, audit: int,
         WHERE TYPE = 4 AND ENDPOINTID IS NOT NULL
         UNION SELECT DISTINCT COALESCE(v.TENANTID, 0), {CFG_DN}, v.ENDPOINTID
         FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.DATA_SOURCE_KEY =
-             v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID WHERE v.ENDPOINTID IS NOT NULL""")
+             v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID WHERE v.ENDPOINTID IS NOT NULL""",
+                analyze=False)
     out.add("placeholder resources", placeholder_resources(conn, refs, audit))
     places = temp(conn, "tx_place_refs", f"""
         SELECT DISTINCT COALESCE(TENANTID, 0) AS TENANT_KEY, PLACEID AS PLACE_CFG_DBID
-        FROM {parties} WHERE PLACEID IS NOT NULL""")
+        FROM {parties} WHERE PLACEID IS NOT NULL""", analyze=False)
     out.add("placeholder places", placeholder_places(conn, places, audit))
     drop(conn, refs, places)
 
 
-def _resource(kind: int, tenant: str, dbid: str) -> str:
-    return (f"(SELECT r.RESOURCE_KEY FROM RESOURCE_ r WHERE r.TENANT_KEY = {tenant} AND "
-            f"r.RESOURCE_CFG_TYPE_ID = {kind} AND r.RESOURCE_CFG_DBID = {dbid})")
+def _resource_join(alias: str, kind: str, tenant: str, dbid: str) -> str:
+    """A LEFT JOIN of RESOURCE_ as `alias` on its configuration identity (unique)."""
+    return (f"LEFT JOIN RESOURCE_ {alias} ON {alias}.TENANT_KEY = {tenant} AND "
+            f"{alias}.RESOURCE_CFG_TYPE_ID = {kind} AND {alias}.RESOURCE_CFG_DBID = {dbid}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,23 +628,22 @@ def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
                CASE v.RESULT WHEN 1 THEN 40 WHEN 2 THEN 42 WHEN 3 THEN 43 ELSE 0 END AS TD,
                v.ID AS ORDER_ID
         FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.DATA_SOURCE_KEY =
-             v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID
+             v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID AND c.SUFFIX = '_V'
         UNION ALL
         SELECT p.DATA_SOURCE_KEY, p.ROOTIRID, p.CALLID,
                CASE WHEN p.TYPE = 4 THEN {CFG_SCRIPT} ELSE {CFG_DN} END, p.ENDPOINTID,
                p.CREATED_TS, p.TERMINATED_TS, p.QUEUE_S,
                CASE WHEN p.CCEVENT = 7 THEN 42 WHEN p.CCEVENT = 9 THEN 40
                     WHEN p.TERMINATED_TS IS NULL THEN 0 ELSE 48 END, p.ID
-        FROM {parties} p WHERE p.TYPE = 4 OR (p.TYPE = 1 AND p.ENDPOINTTYPE = 3)""")
+        FROM {parties} p WHERE p.TYPE = 4 OR (p.TYPE = 1 AND p.ENDPOINTTYPE = 3)""",
+               analyze=False)
     rows = temp(conn, "tx_msf", f"""
         SELECT i.INTERACTION_ID * {IRF_SPAN} + {MSF_OFFSET} + ROW_NUMBER() OVER (
                    PARTITION BY i.INTERACTION_ID ORDER BY s.START_TS, s.ORDER_ID)
                    AS MEDIATION_SEGMENT_ID,
                (s.START_TS / 900) * 900 AS START_DATE_TIME_KEY, i.INTERACTION_ID,
                i.TENANT_KEY, i.MEDIA_TYPE_KEY, i.INTERACTION_TYPE_KEY,
-               s.TD AS TECHNICAL_DESCRIPTOR_KEY,
-               COALESCE({_resource_expr('s.KIND', 'i.TENANT_KEY', 's.ENDPOINTID')}, -1)
-                   AS RESOURCE_KEY,
+               s.TD AS TECHNICAL_DESCRIPTOR_KEY, COALESCE(q.RESOURCE_KEY, -1) AS RESOURCE_KEY,
                -1 AS RESOURCE_GROUP_COMBINATION_KEY,
                CAST(NULL AS BIGINT) AS TARGET_IXN_RESOURCE_ID,
                CAST(NULL AS INTEGER) AS TARGET_IXN_RESOURCE_SDT_KEY,
@@ -502,14 +653,10 @@ def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
                CASE WHEN s.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
                0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
         FROM {raw} s JOIN {ixn} i ON i.DATA_SOURCE_KEY = s.DATA_SOURCE_KEY
-             AND i.ROOT_IRID = s.ROOTIRID""")
+             AND i.ROOT_IRID = s.ROOTIRID
+        {_resource_join('q', 's.KIND', 'i.TENANT_KEY', 's.ENDPOINTID')}""", analyze=False)
     drop(conn, raw)
     return rows
-
-
-def _resource_expr(kind: str, tenant: str, dbid: str) -> str:
-    return (f"(SELECT r.RESOURCE_KEY FROM RESOURCE_ r WHERE r.TENANT_KEY = {tenant} AND "
-            f"r.RESOURCE_CFG_TYPE_ID = {kind} AND r.RESOURCE_CFG_DBID = {dbid})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,7 +667,7 @@ def _descriptor_case() -> str:
     """The technical descriptor of an IRF from how its part began and ended (codes of
     gim.schema.seed)."""
     k = seed.technical_descriptor_key
-    consult = "x.FIRST_CALLTYPE = 4"
+    consult = f"x.FIRST_CALLTYPE = {CONSULT}"
     return f"""CASE
         WHEN x.END_TS IS NULL THEN {k('Received', 'Unspecified', 'None', 'Unspecified')}
         WHEN x.INITIATED = 1 AND x.ACCEPTED = 1 AND x.RING_S = 0
@@ -545,24 +692,20 @@ def _descriptor_case() -> str:
         ELSE {k('Received', 'Unspecified', 'Completed', 'AnsweredByAgent')} END"""
 
 
-def _irf_rows(conn: Connection, irf: str, ixn: str, parties: str) -> str:
+def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
     too_many = run(conn, f"SELECT COUNT(*) FROM (SELECT DATA_SOURCE_KEY, ROOTIRID FROM {irf} "
                          f"GROUP BY DATA_SOURCE_KEY, ROOTIRID HAVING COUNT(*) >= "
                          f"{MSF_OFFSET}) x").scalar_one()
     if too_many:
         raise ValueError("an interaction with more than 499 resource attempts")
-    return temp(conn, "tx_irf", f"""
+    rows = temp(conn, "tx_irf", f"""
         SELECT i.INTERACTION_ID * {IRF_SPAN} + x.ORDINAL AS INTERACTION_RESOURCE_ID,
                (x.START_TS / 900) * 900 AS START_DATE_TIME_KEY, i.INTERACTION_ID,
                i.START_DATE_TIME_KEY AS INTERACTION_SDT_KEY, i.TENANT_KEY, i.MEDIA_TYPE_KEY,
                i.INTERACTION_TYPE_KEY, x.TD AS TECHNICAL_DESCRIPTOR_KEY,
-               COALESCE({_resource(CFG_PERSON, 'i.TENANT_KEY', 'x.AGENTID')}, -1)
-                   AS RESOURCE_KEY,
-               CASE WHEN x.IS_MM = 0 THEN
-                   {_resource(CFG_DN, 'i.TENANT_KEY', 'x.ENDPOINTID')} END
-                   AS MEDIA_RESOURCE_KEY,
-               (SELECT pl.PLACE_KEY FROM PLACE pl WHERE pl.TENANT_KEY = i.TENANT_KEY
-                AND pl.PLACE_CFG_DBID = x.PLACEID) AS PLACE_KEY,
+               COALESCE(ra.RESOURCE_KEY, -1) AS RESOURCE_KEY,
+               CASE WHEN x.IS_MM = 0 THEN rd.RESOURCE_KEY END AS MEDIA_RESOURCE_KEY,
+               pl.PLACE_KEY,
                -1 AS RESOURCE_GROUP_COMBINATION_KEY, -2 AS INTERACTION_DESCRIPTOR_KEY,
                x.ORDINAL AS INTERACTION_RESOURCE_ORDINAL,
                CAST(NULL AS BIGINT) AS RECEIVED_FROM_IXN_RESOURCE_ID,
@@ -592,7 +735,14 @@ def _irf_rows(conn: Connection, irf: str, ixn: str, parties: str) -> str:
                      COUNT(*) OVER (PARTITION BY s.DATA_SOURCE_KEY, s.ROOTIRID)
                          AS LAST_ORDINAL
               FROM {irf} s) x
-        JOIN {ixn} i ON i.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY AND i.ROOT_IRID = x.ROOTIRID""")
+        JOIN {ixn} i ON i.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY AND i.ROOT_IRID = x.ROOTIRID
+        {_resource_join('ra', CFG_PERSON, 'i.TENANT_KEY', 'x.AGENTID')}
+        {_resource_join('rd', CFG_DN, 'i.TENANT_KEY', 'x.ENDPOINTID')}
+        LEFT JOIN PLACE pl ON pl.TENANT_KEY = i.TENANT_KEY AND pl.PLACE_CFG_DBID = x.PLACEID""",
+                analyze=False)
+    run(conn, f"CREATE INDEX IF NOT EXISTS {rows}_ix ON {rows} (DATA_SOURCE_KEY, ROOTIRID)")
+    return rows
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,17 +866,3 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
             FROM {joined}""")
     drop(conn, latest, pivot)
     return result
-
-
-def _queue_intervals(conn: Connection, ixn: str, audit: int) -> None:
-    import time
-
-    run(conn, f"""
-        INSERT INTO CTL_AGG_QUEUE (TENANT_KEY, DATE_TIME_KEY, AUDIT_KEY, QUEUED_TS)
-        SELECT DISTINCT i.TENANT_KEY, d.DATE_TIME_KEY, {audit}, {int(time.time())}
-        FROM {ixn} i JOIN DATE_TIME d ON d.DATE_TIME_KEY >= i.START_DATE_TIME_KEY
-             AND d.DATE_TIME_KEY <= CASE WHEN i.END_TS IS NULL THEN i.START_DATE_TIME_KEY
-                                         ELSE i.END_DATE_TIME_KEY END
-        WHERE 1 = 1
-        ON CONFLICT (TENANT_KEY, DATE_TIME_KEY) DO UPDATE SET AUDIT_KEY = excluded.AUDIT_KEY,
-            QUEUED_TS = excluded.QUEUED_TS""")

@@ -18,15 +18,22 @@ def run(conn: Connection, sql: str, **params: Any) -> Any:
     return conn.execute(sa.text(sql), params)
 
 
-def temp(conn: Connection, name: str, select_sql: str, **params: Any) -> str:
-    """(Re)create temporary table `name` from a SELECT."""
+def temp(conn: Connection, name: str, select_sql: str,
+         analyze: bool | Sequence[str] = True, **params: Any) -> str:
+    """(Re)create temporary table `name` from a SELECT.
+
+    `analyze`: statistics for the planner (True: all columns, a list: those columns only,
+    False: none, for tables read once or only scanned)."""
     name = safe_identifier(name)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     run(conn, f"CREATE TEMP TABLE {name} AS {select_sql}", **params)
-    if conn.dialect.name == "postgresql":
-        # Temporary tables get no statistics of their own; without them the planner
-        # guesses row counts badly in the joins that follow.
-        conn.exec_driver_sql(f"ANALYZE {name}")
+    if analyze and conn.dialect.name == "postgresql":
+        # Temporary tables get no statistics of their own (autovacuum never sees them);
+        # without them the planner guesses row counts badly in the joins that follow.
+        # Statistics of the join columns alone cost a fraction of those of a wide table.
+        columns = "" if analyze is True else \
+            " (" + ", ".join(safe_identifier(c) for c in analyze) + ")"
+        conn.exec_driver_sql(f"ANALYZE {name}{columns}")
     return name
 
 
@@ -122,12 +129,29 @@ def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str,
     key = [c.name for c in target.primary_key.columns]
     cols = [c.name for c in target.columns
             if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
-    match = " AND ".join(f"t.{k} = {rows}.{k}" for k in key)
-    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = t.CREATE_AUDIT_KEY FROM {target.name} t "
-              f"WHERE {match}")
-    run(conn, f"UPDATE {rows} SET CREATE_AUDIT_KEY = {audit} WHERE CREATE_AUDIT_KEY IS NULL")
+    # The creation keys of the rows replaced, kept aside (rather than rewriting the wide
+    # staged rows to carry them).
+    old = temp(conn, f"{rows}_old", f"SELECT {', '.join(key)}, CREATE_AUDIT_KEY FROM "
+                                   f"{target.name} WHERE {scope}", analyze=False)
     run(conn, f"DELETE FROM {target.name} WHERE {scope}")
+    match = " AND ".join(f"o.{k} = r.{k}" for k in key)
     run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
-              f"UPDATE_AUDIT_KEY) SELECT {', '.join(cols)}, CREATE_AUDIT_KEY, {audit} "
-              f"FROM {rows}")
+              f"UPDATE_AUDIT_KEY) SELECT {', '.join('r.' + c for c in cols)}, "
+              f"COALESCE(o.CREATE_AUDIT_KEY, {audit}), {audit} "
+              f"FROM {rows} r LEFT JOIN {old} o ON {match}")
+    drop(conn, old)
     return count(conn, rows)
+
+
+def queue_spans(conn: Connection, spans_sql: str, audit: int, now: int) -> None:
+    """Queue for aggregation, per tenant, every 15-minute interval the spans of `spans_sql`
+    (TENANT_KEY, FROM_TS, TO_TS in UTC seconds) overlap; in the caller's transaction."""
+    run(conn, f"""
+        INSERT INTO CTL_AGG_QUEUE (TENANT_KEY, DATE_TIME_KEY, AUDIT_KEY, QUEUED_TS)
+        SELECT DISTINCT s.TENANT_KEY, d.DATE_TIME_KEY, {audit}, {now}
+        FROM ({spans_sql}) s JOIN DATE_TIME d
+             ON d.DATE_TIME_KEY >= (s.FROM_TS / 900) * 900
+            AND d.DATE_TIME_KEY <= (s.TO_TS / 900) * 900
+        WHERE s.FROM_TS IS NOT NULL
+        ON CONFLICT (TENANT_KEY, DATE_TIME_KEY) DO UPDATE SET AUDIT_KEY = excluded.AUDIT_KEY,
+            QUEUED_TS = excluded.QUEUED_TS""")
