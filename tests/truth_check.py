@@ -55,7 +55,8 @@ OUTCOME_CLASS = {"handled": "handled", "abandoned_ringing": "abandoned_ringing",
                  "abandoned_queue": "abandoned", "short_abandon": "short_abandon",
                  "no_answer": "not_handled", "busy": "not_handled",
                  "answering_machine": "not_handled", "failed": "not_handled",
-                 "unhandled": "not_handled"}
+                 "unhandled": "not_handled", "abandoned_dialer": "not_handled",
+                 "routed_remote": "not_handled"}
 
 
 # --------------------------------------------------------------------------------------------
