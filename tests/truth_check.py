@@ -46,7 +46,7 @@ QUEUE_KINDS = ("VQ", "ACD_QUEUE", "IXN_QUEUE")
 # None when any reason will do).
 AGENT_RESULT = {"Completed": ("COMPLETED", None), "Transferred": ("TRANSFERRED", None),
                 "Conferenced": ("CONFERENCED", None),
-                "RouteOnNoAnswer": ("REDIRECTED", "ROUTEONNOANSWER"),
+                "RoutedOnNoAnswer": ("REDIRECTED", "ROUTEDONNOANSWER"),
                 "AbandonedWhileRinging": ("ABANDONED", "ABANDONEDWHILERINGING")}
 QUEUE_RESULT = {"Distributed": "DIVERTED", "Abandoned": "ABANDONED", "Cleared": "CLEARED"}
 # The ledger's interaction outcomes the facts can tell apart: without outbound contact
@@ -151,12 +151,14 @@ def _outcome(f: dict) -> str:
         [("msf", p) for p in f["msf"]]
     last = max(parts, key=lambda kp: (kp[1]["end"] or 0, kp[1]["start"]), default=None)
     short = f["end"] is not None and f["end"] - f["start"] < SHORT_ABANDON
+    # An interaction an agent accepted is handled however it ended afterwards (a transfer
+    # abandoned while ringing at the next agent, say): the ledger's rule.
+    if any(p["TALK"] > 0 or p["CONSULT"] > 0 for k, p in parts if k == "irf"):
+        return "handled"
     if last is not None and last[0] == "msf" and last[1]["result"] == "ABANDONED":
         return "short_abandon" if short else "abandoned"
     if last is not None and last[0] == "irf" and last[1]["result"] == "ABANDONED":
         return "abandoned_ringing"
-    if any(p["TALK"] > 0 or p["CONSULT"] > 0 for k, p in parts if k == "irf"):
-        return "handled"
     if f["media"] == "voice" and not parts and f["inbound"]:
         # Gone while at the routing point: there are no facts of routing points yet.
         return "short_abandon" if short else "abandoned"

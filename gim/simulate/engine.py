@@ -193,6 +193,11 @@ class Channel:
 
 
 class AgentRt:
+    # ICON keeps multimedia DND per place: a DND span switched on by one media covers every
+    # media of the place. Spans [on, off or None while on], kept while a channel's open state
+    # may still overlap them (the ledger counts the overlap when the state ends).
+    place_dnd: list | None = None
+
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.voice = Channel("voice")
@@ -474,8 +479,16 @@ class Sim:
 
     def _account(self, agent: int, media: str, state: AgentState, reason: str | None,
                  t0: int, t1: int) -> None:
-        """A span of one logged-in state: login time, and the state's own."""
+        """A span of one logged-in state: login time, and the state's own; on multimedia,
+        the place's DND over it, unless after-call work (which outranks not ready, as DND
+        counts, by the default sm-resource-state-priority)."""
         self.truth.agent_time(agent, media, "LOGIN_S", t0, t1)
+        spans = self.agents[agent].place_dnd if media != "voice" else None
+        if spans and state not in (AgentState.ACW, AgentState.LOGGED_IN):
+            for on, off in spans:
+                a, b = max(t0, on), min(t1, t1 if off is None else off)
+                if a < b:
+                    self.truth.agent_time(agent, media, "DND_S", a, b)
         fld = {AgentState.READY: "READY_S", AgentState.NOT_READY: "NOT_READY_S",
                AgentState.BUSY: "BUSY_S", AgentState.ACW: "ACW_S"}.get(state)
         if fld:
@@ -602,6 +615,12 @@ class Sim:
         if reason == "Meeting" and ch.session and ch.media in ("voice", "chat"):
             ch.dnd = ch.session.dnd_on(self.now)
             ch.dnd_since = self.now
+            if ch.media != "voice":
+                # Spans no open state of the place's media reaches any more are dropped.
+                oldest = min((c.since for c in ag.mm.values()
+                              if c.state != AgentState.LOGGED_OFF), default=self.now)
+                ag.place_dnd = [sp for sp in ag.place_dnd or ()
+                                if sp[1] is None or sp[1] > oldest] + [[self.now, None]]
         self.at(self.now + secs, self.end_break, ag.cfg.dbid, ch.media, self.now + secs)
 
     def end_break(self, agent_id: int, media: str, until: int) -> None:
@@ -615,7 +634,12 @@ class Sim:
     def _end_dnd(self, ag: AgentRt, ch: Channel) -> None:
         if ch.dnd is not None and ch.session:
             ch.session.dnd_off(ch.dnd, self.now)
-            self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now)
+            if ch.media == "voice":
+                self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now)
+            else:
+                for sp in ag.place_dnd or ():
+                    if sp[1] is None:
+                        sp[1] = self.now
             ch.dnd = None
 
     def _maybe_close_session(self, ag: AgentRt) -> None:
@@ -1811,7 +1835,7 @@ class Sim:
             for ch in self._channels(ag):
                 if ch.state != AgentState.LOGGED_OFF:
                     self._account(ag.cfg.dbid, ch.media, ch.state, ch.reason, ch.since, until)
-                    if ch.dnd is not None:
+                    if ch.dnd is not None and ch.media == "voice":
                         self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since,
                                               until)
             if ag.voice_entity is not None:

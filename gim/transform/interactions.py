@@ -670,7 +670,7 @@ def _descriptor_case() -> str:
     consult = f"x.FIRST_CALLTYPE = {CONSULT}"
     return f"""CASE
         WHEN x.END_TS IS NULL THEN {k('Received', 'Unspecified', 'None', 'Unspecified')}
-        WHEN x.INITIATED = 1 AND x.ACCEPTED = 1 AND x.RING_S = 0
+        WHEN x.INITIATED = 1 AND x.RING_S = 0
              THEN {k('Initiated', 'Unspecified', 'Completed', 'Unspecified')}
         WHEN x.ACCEPTED = 0 AND x.LAST_CAUSE = 4 AND {consult}
              THEN {k('ReceivedConsult', 'Unspecified', 'Redirected', 'RoutedOnNoAnswer')}
