@@ -434,3 +434,37 @@ def test_log_lines_never_hold_a_password(tmp_path, db_url):
         assert secret not in text, secret
     assert "postgresql://reader:***@icon/idb, then" in text
     assert "password=***" in text and "(postgresql://:***@icon/idb)" in text
+
+
+def _schema_2_staging(db_url: str, rows: bool) -> None:
+    """GIDB_G_CALL_V as schema 2 had it (no DAP_KEY), with or without a staged row, and the
+    schema version set back to 2."""
+    execute(db_url, "DROP TABLE GIDB_G_CALL_V",
+            "CREATE TABLE GIDB_G_CALL_V (DATA_SOURCE_KEY INTEGER NOT NULL, ID BIGINT NOT NULL, "
+            "CALLID VARCHAR(50), PRIMARY KEY (DATA_SOURCE_KEY, ID))",
+            *(["INSERT INTO GIDB_G_CALL_V VALUES (1, 1, 'C1')"] if rows else []),
+            "UPDATE CTL_SCHEMA_INFO SET SCHEMA_VERSION = 2")
+
+
+def test_migrate_remakes_empty_schema_2_staging(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    _schema_2_staging(db_url, rows=False)
+    result = invoke(cli, "migrate", "-c", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == SCHEMA_VERSION
+    # The staging table has its schema-3 shape again (a DAP_KEY column), empty.
+    assert scalar(db_url, "SELECT COUNT(DAP_KEY) + COUNT(*) FROM GIDB_G_CALL_V") == 0
+
+
+def test_migrate_refuses_staged_schema_2_rows(cli, tmp_path, db_url):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    _schema_2_staging(db_url, rows=True)
+    result = invoke(cli, "migrate", "-c", str(path))
+    assert result.exit_code == 4
+    assert "GIDB_G_CALL_V" in result.stderr and "new Info Mart" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    # Nothing was dropped or half-done: the staged row and the old version are still there.
+    assert scalar(db_url, "SELECT CALLID FROM GIDB_G_CALL_V WHERE ID = 1") == "C1"
+    assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == 2

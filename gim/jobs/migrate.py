@@ -36,11 +36,37 @@ def _v2_history_start_ms(conn: Connection) -> None:
         ATTEMPT_DISPOSITION.c.ATTEMPT_DISPOSITION_KEY.in_((256, 512))))
 
 
+def _v3_gidb_by_dap(conn: Connection) -> None:
+    """Schema 3 keys the GIDB staging tables by IDB (DAP_KEY) as well as by source, and
+    numbers the data sources differently. Staged rows of schema 2 cannot be told apart by
+    IDB after the fact, and the facts made of them carry the old source numbers; rather
+    than guess, the migration stops and names the way out (a new Info Mart, extracted
+    again from the IDBs). An Info Mart that never staged anything has nothing to carry."""
+    inspector = sa.inspect(conn)
+    # Names are unquoted: PostgreSQL reports them in lower case.
+    tables = {n.upper(): n for n in inspector.get_table_names()}
+    if "GIDB_G_CALL_V" not in tables:
+        return
+    columns = inspector.get_columns(tables["GIDB_G_CALL_V"])
+    if "DAP_KEY" in {c["name"].upper() for c in columns}:
+        return  # made by this code already
+    gidb = [u for u in sorted(tables) if u.startswith("GIDB_")]
+    staged = next((u for u in gidb if conn.execute(
+        sa.text(f"SELECT 1 FROM {u} LIMIT 1")).first() is not None), None)
+    if staged is not None:
+        raise MigrationNeeded(
+            f"{staged}: staging tables of schema 2 (no DAP_KEY) cannot be migrated to "
+            "schema 3; initialize a new Info Mart and extract the IDBs into it again")
+    for upper in gidb:  # all empty: ensure_schema makes them anew
+        conn.execute(sa.text(f"DROP TABLE {upper}"))
+
+
 # version -> the step that turns schema (version - 1) into `version`, run in one transaction
 # and written to be repeatable. Versions without an entry only add objects (tables, fixed
 # rows, partitions), which ensure_schema creates.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_history_start_ms,
+    3: _v3_gidb_by_dap,
 }
 
 
