@@ -193,10 +193,11 @@ class Channel:
 
 
 class AgentRt:
-    # ICON keeps multimedia DND per place: a DND span switched on by one media covers every
-    # media of the place. Spans [on, off or None while on], kept while a channel's open state
-    # may still overlap them (the ledger counts the overlap when the state ends).
-    place_dnd: list | None = None
+    # DND spans [on, off or None while on] by what they cover: "voice" the DN's, "place"
+    # every multimedia media of the place (ICON keeps multimedia DND per place, whichever
+    # media switched it on). Kept while a channel's open state may still overlap them: the
+    # ledger counts the overlap when the state ends.
+    dnd_spans: dict | None = None
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -479,13 +480,12 @@ class Sim:
 
     def _account(self, agent: int, media: str, state: AgentState, reason: str | None,
                  t0: int, t1: int) -> None:
-        """A span of one logged-in state: login time, and the state's own; on multimedia,
-        the place's DND over it, unless after-call work (which outranks not ready, as DND
-        counts, by the default sm-resource-state-priority)."""
+        """A span of one logged-in state: login time, the state's own, and the DND over
+        it, unless after-call work (which outranks not ready, as DND counts, by the default
+        sm-resource-state-priority)."""
         self.truth.agent_time(agent, media, "LOGIN_S", t0, t1)
-        spans = self.agents[agent].place_dnd if media != "voice" else None
-        if spans and state not in (AgentState.ACW, AgentState.LOGGED_IN):
-            for on, off in spans:
+        if state not in (AgentState.ACW, AgentState.LOGGED_IN):
+            for on, off in self._dnd_spans(self.agents[agent], media):
                 a, b = max(t0, on), min(t1, t1 if off is None else off)
                 if a < b:
                     self.truth.agent_time(agent, media, "DND_S", a, b)
@@ -495,6 +495,13 @@ class Sim:
             self.truth.agent_time(agent, media, fld, t0, t1)
         if state == AgentState.NOT_READY and reason:
             self.truth.reason_time(agent, media, reason, t0, t1)
+
+    @staticmethod
+    def _dnd_spans(ag: AgentRt, media: str) -> list:
+        """The DND spans that cover a media: the DN's for voice, the place's otherwise."""
+        if ag.dnd_spans is None:
+            ag.dnd_spans = {}
+        return ag.dnd_spans.setdefault("voice" if media == "voice" else "place", [])
 
     def become_ready(self, agent_id: int, media: str) -> None:
         ag = self.agents[agent_id]
@@ -615,12 +622,13 @@ class Sim:
         if reason == "Meeting" and ch.session and ch.media in ("voice", "chat"):
             ch.dnd = ch.session.dnd_on(self.now)
             ch.dnd_since = self.now
-            if ch.media != "voice":
-                # Spans no open state of the place's media reaches any more are dropped.
-                oldest = min((c.since for c in ag.mm.values()
-                              if c.state != AgentState.LOGGED_OFF), default=self.now)
-                ag.place_dnd = [sp for sp in ag.place_dnd or ()
-                                if sp[1] is None or sp[1] > oldest] + [[self.now, None]]
+            # Spans no open state of the media they cover reaches any more are dropped.
+            covered = [ag.voice] if ch.media == "voice" else list(ag.mm.values())
+            oldest = min((c.since for c in covered if c.state != AgentState.LOGGED_OFF),
+                         default=self.now)
+            spans = self._dnd_spans(ag, ch.media)
+            spans[:] = [sp for sp in spans if sp[1] is None or sp[1] > oldest]
+            spans.append([self.now, None])
         self.at(self.now + secs, self.end_break, ag.cfg.dbid, ch.media, self.now + secs)
 
     def end_break(self, agent_id: int, media: str, until: int) -> None:
@@ -634,12 +642,9 @@ class Sim:
     def _end_dnd(self, ag: AgentRt, ch: Channel) -> None:
         if ch.dnd is not None and ch.session:
             ch.session.dnd_off(ch.dnd, self.now)
-            if ch.media == "voice":
-                self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since, self.now)
-            else:
-                for sp in ag.place_dnd or ():
-                    if sp[1] is None:
-                        sp[1] = self.now
+            for sp in self._dnd_spans(ag, ch.media):
+                if sp[1] is None:
+                    sp[1] = self.now
             ch.dnd = None
 
     def _maybe_close_session(self, ag: AgentRt) -> None:
@@ -1835,9 +1840,6 @@ class Sim:
             for ch in self._channels(ag):
                 if ch.state != AgentState.LOGGED_OFF:
                     self._account(ag.cfg.dbid, ch.media, ch.state, ch.reason, ch.since, until)
-                    if ch.dnd is not None and ch.media == "voice":
-                        self.truth.agent_time(ag.cfg.dbid, ch.media, "DND_S", ch.dnd_since,
-                                              until)
             if ag.voice_entity is not None:
                 self.sink.emit(ag.voice_entity, None, False)
             if ag.mm_entity is not None:
