@@ -41,6 +41,7 @@ from gim.hwm import (
     reliable,
     source_limit,
 )
+from gim.jobs import merge
 from gim.runner import JobContext
 from gim.schema.control import (
     CTL_DAP,
@@ -49,7 +50,7 @@ from gim.schema.control import (
     CTL_EXTRACT_HWM,
     CTL_INFOMART_SETTINGS,
 )
-from gim.schema.gidb import COPIES, Copy, copies_for
+from gim.schema.gidb import COPIES, MERGE_COLUMNS, Copy, copies_for
 from gim.schema.icon_codes import DsType, IrState
 from gim.schema.idb import extraction_indexes, idb_metadata
 
@@ -167,6 +168,13 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                 source = _open(ctx, opened, name, daps, r)
                 rows = extract_source(ctx, source, r, statistics)
                 done.append(f"{name}/{r}: {rows:,} rows")
+            if r == "ICON_CORE" and groups:
+                # After every voice source of the run: calls of one interaction may come
+                # from several IDBs.
+                merged = merge.merge(ctx)
+                statistics.loaded(merge.CALLS)
+                if merged:
+                    done.append(f"{merged:,} voice calls merged")
     finally:
         statistics.finish()
         opened.close()
@@ -587,7 +595,9 @@ def _source_query(source: Source, idb: Idb, copy: Copy, window: Window | None, a
                       sa.literal(idb.dap_key, sa.Integer).label("DAP_KEY"),
                       *(src[c] for c in copy.columns),
                       sa.literal(audit, sa.BigInteger).label("CREATE_AUDIT_KEY"),
-                      sa.literal(audit, sa.BigInteger).label("UPDATE_AUDIT_KEY"))
+                      sa.literal(audit, sa.BigInteger).label("UPDATE_AUDIT_KEY"),
+                      *(sa.cast(sa.null(), copy.target.c[c].type).label(c)
+                        for c in MERGE_COLUMNS if c in copy.target.c))
     return query.where(*_conditions(idb, copy, window, stuck_before))
 
 
@@ -600,7 +610,7 @@ def load_window(ctx: JobContext, source: Source, copy: Copy, idb: Idb, window: W
                 state: _Table) -> int:
     """One Info Mart transaction: the window's rows, its audit and history rows, the mark."""
     started = time.time()
-    target = copy.target
+    target = copy.loads_into
     batch = ctx.config.get("gim-etl", "extract-data-batch-rows")
     with write_tx(ctx.engine) as conn:
         ops = ops_for(conn)
@@ -633,7 +643,7 @@ def _direct(conn: Connection, copy: Copy, idb: Idb, state: _Table) -> bool:
     if copy.source.info["kind"] == "history":
         return state.direct.get(idb.name, True)
     if idb.name not in state.direct:
-        target = copy.target
+        target = copy.loads_into
         state.direct[idb.name] = conn.execute(
             sa.select(sa.literal(1)).where(target.c.DAP_KEY == idb.dap_key).limit(1)
             .select_from(target)).first() is None
@@ -645,7 +655,7 @@ def _load_direct(conn: Connection, source: Source, copy: Copy, idb: Idb, query: 
     """The window's rows straight into the GIDB table. If one is there after all (a mark
     reset by hand, a row ICON changed between two windows of one run), this returns None
     with nothing written and the caller takes the replacing path."""
-    target = copy.target
+    target = copy.loads_into
     savepoint = conn.begin_nested()
     try:
         staged = stage(conn, idb, copy, query, target.name, batch)
@@ -667,7 +677,7 @@ def _load_replacing(conn: Connection, source: Source, copy: Copy, idb: Idb, quer
     """Staged rows into the GIDB table: insert, or replace the version loaded before
     (keeping its CREATE_AUDIT_KEY)."""
     ops = ops_for(conn)
-    target = copy.target
+    target = copy.loads_into
     temp = ops.temp_copy(conn, target)
     staged = stage(conn, idb, copy, query, temp, batch)
     if not staged.count:
@@ -687,8 +697,8 @@ def _drop_partner_versions(conn: Connection, source: Source, copy: Copy, idb: Id
     natural key) loaded earlier from the partner IDB: the two ICONs number rows apart, so
     the row identity alone would keep both. Driven from the new rows, through the natural
     key's index, so that its cost follows the window and not the table."""
-    target = copy.target.name
-    key = [c.name for c in copy.target.primary_key.columns]
+    target = copy.loads_into.name
+    key = [c.name for c in copy.loads_into.primary_key.columns]
     match = " AND ".join(f"t.{k} = n.{k}" for k in copy.natural_key)
     conn.exec_driver_sql(
         f"DELETE FROM {target} WHERE ({', '.join(key)}) IN (SELECT "
@@ -721,7 +731,7 @@ def stage(conn: Connection, idb: Idb, copy: Copy, query: sa.Select, into: str,
     bounded batches of rows. Errors of the IDB name its DAP; those of the Info Mart are left as
     they are."""
     ops = ops_for(conn)
-    columns = _staged_columns(copy.target)
+    columns = _staged_columns(copy.loads_into)
     what = f"reading {copy.source.name}"
     staged = Staged()
     if conn.dialect.name == "postgresql" and idb.engine.dialect.name == "postgresql":

@@ -61,12 +61,41 @@ def _v3_gidb_by_dap(conn: Connection) -> None:
         conn.execute(sa.text(f"DROP TABLE {upper}"))
 
 
+def _v4_voice_merge(conn: Connection) -> None:
+    """Schema 4 merges voice calls before they enter GIDB_G_CALL_V: the calls staged
+    before were each their own interaction's (their ICON root), as the transformation took
+    them; the IS-Link staging is keyed by link side rather than by call."""
+    from gim.schema.gidb import COPY_BY_TARGET
+
+    calls = COPY_BY_TARGET["GIDB_G_CALL_V"].target
+    links = COPY_BY_TARGET["GIDB_G_IS_LINK_V"].target
+    ops = ops_for(conn)
+    if not ops.table_exists(conn, calls.name):
+        return  # ensure_schema makes the tables as they are now
+    for c in ("MERGE_SOURCE_KEY", "MERGE_ROOTIRID", "MERGE_STATE"):
+        ops.add_column(conn, calls, calls.c[c])
+    conn.execute(sa.update(calls).where(calls.c.MERGE_ROOTIRID.is_(None)).values(
+        MERGE_SOURCE_KEY=calls.c.DATA_SOURCE_KEY, MERGE_ROOTIRID=calls.c.ROOTIRID,
+        MERGE_STATE=0))
+    have = {n.lower() for n in ops.index_names(conn)}
+    for index in calls.indexes:
+        if index.name not in have:
+            conn.execute(CreateIndex(index, if_not_exists=True))
+    natural = f"ix_{links.name.lower()}_nat"
+    if ops.table_exists(conn, links.name):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {natural}")
+        for index in links.indexes:
+            if index.name == natural or index.name not in have:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+
+
 # version -> the step that turns schema (version - 1) into `version`, run in one transaction
 # and written to be repeatable. Versions without an entry only add objects (tables, fixed
 # rows, partitions), which ensure_schema creates.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_history_start_ms,
     3: _v3_gidb_by_dap,
+    4: _v4_voice_merge,
 }
 
 

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gim.db import ops_for, write_tx
+from gim.jobs import merge
 from gim.runner import JobContext
 from gim.schema import facts as f
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
@@ -120,7 +121,9 @@ def collect(ctx: JobContext, started: float) -> int:
             if by_call:
                 changed = temp(conn, "tx_changed", " UNION ".join(by_call))
                 _pending(conn, "interaction", f"""
-                    SELECT c.DATA_SOURCE_KEY, c.ROOTIRID AS ENTITY_ID FROM {changed} x
+                    SELECT c.{interactions.root_source(suffix)} AS DATA_SOURCE_KEY,
+                           c.{interactions.root(suffix)} AS ENTITY_ID
+                    FROM {changed} x
                     JOIN {call} c ON c.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY
                          AND c.CALLID = x.CALLID""", now)
                 drop(conn, changed)
@@ -177,6 +180,10 @@ def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> int:
     total = 0
     for suffix in ("_V", "_MM"):
         kind, table = f"orphan{suffix}", f"GIDB_G_PARTY{suffix}"
+        # A voice call extracted but waiting to merge is there: its parties wait with it.
+        waiting = ("" if suffix != "_V" else f""" AND NOT EXISTS (SELECT 1 FROM
+            {merge.WAITING.name} w WHERE w.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+            AND w.CALLID = p.CALLID)""")
         run(conn, f"""DELETE FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}' AND EXISTS (
             SELECT 1 FROM {table} p JOIN GIDB_G_CALL{suffix} c ON c.DATA_SOURCE_KEY =
                  p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
@@ -190,7 +197,7 @@ def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> int:
             JOIN CTL_EXTRACT_HWM m ON m.SOURCE_NAME = d.SOURCE_NAME
                  AND m.TABLE_NAME = 'GIDB_G_CALL{suffix}'
             WHERE o.KIND = '{kind}' AND p.TERMINATED_TS IS NOT NULL
-            AND p.TERMINATED_TS + {slack} < m.MARK_TS""")
+            AND p.TERMINATED_TS + {slack} < m.MARK_TS{waiting}""")
         n = count(conn, orphans)
         if n and policy == "exception":
             from gim.errors import JobFailed
@@ -351,8 +358,8 @@ def _drop_hopeless(conn: Connection, cand: str) -> None:
                       WHERE i.MEDIA_SERVER_ROOT_IXN_GUID = c.ENTITY_ID
                       AND i.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
                       AND i.STATUS = {f.STATUS_ARTIFICIAL_END})
-           OR (NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_V v WHERE v.DATA_SOURCE_KEY =
-                           c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID)
+           OR (NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_V v WHERE v.MERGE_SOURCE_KEY =
+                           c.DATA_SOURCE_KEY AND v.MERGE_ROOTIRID = c.ENTITY_ID)
                AND NOT EXISTS (SELECT 1 FROM GIDB_G_CALL_MM v WHERE v.DATA_SOURCE_KEY =
                                c.DATA_SOURCE_KEY AND v.ROOTIRID = c.ENTITY_ID))""")
     if count(conn, hopeless):
@@ -390,15 +397,17 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                       f"(DATA_SOURCE_KEY, ENTITY_ID)")
             _drop_hopeless(conn, cand)
             calls = " UNION ALL ".join(f"""
-                SELECT v.DATA_SOURCE_KEY, v.ROOTIRID, {1 if s == '_MM' else 0} AS IS_MM,
+                SELECT v.{interactions.root_source(s)} AS DATA_SOURCE_KEY,
+                       v.{interactions.root(s)} AS ROOTIRID, {1 if s == '_MM' else 0} AS IS_MM,
                        CASE WHEN v.STATE <> 2 AND {1 if s == '_MM' else 0} = 0
                             AND NOT EXISTS (SELECT 1 FROM GIDB_G_PARTY{s} p WHERE
                                 p.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID
                                 AND p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END AS STATE,
                        v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
                            AS TERMINATED_TS
-                FROM GIDB_G_CALL{s} v JOIN {cand} q ON q.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY
-                     AND q.ENTITY_ID = v.ROOTIRID""" for s in ("_V", "_MM"))
+                FROM GIDB_G_CALL{s} v JOIN {cand} q
+                     ON q.DATA_SOURCE_KEY = v.{interactions.root_source(s)}
+                     AND q.ENTITY_ID = v.{interactions.root(s)}""" for s in ("_V", "_MM"))
             chunk = temp(conn, "tx_roots", f"""
                 SELECT p.DATA_SOURCE_KEY, p.ENTITY_ID, p.SINCE_TS, 0 AS DONE
                 FROM {cand} p JOIN (

@@ -41,7 +41,9 @@ _START = {
 # of the association (each [CREATED, DELETED) interval is a row of its own).
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "G_CALL": ("CALLID",), "G_IR": ("IRID",), "G_PARTY": ("PARTYID",),
-    "G_IS_LINK": ("LINKID", "CALLID"), "G_CALL_USERDATA": ("CALLID",),
+    # An IS-Link is one side (ISLINKTYPE) of one link (LINKID); its CALLID changes when the
+    # call it was on merges into another.
+    "G_IS_LINK": ("LINKID", "ISLINKTYPE"), "G_CALL_USERDATA": ("CALLID",),
     "GM_F_USERDATA": ("CALLID",), "GM_L_USERDATA": ("CALLID",),
     "G_LOGIN_SESSION": ("LOGINSESSIONID",),
     "GX_SESSION_ENDPOINT": ("LOGINSESSIONID", "ENDPOINTID", "CREATED_TS"),
@@ -87,6 +89,13 @@ class Copy:
     start_column: str | None
     natural_key: tuple[str, ...]
     completed_only: bool  # voice calls: extracted once terminated (or stuck)
+    # Where windows load the rows, when not straight into the target: voice calls wait in
+    # a merge table until the calls they are linked with have arrived (see jobs.merge).
+    landing: sa.Table | None = None
+
+    @property
+    def loads_into(self) -> sa.Table:
+        return self.landing if self.landing is not None else self.target
 
     @property
     def provider(self) -> sa.Table:
@@ -94,6 +103,13 @@ class Copy:
 
 
 COPIES: list[Copy] = []
+
+# Merge columns of voice calls (GIDB_G_CALL_V and its merge table MRG_G_CALL_V), ours: the
+# interaction a call belongs to once the calls of all sites and the merge references are
+# put together (its first call's data source and root IRID), and how complete that merge
+# is (merge.MergeState bits; 0 = complete). In the merge table, while a call waits,
+# MERGE_STATE holds what it waits for.
+MERGE_COLUMNS = ("MERGE_SOURCE_KEY", "MERGE_ROOTIRID", "MERGE_STATE")
 
 # Lookups the transformation makes beyond the join keys: an agent's state at an instant
 # (after-call work following a call), and the agent's parts that ended just before it.
@@ -119,6 +135,12 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
         col("CREATE_AUDIT_KEY", Key, nullable=False),
         col("UPDATE_AUDIT_KEY", Key, nullable=False),
     ]
+    merged = source.name == "G_CALL" and suffix == "_V"
+    if merged:
+        items += [col("MERGE_SOURCE_KEY", Int), col("MERGE_ROOTIRID", sa.String()),
+                  col("MERGE_STATE", Int)]
+    landing_columns = [col(c.name, c.type, primary_key=c.primary_key, autoincrement=False,
+                           nullable=c.nullable) for c in items if isinstance(c, sa.Column)]
     natural = NATURAL_KEYS.get(source.name, ())
     index_name = name.lower()
     # Transformation reads rows by audit key and joins them by interaction, party, session
@@ -133,18 +155,35 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
         if join_col in source.c and join_col not in natural[:1]:
             items.append(sa.Index(f"ix_{index_name}_{join_col.lower()}", "DATA_SOURCE_KEY",
                                   join_col))
+    if source.name == "G_IS_LINK":
+        # The merge finds a link's counterpart by LINKID in whatever data source holds it.
+        items.append(sa.Index(f"ix_{index_name}_linkid", "LINKID"))
     for extra in _EXTRA_INDEXES.get(source.name, ()):
         items.append(sa.Index(f"ix_{index_name}_{'_'.join(extra).lower()}"[:63],
                               "DATA_SOURCE_KEY", *extra))
+    if merged:
+        # The transformation reads an interaction's calls by their merged root.
+        items.append(sa.Index(f"ix_{index_name}_merge", "MERGE_SOURCE_KEY", "MERGE_ROOTIRID"))
     target = table(metadata, name, *items, category="gidb",
                    comment=f"Extracted copy of the IDB table {source.name} ({role}).")
+    landing = None
+    if merged:
+        mrg = f"MRG_{source.name}{suffix}"
+        landing = table(
+            metadata, mrg, *landing_columns,
+            sa.Index(f"ix_{mrg.lower()}_callid", "DATA_SOURCE_KEY", "CALLID"),
+            sa.Index(f"ix_{mrg.lower()}_rootirid", "DATA_SOURCE_KEY", "ROOTIRID"),
+            category="merge", ours=True,
+            comment="Voice calls extracted and waiting for the calls they merge with "
+                    "(other sites' calls, merge targets) before they enter GIDB_G_CALL_V.")
     time_column = source.info["time_column"]
     start = _START.get(source.name) or next(
         (c for c in ("CREATED_TS", "ADDED_TS", "LASTCHANGE_TS") if c in source.c), None)
     COPIES.append(Copy(source=source, target=target, role=role,
                        columns=tuple(c.name for c in columns), time_column=time_column,
                        start_column=start, natural_key=natural,
-                       completed_only=(source.name == "G_CALL" and role == "ICON_CORE")))
+                       completed_only=(source.name == "G_CALL" and role == "ICON_CORE"),
+                       landing=landing))
 
 
 for _t in idb.idb_metadata.sorted_tables:

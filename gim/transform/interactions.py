@@ -40,6 +40,16 @@ IRF_SPAN = 1000  # IRF and MSF keys: INTERACTION_ID * IRF_SPAN + ordinal (MSF fr
 MSF_OFFSET = 500
 SUFFIXES = ("_V", "_MM")  # voice and multimedia GIDB copies
 
+
+def root(suffix: str) -> str:
+    """The GIDB_G_CALL column that names a call's interaction..."""
+    return "MERGE_ROOTIRID" if suffix == "_V" else "ROOTIRID"
+
+
+def root_source(suffix: str) -> str:
+    """... and the one that names the data source of that name."""
+    return "MERGE_SOURCE_KEY" if suffix == "_V" else "DATA_SOURCE_KEY"
+
 # Discard codes in STG_TRANSFORM_DISCARDS (ours). GUID names the root IRID of a discarded
 # interaction, the CALLID of a duplicate call row, the PARTYID of an orphan party.
 CODE_BAD_TIME, CODE_DUPLICATE, CODE_ORPHAN, CODE_TOO_MANY = 1, 2, 3, 4
@@ -154,13 +164,16 @@ def _calls(conn: Connection, roots: str) -> str:
     """The chunk's calls, voice and multimedia, with the GIDB copy they come from (SUFFIX);
     DUP_RANK > 1 marks a second row for the same CALLID (a defect of the IDB)."""
     run(conn, f"CREATE INDEX IF NOT EXISTS {roots}_ix ON {roots} (DATA_SOURCE_KEY, ENTITY_ID)")
+    # Voice calls are grouped by their merged root (the calls of every site and the calls
+    # merged into others, see jobs.merge); multimedia interactions by their root IR.
     union = " UNION ALL ".join(f"""
-        SELECT c.DATA_SOURCE_KEY, c.ID, c.CALLID, c.IRID, c.ROOTIRID, c.CALLTYPE,
-               c.MEDIANAME, c.STATE, c.TENANTID, c.ANI, c.DNIS, c.SUBTYPE, c.CREATED_TS,
-               c.TERMINATED_TS, c.LASTCHANGE_TS, '{s}' AS SUFFIX,
-               {0 if s == '_V' else 1} AS IS_MM
-        FROM GIDB_G_CALL{s} c JOIN {roots} r ON r.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY
-             AND r.ENTITY_ID = c.ROOTIRID""" for s in SUFFIXES)
+        SELECT c.DATA_SOURCE_KEY, c.ID, c.CALLID, c.IRID, c.{root(s)} AS ROOTIRID,
+               c.CALLTYPE, c.MEDIANAME, c.STATE, c.TENANTID, c.ANI, c.DNIS, c.SUBTYPE,
+               c.CREATED_TS, c.TERMINATED_TS, c.LASTCHANGE_TS, '{s}' AS SUFFIX,
+               {0 if s == '_V' else 1} AS IS_MM,
+               {'COALESCE(c.MERGE_STATE, 0)' if s == '_V' else '0'} AS MERGE_STATE
+        FROM GIDB_G_CALL{s} c JOIN {roots} r ON r.DATA_SOURCE_KEY = c.{root_source(s)}
+             AND r.ENTITY_ID = c.{root(s)}""" for s in SUFFIXES)
     calls = temp(conn, "tx_call", f"""
         SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.CALLID
                                        ORDER BY c.ID) AS DUP_RANK,

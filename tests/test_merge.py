@@ -1,0 +1,178 @@
+"""The voice merge of extraction, on SQLite and PostgreSQL: the calls of one interaction,
+on several sites recorded by one IDB or by an IDB per site, reach GIDB_G_CALL_V together
+under one merged root; what is missing is waited for, then said. Judged by the simulator's
+ledger (which call each part of each interaction was on) and its list of faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import pytest
+from conftest import new_database
+from test_extract import _config, _extract, _query, gidb_content
+
+from gim.jobs.merge import MergeState
+from gim.simulate import simulate
+
+START = dt.date(2026, 10, 5)
+SIM = dict(calls_per_day=300, agents=16, seed=23, media=("voice",), sites=2)
+MAX_CALL = 3600  # max-call-duration's default
+
+
+def _calls(im_url: str, table: str = "GIDB_G_CALL_V") -> dict[str, tuple]:
+    return {r[0]: tuple(r[1:]) for r in _query(
+        im_url, f"SELECT CALLID, DATA_SOURCE_KEY, MERGE_SOURCE_KEY, MERGE_ROOTIRID, "
+                f"MERGE_STATE, ROOTIRID, COALESCE(TERMINATED_TS, LASTCHANGE_TS) FROM {table}")}
+
+
+def _ledger(idb_url: str) -> dict[str, set[str]]:
+    """Interaction (root CALLID) -> the calls its parts began on, and its first call."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for callid, leg in _query(idb_url, "SELECT CALLID, LEG_CALLID FROM SIM_PARTICIPATION"):
+        out[callid].add(leg or callid)
+    for (callid,) in _query(idb_url, "SELECT CALLID FROM SIM_INTERACTION WHERE MEDIA = "
+                                     "'voice'"):
+        out[callid].add(callid)
+    return out
+
+
+def _assert_merged_as_ledger(idb_urls: list[str], im_url: str, faults: set[str]) -> int:
+    """Every interaction's released calls share one merged root: its first call's ICON
+    root, in its first call's data source; no two interactions share a root. Returns the
+    number of interactions spanning both sites that were checked."""
+    released = _calls(im_url)
+    ledger = _ledger(idb_urls[0])
+    roots: dict[tuple, str] = {}
+    multi = 0
+    for ixn, legs in ledger.items():
+        if ixn in faults or ixn not in released:
+            continue
+        got = {released[c][1:3] for c in legs if c in released}
+        first = released[ixn]
+        assert got == {(first[0], first[4])}, (ixn, legs, got)
+        assert roots.setdefault(got.pop(), ixn) == ixn
+        sources = {released[c][0] for c in legs if c in released}
+        if len({c for c in legs if c in released}) > 1 and (len(sources) > 1 or
+                                                           len(idb_urls) == 1):
+            multi += 1
+        for c in legs:
+            if c in released:
+                assert released[c][3] == MergeState.COMPLETE, (ixn, c, released[c])
+    return multi
+
+
+@pytest.fixture
+def two_sites(db_kind, tmp_path):
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "infomart") as im_url:
+        simulate(idb_url, start=START, days=1, **SIM)
+        yield idb_url, im_url
+
+
+def test_two_sites_in_one_idb_merge_as_the_ledger_says(cli, tmp_path, two_sites):
+    idb_url, im_url = two_sites
+    path = _config(tmp_path, im_url, [("site", idb_url, None)])
+    _extract(cli, path)
+    multi = _assert_merged_as_ledger([idb_url], im_url, set())
+    assert multi >= 10  # the day has interactions spanning both switches
+    # The calls of the two switches are one interaction each.
+    sites = _query(im_url, "SELECT COUNT(DISTINCT SWITCHID) FROM GIDB_G_CALL_V GROUP BY "
+                           "MERGE_SOURCE_KEY, MERGE_ROOTIRID ORDER BY 1 DESC LIMIT 1")
+    assert sites[0][0] == 2
+    # What waits is linked to a call still going on at the end of the day.
+    waiting = _calls(im_url, "MRG_G_CALL_V")
+    active = {c for (c,) in _query(idb_url, "SELECT CALLID FROM G_CALL WHERE STATE <> 2")}
+    ledger = _ledger(idb_url)
+    for callid, row in waiting.items():
+        assert row[3] & MergeState.LINKED_CALL_MISSING or \
+            row[3] & MergeState.MERGECALL_MISSING, (callid, row)
+        ixn = next(i for i, legs in ledger.items() if callid in legs)
+        assert ledger[ixn] & active, (callid, ixn)
+    # Run again: nothing moves.
+    before = gidb_content(im_url, drop=())
+    again = _extract(cli, path)
+    assert "voice calls merged" not in again["counts"]
+    assert gidb_content(im_url, drop=()) == before
+
+
+def test_an_idb_per_site_merges_across_idbs(cli, db_kind, tmp_path):
+    with new_database(db_kind, tmp_path, "site1") as s1, \
+            new_database(db_kind, tmp_path, "site2") as s2, \
+            new_database(db_kind, tmp_path, "infomart") as im_url:
+        simulate(s1, site_idbs=(s2,), start=START, days=1, **{**SIM, "faults": 0.0})
+        path = _config(tmp_path, im_url, [("one", s1, None, ["ICON_CORE"]),
+                                          ("two", s2, None, ["ICON_CORE"])])
+        _extract(cli, path)
+        multi = _assert_merged_as_ledger([s1, s2], im_url, set())
+        assert multi >= 10
+        keys = dict(_query(im_url, "SELECT SOURCE_NAME, DATA_SOURCE_KEY FROM CTL_DS"))
+        # Site 2's calls of interactions begun at site 1 carry site 1's source as root.
+        assert _query(im_url, "SELECT COUNT(*) FROM GIDB_G_CALL_V WHERE DATA_SOURCE_KEY = "
+                              ":two AND MERGE_SOURCE_KEY = :one", two=keys["two"],
+                      one=keys["one"])[0][0] >= 10
+
+
+def test_merge_day_by_day_equals_one_run(cli, db_kind, tmp_path):
+    """Extracting while the day goes on merges the calls as one extraction at its end."""
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "step") as im_step, \
+            new_database(db_kind, tmp_path, "once") as im_once:
+        simulate(idb_url, start=START, days=0, minutes=9 * 60, **SIM)
+        (tmp_path / "step").mkdir()
+        (tmp_path / "once").mkdir()
+        step = _config(tmp_path / "step", im_step, [("site", idb_url, None)])
+        for minutes in (150, 95, 240, 14 * 60):
+            _extract(cli, step)
+            simulate(idb_url, minutes=minutes, resume=True)
+        _extract(cli, step)
+        _extract(cli, _config(tmp_path / "once", im_once, [("site", idb_url, None)]))
+        assert gidb_content(im_step) == gidb_content(im_once)
+        for table in ("GIDB_G_CALL_V", "MRG_G_CALL_V"):
+            assert _calls(im_step, table) == _calls(im_once, table)
+
+
+def test_missing_sides_are_waited_for_then_said(cli, tmp_path, db_kind):
+    """Faults: a site's calls lost (dangling IS-Links), merge references to calls that do
+    not exist. Such calls wait max-call-duration of source time, then go on with the
+    merge state saying what was missing; no other call is partially merged."""
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "infomart") as im_url:
+        simulate(idb_url, start=START, days=1, **{**SIM, "faults": 0.4})
+        _extract(cli, _config(tmp_path, im_url, [("site", idb_url, None)]))
+        mark = _query(im_url, "SELECT MARK_TS FROM CTL_EXTRACT_HWM WHERE TABLE_NAME = "
+                              "'GIDB_G_CALL_V'")[0][0]
+        released, waiting = _calls(im_url), _calls(im_url, "MRG_G_CALL_V")
+        link_call = dict(_query(idb_url, "SELECT ID, CALLID FROM G_IS_LINK"))
+        call_id = dict(_query(idb_url, "SELECT ID, CALLID FROM G_CALL"))
+        expected: dict[str, int] = defaultdict(int)
+        for kind, row_id in _query(idb_url, "SELECT KIND, ROW_ID FROM SIM_FAULT WHERE KIND "
+                                            "IN ('dangling_islink', 'mergecall_missing')"):
+            if kind == "dangling_islink":
+                expected[link_call[row_id]] |= MergeState.ISLINK_DANGLING
+            else:
+                expected[call_id[row_id]] |= MergeState.MERGECALL_MISSING
+        assert len(expected) >= 5
+        seen = 0
+        for callid, bits in expected.items():
+            row = released.get(callid) or waiting.get(callid)
+            if row is None:
+                continue  # still active at the end of the day
+            seen += 1
+            assert row[3] & bits == bits, (callid, row, bits)
+            if callid in released:
+                assert row[5] + MAX_CALL < mark, (callid, row)  # it waited long enough
+            else:
+                assert row[5] + MAX_CALL >= mark, (callid, row)
+        assert seen >= 5
+        assert any(c in released for c in expected)
+        # Nothing else is released partially merged, apart from calls of the same
+        # interactions as the damaged ones.
+        faulty = {c for (c,) in _query(idb_url, "SELECT CALLID FROM SIM_FAULT")}
+        ledger = _ledger(idb_url)
+        of = {leg: ixn for ixn, legs in ledger.items() for leg in legs}
+        for callid, row in released.items():
+            if row[3] != MergeState.COMPLETE and callid not in expected:
+                assert of.get(callid, callid) in faulty or any(
+                    released.get(c, (0, 0, 0, 0))[2] == row[2] for c in expected), \
+                    (callid, row)
