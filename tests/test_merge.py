@@ -6,10 +6,11 @@ ledger (which call each part of each interaction was on) and its list of faults.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 
 import pytest
-from conftest import new_database
+from conftest import invoke, new_database
 from test_extract import _config, _extract, _query, gidb_content
 
 from gim.jobs.merge import MergeState
@@ -35,6 +36,15 @@ def _ledger(idb_url: str) -> dict[str, set[str]]:
                                      "'voice'"):
         out[callid].add(callid)
     return out
+
+
+def _backlog(cli, path) -> int:
+    """The calls `gim status` says wait to merge (checked against the merge table)."""
+    result = invoke(cli, "status", "-c", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    backlog = json.loads(result.stdout)["progress"]["merge"]
+    assert all(g["waiting_for"] and g["oldest_end"] for g in backlog), backlog
+    return sum(g["calls"] for g in backlog)
 
 
 def _assert_merged_as_ledger(idb_urls: list[str], im_url: str, faults: set[str]) -> int:
@@ -89,6 +99,7 @@ def test_two_sites_in_one_idb_merge_as_the_ledger_says(cli, tmp_path, two_sites)
             row[3] & MergeState.MERGECALL_MISSING, (callid, row)
         ixn = next(i for i, legs in ledger.items() if callid in legs)
         assert ledger[ixn] & active, (callid, ixn)
+    assert _backlog(cli, path) == len(waiting)
     # Run again: nothing moves.
     before = gidb_content(im_url, drop=())
     again = _extract(cli, path)
@@ -118,12 +129,14 @@ def test_merge_day_by_day_equals_one_run(cli, db_kind, tmp_path):
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "step") as im_step, \
             new_database(db_kind, tmp_path, "once") as im_once:
-        simulate(idb_url, start=START, days=0, minutes=9 * 60, **SIM)
+        simulate(idb_url, start=START, days=0, minutes=10 * 60 + 7, **SIM)
         (tmp_path / "step").mkdir()
         (tmp_path / "once").mkdir()
         step = _config(tmp_path / "step", im_step, [("site", idb_url, None)])
-        for minutes in (150, 95, 240, 14 * 60):
+        for minutes in (23, 41, 67, 19, 150, 31, 240, 12 * 60):
             _extract(cli, step)
+            waiting = _backlog(cli, step)
+            assert waiting == len(_calls(im_step, "MRG_G_CALL_V"))
             simulate(idb_url, minutes=minutes, resume=True)
         _extract(cli, step)
         _extract(cli, _config(tmp_path / "once", im_once, [("site", idb_url, None)]))
@@ -139,7 +152,8 @@ def test_missing_sides_are_waited_for_then_said(cli, tmp_path, db_kind):
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "infomart") as im_url:
         simulate(idb_url, start=START, days=1, **{**SIM, "faults": 0.4})
-        _extract(cli, _config(tmp_path, im_url, [("site", idb_url, None)]))
+        path = _config(tmp_path, im_url, [("site", idb_url, None)])
+        _extract(cli, path)
         mark = _query(im_url, "SELECT MARK_TS FROM CTL_EXTRACT_HWM WHERE TABLE_NAME = "
                               "'GIDB_G_CALL_V'")[0][0]
         released, waiting = _calls(im_url), _calls(im_url, "MRG_G_CALL_V")
@@ -165,6 +179,7 @@ def test_missing_sides_are_waited_for_then_said(cli, tmp_path, db_kind):
             else:
                 assert row[5] + MAX_CALL >= mark, (callid, row)
         assert seen >= 5
+        assert _backlog(cli, path) == len(waiting) > 0
         assert any(c in released for c in expected)
         # Nothing else is released partially merged, apart from calls of the same
         # interactions as the damaged ones.

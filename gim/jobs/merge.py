@@ -67,7 +67,9 @@ class MergeState(enum.IntFlag):
         names = {cls.ISLINK_DANGLING: "IS-Link counterpart",
                  cls.MERGECALL_MISSING: "merge target call",
                  cls.LINKED_CALL_MISSING: "linked site's call"}
-        return ", ".join(text for bit, text in names.items() if state & bit) or "nothing"
+        # 0 while waiting: loaded by a run stopped before its merge pass.
+        return ", ".join(text for bit, text in names.items() if state & bit) or \
+            "the next merge pass"
 
 
 def merge(ctx: JobContext) -> int:

@@ -16,6 +16,7 @@ from gim import __version__
 from gim.config import Config, mask_url
 from gim.db import make_engine, ops_for
 from gim.db.engine import check_connection, normalize_url
+from gim.jobs import merge
 from gim.jobs.initialize import installed_version
 from gim.runner import (
     ALL_LOCKS,
@@ -162,6 +163,12 @@ def _progress(engine: sa.Engine) -> dict[str, Any]:
                                                                                      {})})
         out["pending"] = dict(conn.execute(sa.text(
             "SELECT KIND, COUNT(*) FROM CTL_TRANSFORM_PENDING GROUP BY KIND")).all())
+        out["merge"] = []
+        if ops_for(conn).table_exists(conn, merge.WAITING.name):  # schema 4 on
+            # Voice calls extracted but waiting for the rest of their interaction.
+            out["merge"] = [{"waiting_for": merge.MergeState.describe(state), "calls": n,
+                             "oldest_end": _iso(oldest)}
+                            for state, n, oldest in merge.backlog(conn)]
     return out
 
 
@@ -216,6 +223,9 @@ def render(status: dict[str, Any]) -> None:
     if pending:
         console.print("waiting for transformation: " + ", ".join(
             f"{n:,} {kind}" for kind, n in sorted(pending.items())))
+    for group in status.get("progress", {}).get("merge", []):
+        console.print(f"voice calls waiting to merge: {group['calls']:,} waiting for "
+                      f"{group['waiting_for']} (oldest ended {group['oldest_end']})")
     if status["locks"]:
         for lock in status["locks"]:
             kind = ("" if lock["file"] else
