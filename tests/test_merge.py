@@ -191,3 +191,36 @@ def test_missing_sides_are_waited_for_then_said(cli, tmp_path, db_kind):
                 assert of.get(callid, callid) in faulty or any(
                     released.get(c, (0, 0, 0, 0))[2] == row[2] for c in expected), \
                     (callid, row)
+
+
+@pytest.mark.parametrize("policy", ["resume", "exception"])
+def test_transformation_applies_the_merge_policies(cli, tmp_path, db_kind, policy):
+    """resume: an interaction merged without some of its calls is kept; exception: it is
+    discarded whole, with a reason, as error-policy-irf-exception (log_db_resume) says."""
+    with new_database(db_kind, tmp_path, "idb") as idb_url, \
+            new_database(db_kind, tmp_path, "infomart") as im_url:
+        simulate(idb_url, start=START, days=1, **{**SIM, "faults": 0.4})
+        extra = ("extract-data-chunk-size = 21600\n\n[error-policy]\n"
+                 f'error-policy-islink-dangling = "{policy}"\n'
+                 f'error-policy-call-mergecall-missing = "{policy}"\n')
+        path = _config(tmp_path, im_url, [("site", idb_url, None)], extra=extra)
+        _extract(cli, path)
+        result = invoke(cli, "transform", "-c", str(path), "--json")
+        assert result.exit_code == 0, result.output
+        counts = json.loads(result.stdout)["counts"]
+        partial = {r for (r,) in _query(im_url, "SELECT DISTINCT MERGE_ROOTIRID FROM "
+                                                "GIDB_G_CALL_V WHERE MERGE_STATE <> 0")}
+        assert len(partial) >= 3
+        facts = {r for (r,) in _query(im_url, "SELECT MEDIA_SERVER_ROOT_IXN_GUID FROM "
+                                              "INTERACTION_FACT")}
+        discards = _query(im_url, "SELECT GUID, CODE FROM STG_TRANSFORM_DISCARDS")
+        merge_discards = {g for g, code in discards if code == 5}
+        other = {g for g, code in discards if code != 5}
+        if policy == "resume":
+            assert not merge_discards
+            assert partial - other <= facts
+            assert counts["interactions partially merged"] == len(partial - other)
+        else:
+            assert not partial & facts
+            assert merge_discards == partial - other
+            assert "interactions partially merged" not in counts

@@ -52,7 +52,7 @@ def root_source(suffix: str) -> str:
 
 # Discard codes in STG_TRANSFORM_DISCARDS (ours). GUID names the root IRID of a discarded
 # interaction, the CALLID of a duplicate call row, the PARTYID of an orphan party.
-CODE_BAD_TIME, CODE_DUPLICATE, CODE_ORPHAN, CODE_TOO_MANY = 1, 2, 3, 4
+CODE_BAD_TIME, CODE_DUPLICATE, CODE_ORPHAN, CODE_TOO_MANY, CODE_MERGE = 1, 2, 3, 4, 5
 
 # After-call work belongs to an agent's part when the agent enters ACW within this many
 # seconds after the part ended (ICON writes the two events from different T-Server
@@ -87,6 +87,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     _discard_duplicates(conn, audit, now, calls, policy, out)
     parties = _parties(conn, calls)
     _discard_impossible(conn, audit, now, roots, calls, parties, policy, out)
+    _merge_policies(conn, audit, now, roots, calls, parties, config, out)
     _end_abandoned_calls(conn, calls, parties, out)
     irf = _irf_spans(conn, parties)
     _acw(conn, irf)
@@ -255,6 +256,44 @@ def _discard_impossible(conn: Connection, audit: int, now: int, roots: str, call
                   f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
                   f"{roots}.ENTITY_ID)")
     drop(conn, bad)
+
+
+def _merge_policies(conn: Connection, audit: int, now: int, roots: str, calls: str,
+                    parties: str, config: Config, out: ChunkResult) -> None:
+    """Voice interactions merged without some of their calls (jobs.merge's MERGE_STATE):
+    a missing IS-Link side or linked call (error-policy-islink-dangling) and a missing
+    merge target (error-policy-call-mergecall-missing) are kept as they are (resume: the
+    far side counts as an unmonitored site, the reference is ignored) or handled as a bad
+    interaction (exception: error-policy-irf-exception decides)."""
+    islink = config.get("error-policy", "error-policy-islink-dangling")
+    mergecall = config.get("error-policy", "error-policy-call-mergecall-missing")
+    bits = (5 if islink == "exception" else 0) | (2 if mergecall == "exception" else 0)
+    partial = temp(conn, "tx_partial", f"""
+        SELECT DATA_SOURCE_KEY, ROOTIRID, MIN(SUFFIX) AS SUFFIX,
+               MAX(CASE WHEN (MERGE_STATE / 1) % 2 = 1 AND {bits & 1} = 1
+                          OR (MERGE_STATE / 4) % 2 = 1 AND {bits & 4} = 4
+                          OR (MERGE_STATE / 2) % 2 = 1 AND {bits & 2} = 2
+                        THEN 1 ELSE 0 END) AS BAD
+        FROM {calls} WHERE MERGE_STATE <> 0 GROUP BY DATA_SOURCE_KEY, ROOTIRID""",
+                   analyze=False)
+    kept = run(conn, f"SELECT COUNT(*) FROM {partial} WHERE BAD = 0").scalar_one()
+    out.add("interactions partially merged", kept)
+    bad = temp(conn, "tx_partial_bad", f"SELECT DATA_SOURCE_KEY, ROOTIRID, SUFFIX FROM "
+                                       f"{partial} WHERE BAD = 1", analyze=False)
+    if count(conn, bad):
+        discard_interactions(conn, audit, now, bad, CODE_MERGE,
+                             "calls of the interaction on another site or a merge target "
+                             "never came (error-policy-islink-dangling / "
+                             "error-policy-call-mergecall-missing = exception)",
+                             config.get("error-policy", "error-policy-irf-exception"), out)
+        for table in (calls, parties):
+            run(conn, f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+                      f"b.DATA_SOURCE_KEY = {table}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+                      f"{table}.ROOTIRID)")
+        run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+                  f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+                  f"{roots}.ENTITY_ID)")
+    drop(conn, partial, bad)
 
 
 def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code: int,
