@@ -124,6 +124,7 @@ def _pass(conn: Connection, audit: int, wait: int) -> tuple[int, int | None, int
         JOIN {LINKS} l ON l.DATA_SOURCE_KEY = n.SRC AND l.CALLID = n.CALLID
         LEFT JOIN {LINKS} o ON o.LINKID = l.LINKID
              AND NOT (o.DATA_SOURCE_KEY = l.DATA_SOURCE_KEY AND o.CALLID = l.CALLID)""")
+    run(conn, f"CREATE INDEX {links}_ix ON {links} (SRC, CALLID)")
     # Calls already merged that the waiting ones reach: same root, merge target, the
     # other end of a link. Their group's root is kept.
     reached = temp(conn, "mg_reached", f"""
@@ -137,6 +138,7 @@ def _pass(conn: Connection, audit: int, wait: int) -> tuple[int, int | None, int
         SELECT l.OSRC, NULL, c.CALLID, c.MERGE_SOURCE_KEY, c.MERGE_ROOTIRID, c.CREATED_TS
         FROM {links} l JOIN {g} c ON c.DATA_SOURCE_KEY = l.OSRC AND c.CALLID = l.OCALLID""",
                    analyze=False)
+    run(conn, f"CREATE INDEX {reached}_ix ON {reached} (SRC, CALLID)")
     # Every node numbered in the order that decides a group's root: merged calls first
     # (a merged group keeps its root), then the earliest call.
     nodes = temp(conn, "mg_node", f"""
@@ -209,6 +211,7 @@ def _pass(conn: Connection, audit: int, wait: int) -> tuple[int, int | None, int
                         AND c.CALLID = l.OCALLID))
                     THEN {int(MergeState.LINKED_CALL_MISSING)} ELSE 0 END AS STATE
         FROM {nodes_w} n""")
+    run(conn, f"CREATE INDEX {blocked}_ix ON {blocked} (SRC, CALLID)")
     # Groups whose every waiting call has nothing left to wait for, or has waited long
     # enough; their state is what their calls went without.
     groups = temp(conn, "mg_group", f"""
