@@ -248,13 +248,7 @@ def _discard_impossible(conn: Connection, audit: int, now: int, roots: str, call
         discard_interactions(conn, audit, now, bad, CODE_BAD_TIME,
                              "a call of the interaction has impossible times (no start, "
                              "negative, or ending before it starts)", policy, out)
-        for table in (calls, parties):
-            run(conn, f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                      f"b.DATA_SOURCE_KEY = {table}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                      f"{table}.ROOTIRID)")
-        run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                  f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                  f"{roots}.ENTITY_ID)")
+        _leave_out(conn, bad, roots, calls, parties)
     drop(conn, bad)
 
 
@@ -286,14 +280,20 @@ def _merge_policies(conn: Connection, audit: int, now: int, roots: str, calls: s
                              "never came (error-policy-islink-dangling / "
                              "error-policy-call-mergecall-missing = exception)",
                              config.get("error-policy", "error-policy-irf-exception"), out)
-        for table in (calls, parties):
-            run(conn, f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                      f"b.DATA_SOURCE_KEY = {table}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                      f"{table}.ROOTIRID)")
-        run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
-                  f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
-                  f"{roots}.ENTITY_ID)")
+        _leave_out(conn, bad, roots, calls, parties)
     drop(conn, partial, bad)
+
+
+def _leave_out(conn: Connection, bad: str, roots: str, calls: str, parties: str) -> None:
+    """The discarded interactions of `bad` leave the chunk's calls and parties, and are
+    done (no longer pending)."""
+    for table in (calls, parties):
+        run(conn, f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+                  f"b.DATA_SOURCE_KEY = {table}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+                  f"{table}.ROOTIRID)")
+    run(conn, f"UPDATE {roots} SET DONE = 1 WHERE EXISTS (SELECT 1 FROM {bad} b WHERE "
+              f"b.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND b.ROOTIRID = "
+              f"{roots}.ENTITY_ID)")
 
 
 def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code: int,
