@@ -921,18 +921,22 @@ def _parts_are_where_the_idb_says(urls) -> None:
     calls = _calls_of(urls)
     parts = [r for r in _q(url, """SELECT CALLID, RESOURCE_KIND, RESOURCE_ID, LEG_CALLID,
                                    SWITCH_ID FROM SIM_PARTICIPATION""") if r[0] not in faulty]
+    # each IDB's parties, read once: (call, agent), (call, place), (call, endpoint)
+    on_call = {u: {(kind, c, x) for c, a, p, e in _q(
+                   u, "SELECT CALLID, AGENTID, PLACEID, ENDPOINTID FROM G_PARTY")
+                   for kind, x in (("a", a), ("p", p), ("e", e)) if x is not None}
+               for u in urls}
+    place_of = dict(_q(url, "SELECT ID, PLACEID FROM GC_AGENT"))
     agents = collections.Counter()
     for callid, kind, resource, leg, switch in parts:
         assert calls[leg][0] == switch, (callid, leg)
+        here = on_call[idb_of[leg]]
         if kind == "AGENT":
-            found = _q(idb_of[leg], "SELECT COUNT(*) FROM G_PARTY WHERE CALLID = :c AND "
-                                    "(AGENTID = :a OR PLACEID IN (SELECT PLACEID FROM GC_AGENT "
-                                    "WHERE ID = :a))", c=leg, a=resource)[0][0]
+            found = ("a", leg, resource) in here or ("p", leg, place_of.get(resource)) in here
             assert found, (callid, resource, leg)
             agents[switch] += 1
         elif kind in ("ACD_QUEUE", "ROUTING_POINT"):
-            assert _q(idb_of[leg], "SELECT COUNT(*) FROM G_PARTY WHERE CALLID = :c AND "
-                                   "ENDPOINTID = :e", c=leg, e=resource)[0][0], (callid, leg)
+            assert ("e", leg, resource) in here, (callid, leg)
     assert len(agents) == 3  # both sites' voice switches, and multimedia
     # Calls linked together, as a merge would link them.
     parent = {c: c for c in calls}
