@@ -94,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="extract-data-thread-pool-size (default: gim's)")
     args = parser.parse_args()
     agents = max(20, args.calls // 65)
     from gim.schema.gidb import COPIES
@@ -109,6 +111,11 @@ def main() -> None:
               "outbound) into PostgreSQL ...", flush=True)
         simulate(idb_url, start=START, days=1, calls_per_day=args.calls, agents=agents,
                  seed=42, media=("voice", "chat", "email"), outbound=True)
+        # A live IDB has planner statistics and is vacuumed (autovacuum keeps it so); a
+        # database the simulator just wrote is neither, and autovacuum would get to it
+        # during the measurement.
+        with psycopg.connect(idb_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
         # The raw copy runs before and after the extraction, so that a change in the load of
         # the machine during the run weighs on both sides alike.
         before = raw_copy(idb_url, raw_url, tables)
@@ -116,7 +123,8 @@ def main() -> None:
             config = Path(tmp) / "gim.toml"
             config.write_text(
                 f'[infomart]\nurl = "{im_url}"\n[gim-etl]\netl-start-date = "{START}"\n'
-                '[lock]\ndir = "locks"\n[log]\nfile = "gim.log"\n'
+                + (f"extract-data-thread-pool-size = {args.workers}\n" if args.workers else "")
+                + '[lock]\ndir = "locks"\n[log]\nfile = "gim.log"\n'
                 f'[[dap]]\nname = "bench"\nurl = "{idb_url}"\n'
                 'roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]\n')
             run = [sys.executable, "-m", "gim.cli"]

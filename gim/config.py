@@ -122,6 +122,13 @@ _opt(_ETL, "extract-data-safety-lag", "int", 120,
 _opt(_ETL, "extract-data-batch-rows", "int", 20000,
      "Rows moved per batch when streaming between different database kinds (memory bound).",
      min=100, max=1_000_000, ours=True)
+# The product's default is 32 worker threads. Here each worker is one table's stream, with
+# a connection to its IDB and one to the Info Mart; past a few, streams only compete for the
+# same database servers' processors, so the default is 4 and at most 8 run at once.
+_opt(_ETL, "extract-data-thread-pool-size", "int", 4,
+     "Tables of one source extracted at the same time, each in its own transactions "
+     "(PostgreSQL Info Mart; an SQLite Info Mart takes one writer, so one table at a time). "
+     "At most 8 are used.", min=1, max=1024)
 _opt(_ETL, "extract-data-stuck-threshold", "int", 28860,
      "Seconds after which still-active source data stops holding the extraction "
      "high-water mark back.", min=900)

@@ -18,6 +18,7 @@ import logging.handlers
 import os
 import re
 import signal
+import threading
 import socket
 import sys
 import time
@@ -125,6 +126,9 @@ class Progress:
             self._bar.remove_task(task_id)
 
 
+_TALLY = threading.Lock()
+
+
 @dataclass
 class JobContext:
     config: Config
@@ -141,11 +145,13 @@ class JobContext:
         return logging.getLogger(f"gim.{self.job_name}")
 
     def count(self, key: str, n: int = 1) -> None:
-        self.counts[key] += n
+        with _TALLY:  # jobs may count from several threads
+            self.counts[key] += n
 
     def note(self, text: str) -> None:
         """Something the operator should read in the summary (and the log)."""
-        self.notes.append(text)
+        with _TALLY:
+            self.notes.append(text)
         self.log.warning(text)
 
     def new_audit_key(self, conn: Connection, *, key: int | None = None, min_key: int = 0,

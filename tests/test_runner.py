@@ -468,3 +468,40 @@ def test_migrate_refuses_staged_schema_2_rows(cli, tmp_path, db_url):
     # Nothing was dropped or half-done: the staged row and the old version are still there.
     assert scalar(db_url, "SELECT CALLID FROM GIDB_G_CALL_V WHERE ID = 1") == "C1"
     assert scalar(db_url, "SELECT MAX(SCHEMA_VERSION) FROM CTL_SCHEMA_INFO") == 2
+
+
+def _lookup_index(db_url: str, db_kind: str, name: str) -> tuple:
+    """How an index is made: its method on PostgreSQL, its columns on both."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            if db_kind == "postgresql":
+                return tuple(conn.execute(sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name})
+                    .scalar_one().split(" USING ")[1].split())
+            return tuple(r[2] for r in conn.exec_driver_sql(f"PRAGMA index_info({name})"))
+    finally:
+        engine.dispose()
+
+
+def test_migrate_remakes_the_lookup_indexes_of_schema_4(cli, tmp_path, db_url, db_kind):
+    path = write_config(tmp_path, db_url)
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    made = _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid")
+    # Schema 4 looked calls up through B-trees led by the data source.
+    execute(db_url, "DROP INDEX ix_gidb_g_party_v_callid",
+            "CREATE INDEX ix_gidb_g_party_v_callid ON GIDB_G_PARTY_V (DATA_SOURCE_KEY, CALLID)",
+            "INSERT INTO GIDB_G_PARTY_V (DATA_SOURCE_KEY, DAP_KEY, ID, CALLID, PARTYID, "
+            "CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY) VALUES (1, 1, 7, 'C7', 'P7', 0, 0)",
+            "UPDATE CTL_SCHEMA_INFO SET SCHEMA_VERSION = 4")
+    assert _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid") != made
+    result = invoke(cli, "migrate", "-c", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["message"] == \
+        f"schema migrated from version 4 to {SCHEMA_VERSION}"
+    assert _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid") == made
+    assert made == (("hash", "(callid)") if db_kind == "postgresql" else ("CALLID",))
+    assert scalar(db_url, "SELECT PARTYID FROM GIDB_G_PARTY_V WHERE CALLID = 'C7'") == "P7"
+    assert invoke(cli, "migrate", "-c", str(path)).exit_code == 0

@@ -14,6 +14,7 @@ the AUDIT_KEY of the last window that loaded rows (0 when none has yet).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
@@ -77,6 +78,7 @@ class Idb:
     domains: dict[str, tuple[int, ...] | None] = field(default_factory=dict)  # role -> filter
     sessions: dict[tuple[str, str], list[tuple[int, int]] | None] = field(
         default_factory=dict)
+    sizes: dict[str, float] = field(default_factory=dict)  # table -> planner's row estimate
 
     @property
     def name(self) -> str:
@@ -140,6 +142,7 @@ class _Opened:
         idb = Idb(dap=dap, engine=engine, clock=clock, tables=tables)
         ensure_indexes(self.ctx, idb)
         idb.now = min(idb.clock, _newest(idb))
+        idb.sizes = _sizes(idb)
         return idb
 
     def close(self) -> None:
@@ -157,6 +160,15 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
     done = []
     opened = _Opened(ctx)
     statistics = _Statistics(ctx)
+    merging: concurrent.futures.Future | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gim-merge")
+
+    def merged(future: concurrent.futures.Future) -> None:
+        count = future.result()
+        statistics.loaded(merge.CALLS)
+        if count:
+            done.append(f"{count:,} voice calls merged")
+
     try:
         for r in roles:
             groups = _sources(ctx.config, r, dap)
@@ -170,12 +182,16 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                 done.append(f"{name}/{r}: {rows:,} rows")
             if r == "ICON_CORE" and groups:
                 # After every voice source of the run: calls of one interaction may come
-                # from several IDBs.
-                merged = merge.merge(ctx)
-                statistics.loaded(merge.CALLS)
-                if merged:
-                    done.append(f"{merged:,} voice calls merged")
+                # from several IDBs. It reads and writes only voice tables, so on
+                # PostgreSQL the roles after it are extracted meanwhile.
+                merging = pool.submit(merge.merge, ctx)
+                if workers(ctx, 2) == 1:
+                    merged(merging)
+                    merging = None
+        if merging is not None:
+            merged(merging)
     finally:
+        pool.shutdown(wait=True)  # a merge pass under way ends (commits or rolls back)
         statistics.finish()
         opened.close()
     return "; ".join(done) if done else "no DAP to extract from"
@@ -325,6 +341,18 @@ def ensure_indexes(ctx: JobContext, idb: Idb) -> int:
     return created
 
 
+def _sizes(idb: Idb) -> dict[str, float]:
+    """PostgreSQL's estimate of each IDB table's rows (from its statistics; nothing where
+    it has none), by which parallel workers take the largest tables first."""
+    if idb.engine.dialect.name != "postgresql":
+        return {}
+    with reading(idb, "reading the table statistics"), idb.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT relname, reltuples FROM pg_class WHERE relkind IN ('r', 'p') AND "
+            "relnamespace = to_regnamespace(current_schema())").all()
+    return {name.upper(): float(n) for name, n in rows if n and n > 0}
+
+
 def _newest(idb: Idb) -> int:
     """Where the source has got to: the newest time any extracted table of the IDB holds
     (all roles count, so that a table changing rarely, such as configuration, does not
@@ -403,17 +431,61 @@ def _sessions(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] 
 # Extracting a source
 
 
+# Workers extracting the tables of one source at the same time, at most.
+MAX_WORKERS = 8
+
+
+def workers(ctx: JobContext, tables: int) -> int:
+    """How many tables are extracted at once: each commits its own windows, so tables are
+    independent; an SQLite Info Mart has a single writer."""
+    if ctx.engine.dialect.name != "postgresql":
+        return 1
+    wanted = ctx.config.get("gim-etl", "extract-data-thread-pool-size")
+    return max(1, min(wanted, MAX_WORKERS, tables))
+
+
 def extract_source(ctx: JobContext, source: Source, role: str,
                    statistics: _Statistics | None = None) -> int:
     copies = [c for c in copies_for(role)]
     total = 0
     with ctx.progress.task(f"extracting {source.name} ({role})", total=len(copies)) as advance:
-        for copy in copies:
-            total += extract_table(ctx, source, copy)
+        def done(copy: Copy, rows: int) -> None:
+            nonlocal total
+            total += rows
             if statistics is not None:
                 statistics.loaded(copy.target)
             advance(1)
+
+        count = workers(ctx, len(copies))
+        if count == 1:
+            for copy in copies:
+                done(copy, extract_table(ctx, source, copy))
+        else:
+            # The largest tables first, so that the last to finish are short ones.
+            copies.sort(key=lambda c: -max((i.sizes.get(c.source.name, 0.0)
+                                            for i in source.idbs), default=0.0))
+            _extract_in_parallel(ctx, source, copies, count, done)
     return total
+
+
+def _extract_in_parallel(ctx: JobContext, source: Source, copies: list[Copy], count: int,
+                         done: Any) -> None:
+    """The tables by `count` workers. On the first failure, or an interruption of the job,
+    the other workers stop at the end of the window they are loading (a window commits
+    whole or not at all) and the failure is raised once they have."""
+    stop = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="gim-extract") as pool:
+        futures = {pool.submit(extract_table, ctx, source, copy, stop): copy
+                   for copy in copies}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                done(futures[future], future.result())
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            concurrent.futures.wait(futures)
+            raise
 
 
 def _mark(ctx: JobContext, source: Source, copy: Copy) -> tuple[int | None, str | None]:
@@ -442,12 +514,15 @@ class _Table:
 
     copy: Copy
     stuck: int
+    # Set when the job stops: the table's next window is not begun.
+    stop: threading.Event | None = None
     # Rows may go straight into the GIDB table (no staging): set while none of the DAP's
     # rows can be there already, i.e. on a first load, until a conflict says otherwise.
     direct: dict[str, bool] = field(default_factory=dict)
 
 
-def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
+def extract_table(ctx: JobContext, source: Source, copy: Copy,
+                  stop: threading.Event | None = None) -> int:
     idbs = [i for i in source.idbs if copy.source.name in i.tables]
     if not idbs:
         return 0
@@ -473,7 +548,7 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy) -> int:
                   for spans, lim in zip(sessions, limits, strict=True)]
     else:
         covers = [reliable(None, limits[0])]
-    state = _Table(copy=copy, stuck=stuck)
+    state = _Table(copy=copy, stuck=stuck, stop=stop)
     return _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
 
 
@@ -488,6 +563,8 @@ def _load_windows(ctx: JobContext, source: Source, copy: Copy, idbs: list[Idb],
                   state: _Table) -> int:
     rows, current, k = 0, 0, 0
     while k < len(windows):
+        if state.stop is not None and state.stop.is_set():
+            return rows
         # Empty windows merge into the next one that holds rows (found by one index seek
         # per IDB), so that a long quiet stretch costs one transaction, not one per chunk.
         j = len(windows) - 1

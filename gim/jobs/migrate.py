@@ -89,6 +89,23 @@ def _v4_voice_merge(conn: Connection) -> None:
                 conn.execute(CreateIndex(index, if_not_exists=True))
 
 
+def _v5_lookup_indexes(conn: Connection) -> None:
+    """Schema 5 looks GIDB and merge rows up through single-column indexes (hash indexes
+    on PostgreSQL) rather than B-trees led by the data source: each is made anew under
+    its name."""
+    from gim.schema.gidb import COPIES
+
+    ops = ops_for(conn)
+    for copy in COPIES:
+        for table in (copy.target, copy.landing):
+            if table is None or not ops.table_exists(conn, table.name):
+                continue
+            for index in table.indexes:
+                if index.info.get("lookup"):
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+                    conn.execute(CreateIndex(index))
+
+
 # version -> the step that turns schema (version - 1) into `version`, run in one transaction
 # and written to be repeatable. Versions without an entry only add objects (tables, fixed
 # rows, partitions), which ensure_schema creates.
@@ -96,6 +113,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_history_start_ms,
     3: _v3_gidb_by_dap,
     4: _v4_voice_merge,
+    5: _v5_lookup_indexes,
 }
 
 
