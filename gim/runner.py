@@ -18,9 +18,9 @@ import logging.handlers
 import os
 import re
 import signal
-import threading
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid

@@ -633,7 +633,6 @@ def test_unreachable_dap_fails_naming_it_and_keeps_the_marks(cli, tmp_path, idb_
     idb_url, im_url = idb_and_infomart
     _extract(cli, _config(tmp_path, im_url, [("far", idb_url, None)]))
     before, content = marks(im_url), gidb_content(im_url, drop=())
-    counted = dict(_query(im_url, "SELECT TABLE_NAME, ROW_COUNT FROM CTL_EXTRACT_HWM"))
     assert before
     path = _config(tmp_path, im_url, [("far", DOWN, None)])
     result = invoke(cli, "extract", "--role", "all", "-c", str(path))
