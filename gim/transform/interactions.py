@@ -3,7 +3,12 @@ the user-data extensions, for a chunk of interactions, from their GIDB calls, pa
 histories, virtual-queue visits, attached data and the agents' after-call work.
 
 An interaction is the set of calls sharing a root interaction record (G_CALL.ROOTIRID): a
-customer call with its consultations, an e-mail with its replies. Each chunk recomputes its
+customer call with its consultations, an e-mail with its replies; for voice, the calls the
+merge put together (jobs.merge), whichever site and IDB recorded them. In the chunk's staged
+calls and parties, DATA_SOURCE_KEY is the interaction's data source (where its root is) and
+OWN_SOURCE_KEY the source of the row itself, by which it is joined to the other GIDB rows of
+its IDB (parties, party history, agent states, virtual queues, user data). Each chunk
+recomputes its
 interactions whole, so a fact is the same whether its rows arrived at once or piecemeal.
 Lookups are joins over the chunk's staged rows and window functions, never a subquery per
 row (but for index-served first-row probes).
@@ -168,7 +173,8 @@ def _calls(conn: Connection, roots: str) -> str:
     # Voice calls are grouped by their merged root (the calls of every site and the calls
     # merged into others, see jobs.merge); multimedia interactions by their root IR.
     union = " UNION ALL ".join(f"""
-        SELECT c.DATA_SOURCE_KEY, c.ID, c.CALLID, c.IRID, c.{root(s)} AS ROOTIRID,
+        SELECT c.{root_source(s)} AS DATA_SOURCE_KEY, c.DATA_SOURCE_KEY AS OWN_SOURCE_KEY,
+               c.ID, c.CALLID, c.IRID, c.{root(s)} AS ROOTIRID,
                c.CALLTYPE, c.MEDIANAME, c.STATE, c.TENANTID, c.ANI, c.DNIS, c.SUBTYPE,
                c.CREATED_TS, c.TERMINATED_TS, c.LASTCHANGE_TS, '{s}' AS SUFFIX,
                {0 if s == '_V' else 1} AS IS_MM,
@@ -176,11 +182,12 @@ def _calls(conn: Connection, roots: str) -> str:
         FROM GIDB_G_CALL{s} c JOIN {roots} r ON r.DATA_SOURCE_KEY = c.{root_source(s)}
              AND r.ENTITY_ID = c.{root(s)}""" for s in SUFFIXES)
     calls = temp(conn, "tx_call", f"""
-        SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.CALLID
+        SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.OWN_SOURCE_KEY, c.CALLID
                                        ORDER BY c.ID) AS DUP_RANK,
                CAST(NULL AS INTEGER) AS ARTIFICIAL_END
         FROM ({union}) c""")
     run(conn, f"CREATE INDEX IF NOT EXISTS {calls}_ix ON {calls} (DATA_SOURCE_KEY, CALLID)")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {calls}_own ON {calls} (OWN_SOURCE_KEY, CALLID)")
     return calls
 
 
@@ -348,12 +355,13 @@ def _parties(conn: Connection, calls: str) -> str:
     """Each party of the chunk's calls with its seconds alerting, connected, held, queued,
     from its state history (the last state of a party still there runs to no end)."""
     base = " UNION ALL ".join(f"""
-        SELECT p.DATA_SOURCE_KEY, p.ID, p.PARTYID, p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
+        SELECT c.DATA_SOURCE_KEY, p.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, p.ID, p.PARTYID,
+               p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
                p.ENDPOINTID, p.ENDPOINTTYPE, p.ENDPOINTDN, p.AGENTID, p.PLACEID, p.CCEVENT,
                p.CCEVENTCAUSE, p.CREATED_TS, p.TERMINATED_TS, c.ROOTIRID,
                COALESCE(c.CALLTYPE, 0) AS CALLTYPE, c.IS_MM, c.TENANTID, c.MEDIANAME,
                c.SUFFIX
-        FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+        FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY
              AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1"""
                              for s in SUFFIXES)
     # The state history of the same parties, reached again from the calls: one statement,
@@ -365,7 +373,7 @@ def _parties(conn: Connection, calls: str) -> str:
         FROM GIDB_G_PARTY_HISTORY{s} h
         JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
              AND p.PARTYID = h.PARTYID
-        JOIN {calls} c ON c.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
+        JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
              AND c.SUFFIX = '{s}'""" for s in SUFFIXES)
     parties = temp(conn, "tx_party", f"""
         SELECT b.*, COALESCE(s.ALERT_S, 0) AS ALERT_S, COALESCE(s.CONNECT_S, 0) AS CONNECT_S,
@@ -381,7 +389,7 @@ def _parties(conn: Connection, calls: str) -> str:
                    MAX(CASE WHEN STATE = 3 THEN 1 ELSE 0 END) AS EVER_CONNECTED,
                    SUM(CASE WHEN STATE = 4 THEN 1 ELSE 0 END) AS HOLD_N
             FROM ({spans}) x GROUP BY DATA_SOURCE_KEY, PARTYID
-        ) s ON s.DATA_SOURCE_KEY = b.DATA_SOURCE_KEY AND s.PARTYID = b.PARTYID""",
+        ) s ON s.DATA_SOURCE_KEY = b.OWN_SOURCE_KEY AND s.PARTYID = b.PARTYID""",
                    analyze=("DATA_SOURCE_KEY", "ROOTIRID", "AGENTID", "CALLID", "SUFFIX",
                             "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
@@ -419,6 +427,7 @@ def _irf_spans(conn: Connection, parties: str) -> str:
     # the customer's call received a consultation); how it ended, its last party's.
     return temp(conn, "tx_irf_span", f"""
         SELECT g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID,
+               MIN(g.OWN_SOURCE_KEY) AS OWN_SOURCE_KEY,
                MIN(g.TENANTID) AS TENANTID, MIN(g.IS_MM) AS IS_MM,
                MIN(g.SUFFIX) AS SUFFIX, MIN(g.MEDIANAME) AS MEDIANAME,
                MIN(g.CREATED_TS) AS START_TS,
@@ -469,15 +478,15 @@ def _acw(conn: Connection, irf: str) -> None:
     drop(conn, "tx_agent_party")
     # ACW records that began within the tolerance after a part's end.
     cand = temp(conn, "tx_acw_cand", " UNION ALL ".join(f"""
-        SELECT i.DATA_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID, i.END_TS,
-               i.LAST_PARTY_ID, a.ID AS ACW_ID, a.ADDED_TS AS ACW_TS, a.SEQ AS ACW_SEQ,
+        SELECT i.DATA_SOURCE_KEY, i.OWN_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID,
+               i.END_TS, i.LAST_PARTY_ID, a.ID AS ACW_ID, a.ADDED_TS AS ACW_TS, a.SEQ AS ACW_SEQ,
                a.LOGINSESSIONID, a.MEDIANAME, '{s}' AS SUFFIX
         FROM {irf} i JOIN GIDB_G_AGENT_STATE_HISTORY{s} a
-             ON a.DATA_SOURCE_KEY = i.DATA_SOURCE_KEY AND a.AGENTID = i.AGENTID
+             ON a.DATA_SOURCE_KEY = i.OWN_SOURCE_KEY AND a.AGENTID = i.AGENTID
             AND a.ADDED_TS >= i.END_TS AND a.ADDED_TS <= i.END_TS + {ACW_TOLERANCE}
         WHERE i.SUFFIX = '{s}' AND i.END_TS IS NOT NULL AND a.STATE = {ACW}
           {'' if s == '_V' else 'AND a.MEDIANAME = i.MEDIANAME'}""" for s in SUFFIXES),
-                analyze=("DATA_SOURCE_KEY", "AGENTID", "ACW_TS", "SUFFIX"))
+                analyze=("OWN_SOURCE_KEY", "AGENTID", "ACW_TS", "SUFFIX"))
     if not count(conn, cand):
         drop(conn, cand)
         return
@@ -486,24 +495,24 @@ def _acw(conn: Connection, irf: str) -> None:
     # until the agent's next state of that session and media. Both are first-row probes
     # of an index (agent, time), whose cost does not grow with the chunk or the table.
     probes = " UNION ALL ".join(f"""
-        SELECT c.DATA_SOURCE_KEY, c.ACW_ID,
+        SELECT c.OWN_SOURCE_KEY, c.ACW_ID,
                (SELECT q.ID FROM GIDB_G_PARTY{s} q
                 {f"JOIN GIDB_G_CALL{s} k ON k.DATA_SOURCE_KEY = q.DATA_SOURCE_KEY AND k.CALLID = q.CALLID AND k.MEDIANAME = c.MEDIANAME" if s == '_MM' else ''}
-                WHERE q.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND q.AGENTID = c.AGENTID
+                WHERE q.DATA_SOURCE_KEY = c.OWN_SOURCE_KEY AND q.AGENTID = c.AGENTID
                 AND q.TERMINATED_TS >= c.ACW_TS - {ACW_TOLERANCE}
                 AND q.TERMINATED_TS <= c.ACW_TS
                 ORDER BY q.TERMINATED_TS DESC, q.ID DESC LIMIT 1) AS OWNER_ID,
                (SELECT n.ADDED_TS FROM GIDB_G_AGENT_STATE_HISTORY{s} n
-                WHERE n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.AGENTID = c.AGENTID
+                WHERE n.DATA_SOURCE_KEY = c.OWN_SOURCE_KEY AND n.AGENTID = c.AGENTID
                 AND n.ADDED_TS >= c.ACW_TS AND n.LOGINSESSIONID = c.LOGINSESSIONID
                 AND COALESCE(n.MEDIANAME, 'voice') = COALESCE(c.MEDIANAME, 'voice')
                 AND (n.ADDED_TS > c.ACW_TS OR n.SEQ > c.ACW_SEQ
                      OR (n.SEQ = c.ACW_SEQ AND n.ID > c.ACW_ID))
                 ORDER BY n.ADDED_TS, n.SEQ, n.ID LIMIT 1) AS NEXT_TS
-        FROM (SELECT DISTINCT DATA_SOURCE_KEY, ACW_ID, AGENTID, ACW_TS, ACW_SEQ,
+        FROM (SELECT DISTINCT OWN_SOURCE_KEY, ACW_ID, AGENTID, ACW_TS, ACW_SEQ,
                      LOGINSESSIONID, MEDIANAME FROM {cand} WHERE SUFFIX = '{s}') c"""
                               for s in SUFFIXES)
-    owner = temp(conn, "tx_acw_owner", probes, analyze=("DATA_SOURCE_KEY", "ACW_ID"))
+    owner = temp(conn, "tx_acw_owner", probes, analyze=("OWN_SOURCE_KEY", "ACW_ID"))
     acw = temp(conn, "tx_acw", f"""
         SELECT x.* FROM (
             SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, c.GROUP_GUID, c.AGENTID, c.ACW_TS,
@@ -511,7 +520,7 @@ def _acw(conn: Connection, irf: str) -> None:
                                                  c.GROUP_GUID, c.AGENTID
                                                  ORDER BY c.ACW_TS, c.ACW_ID) AS RN
             FROM {cand} c
-            JOIN {owner} n ON n.DATA_SOURCE_KEY = c.DATA_SOURCE_KEY AND n.ACW_ID = c.ACW_ID
+            JOIN {owner} n ON n.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY AND n.ACW_ID = c.ACW_ID
                  AND n.OWNER_ID = c.LAST_PARTY_ID
         ) x WHERE x.RN = 1""", analyze=False)
     run(conn, f"""UPDATE {irf} SET
@@ -584,10 +593,10 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
         ) c WHERE c.RN = 1""", analyze=False)
     run(conn, f"CREATE INDEX IF NOT EXISTS {ixn}_ix ON {ixn} (DATA_SOURCE_KEY, ROOT_IRID)")
     run(conn, f"""UPDATE {ixn} SET SUBJECT = s.SUBJECT FROM (
-        SELECT u.DATA_SOURCE_KEY, u.CALLID, MAX(u.G_SUBJECT) AS SUBJECT
-        FROM GIDB_GM_F_USERDATA u JOIN {calls} c ON c.DATA_SOURCE_KEY = u.DATA_SOURCE_KEY
+        SELECT c.DATA_SOURCE_KEY, u.CALLID, MAX(u.G_SUBJECT) AS SUBJECT
+        FROM GIDB_GM_F_USERDATA u JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY
              AND c.CALLID = u.CALLID
-        GROUP BY u.DATA_SOURCE_KEY, u.CALLID) s
+        GROUP BY c.DATA_SOURCE_KEY, u.CALLID) s
         WHERE s.DATA_SOURCE_KEY = {ixn}.DATA_SOURCE_KEY
         AND s.CALLID = {ixn}.MEDIA_SERVER_IXN_GUID""")
     _dimension_members(conn, ixn, audit, out)
@@ -651,7 +660,7 @@ def _placeholders(conn: Connection, calls: str, parties: str, audit: int,
         UNION SELECT DISTINCT COALESCE(TENANTID, 0), {CFG_SCRIPT}, ENDPOINTID FROM {parties}
         WHERE TYPE = 4 AND ENDPOINTID IS NOT NULL
         UNION SELECT DISTINCT COALESCE(v.TENANTID, 0), {CFG_DN}, v.ENDPOINTID
-        FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.DATA_SOURCE_KEY =
+        FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.OWN_SOURCE_KEY =
              v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID WHERE v.ENDPOINTID IS NOT NULL""",
                 analyze=False)
     out.add("placeholder resources", placeholder_resources(conn, refs, audit))
@@ -674,12 +683,12 @@ def _resource_join(alias: str, kind: str, tenant: str, dbid: str) -> str:
 
 def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
     raw = temp(conn, "tx_seg_raw", f"""
-        SELECT v.DATA_SOURCE_KEY, c.ROOTIRID, v.CALLID, {CFG_DN} AS KIND, v.ENDPOINTID,
+        SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, v.CALLID, {CFG_DN} AS KIND, v.ENDPOINTID,
                v.ADDED_TS AS START_TS, v.REMOVED_TS AS END_TS, v.REMOVED_TS - v.ADDED_TS
                    AS DURATION,
                CASE v.RESULT WHEN 1 THEN 40 WHEN 2 THEN 42 WHEN 3 THEN 43 ELSE 0 END AS TD,
                v.ID AS ORDER_ID
-        FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.DATA_SOURCE_KEY =
+        FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.OWN_SOURCE_KEY =
              v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID AND c.SUFFIX = '_V'
         UNION ALL
         SELECT p.DATA_SOURCE_KEY, p.ROOTIRID, p.CALLID,
@@ -811,14 +820,14 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
 
     latest = temp(conn, "tx_ud", f"""
         SELECT x.DATA_SOURCE_KEY, x.ROOTIRID, x.KEYNAME, x.VALUE FROM (
-            SELECT u.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME, u.VALUE,
-                   ROW_NUMBER() OVER (PARTITION BY u.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME
+            SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME, u.VALUE,
+                   ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME
                                       ORDER BY u.ADDED_TS DESC, u.ID DESC) AS RN
             FROM (SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID
                   FROM GIDB_G_USERDATA_HISTORY_V UNION ALL
                   SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID
                   FROM GIDB_G_USERDATA_HISTORY_MM) u
-            JOIN {calls} c ON c.DATA_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
+            JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
         ) x WHERE x.RN = 1""")
     # Garbage (control characters) is no value: the default takes its place.
     bad = ops_for(conn).has_control_chars("VALUE")
