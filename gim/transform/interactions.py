@@ -35,6 +35,8 @@ from gim.transform.sqlkit import (
     assign_keys,
     count,
     drop,
+    greatest,
+    least,
     queue_spans,
     replace_facts,
     run,
@@ -176,6 +178,7 @@ def _calls(conn: Connection, roots: str) -> str:
         SELECT c.{root_source(s)} AS DATA_SOURCE_KEY, c.DATA_SOURCE_KEY AS OWN_SOURCE_KEY,
                c.ID, c.CALLID, c.IRID, c.{root(s)} AS ROOTIRID,
                c.CALLTYPE, c.MEDIANAME, c.STATE, c.TENANTID, c.ANI, c.DNIS, c.SUBTYPE,
+               {'c.MERGECALLID' if s == '_V' else 'CAST(NULL AS VARCHAR(64))'} AS MERGECALLID,
                c.CREATED_TS, c.TERMINATED_TS, c.LASTCHANGE_TS, '{s}' AS SUFFIX,
                {0 if s == '_V' else 1} AS IS_MM,
                {'COALESCE(c.MERGE_STATE, 0)' if s == '_V' else '0'} AS MERGE_STATE
@@ -353,48 +356,112 @@ def _apply_policy(policy: str, what: str) -> None:
 
 def _parties(conn: Connection, calls: str) -> str:
     """Each party of the chunk's calls with its seconds alerting, connected, held, queued,
-    from its state history (the last state of a party still there runs to no end)."""
+    from its state history (the last state of a party still there runs to no end).
+
+    A party is counted over a window of its life: the whole of it, but for an agent on a
+    call that another site's consultation reached (see _remote_consultations), whose
+    party is two: the consultation until that consultation call ended, the call after."""
+    remote = _remote_consultations(conn, calls)
     base = " UNION ALL ".join(f"""
         SELECT c.DATA_SOURCE_KEY, p.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, p.ID, p.PARTYID,
                p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
                p.ENDPOINTID, p.ENDPOINTTYPE, p.ENDPOINTDN, p.AGENTID, p.PLACEID, p.CCEVENT,
                p.CCEVENTCAUSE, p.CREATED_TS, p.TERMINATED_TS, c.ROOTIRID,
                COALESCE(c.CALLTYPE, 0) AS CALLTYPE, c.IS_MM, c.TENANTID, c.MEDIANAME,
-               c.SUFFIX
+               c.SUFFIX, x.CONSULT_END
         FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY
-             AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1"""
-                             for s in SUFFIXES)
+             AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1
+        LEFT JOIN {remote} x ON x.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY AND x.CALLID = c.CALLID
+             AND p.AGENTID IS NOT NULL""" for s in SUFFIXES)
+    # The windows: (W0, W1), W1 NULL for no end; the consultation part has CALLTYPE
+    # consultation and ends where the consultation call did.
+    windows = temp(conn, "tx_party_w", f"""
+        SELECT b.*, b.CREATED_TS AS W0, b.TERMINATED_TS AS W1, 0 AS SPLIT FROM ({base}) b
+        WHERE b.CONSULT_END IS NULL OR b.CONSULT_END <= b.CREATED_TS
+        UNION ALL
+        SELECT b.DATA_SOURCE_KEY, b.OWN_SOURCE_KEY, b.ID, b.PARTYID, b.PARTYGUID, b.TYPE,
+               b.PROLE, b.CALLID, b.ENDPOINTID, b.ENDPOINTTYPE, b.ENDPOINTDN, b.AGENTID,
+               b.PLACEID, b.CCEVENT, b.CCEVENTCAUSE, b.CREATED_TS,
+               {least('b.CONSULT_END', 'COALESCE(b.TERMINATED_TS, b.CONSULT_END)')},
+               b.ROOTIRID, {CONSULT}, b.IS_MM, b.TENANTID, b.MEDIANAME, b.SUFFIX,
+               b.CONSULT_END, b.CREATED_TS,
+               {least('b.CONSULT_END', 'COALESCE(b.TERMINATED_TS, b.CONSULT_END)')}, 1
+        FROM ({base}) b WHERE b.CONSULT_END > b.CREATED_TS
+        UNION ALL
+        SELECT b.DATA_SOURCE_KEY, b.OWN_SOURCE_KEY, b.ID, b.PARTYID, b.PARTYGUID, b.TYPE,
+               b.PROLE, b.CALLID, b.ENDPOINTID, b.ENDPOINTTYPE, b.ENDPOINTDN, b.AGENTID,
+               b.PLACEID, b.CCEVENT, b.CCEVENTCAUSE, b.CONSULT_END, b.TERMINATED_TS,
+               b.ROOTIRID, b.CALLTYPE, b.IS_MM, b.TENANTID, b.MEDIANAME, b.SUFFIX,
+               b.CONSULT_END, b.CONSULT_END, b.TERMINATED_TS, 1
+        FROM ({base}) b WHERE b.CONSULT_END > b.CREATED_TS
+             AND (b.TERMINATED_TS IS NULL OR b.TERMINATED_TS > b.CONSULT_END)""",
+                   analyze=False)
     # The state history of the same parties, reached again from the calls: one statement,
-    # nothing staged twice.
+    # nothing staged twice. Each state runs from its ADDED_TS to the next one's.
     spans = " UNION ALL ".join(f"""
-        SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE,
+        SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE, h.ADDED_TS AS T0,
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
-                                      ORDER BY h.PSEQ, h.PHID) - h.ADDED_TS AS SECS
+                                      ORDER BY h.PSEQ, h.PHID) AS T1
         FROM GIDB_G_PARTY_HISTORY{s} h
         JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
              AND p.PARTYID = h.PARTYID
         JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
              AND c.SUFFIX = '{s}'""" for s in SUFFIXES)
+    # Seconds of a state within the window (a state with no end counts nothing); a whole
+    # party's states all count.
+    clipped = greatest("0", f"{least('x.T1', 'COALESCE(w.W1, x.T1)')} - "
+                            f"{greatest('x.T0', 'w.W0')}")
+    inside = (f"CASE WHEN x.T1 IS NULL THEN 0 WHEN w.SPLIT = 0 THEN x.T1 - x.T0 "
+              f"ELSE {clipped} END")
+    overlaps = ("(w.SPLIT = 0 OR ((w.W1 IS NULL OR x.T0 < w.W1) "
+                "AND (x.T1 IS NULL OR x.T1 > w.W0)))")
+    begins = "(w.SPLIT = 0 OR (x.T0 >= w.W0 AND x.T0 < COALESCE(w.W1, x.T0 + 1)))"
     parties = temp(conn, "tx_party", f"""
-        SELECT b.*, COALESCE(s.ALERT_S, 0) AS ALERT_S, COALESCE(s.CONNECT_S, 0) AS CONNECT_S,
+        SELECT w.*, COALESCE(s.ALERT_S, 0) AS ALERT_S, COALESCE(s.CONNECT_S, 0) AS CONNECT_S,
                COALESCE(s.HOLD_S, 0) AS HOLD_S, COALESCE(s.QUEUE_S, 0) AS QUEUE_S,
                COALESCE(s.EVER_CONNECTED, 0) AS EVER_CONNECTED,
                COALESCE(s.HOLD_N, 0) AS HOLD_N
-        FROM ({base}) b LEFT JOIN (
-            SELECT DATA_SOURCE_KEY, PARTYID,
-                   SUM(CASE WHEN STATE = 2 THEN COALESCE(SECS, 0) ELSE 0 END) AS ALERT_S,
-                   SUM(CASE WHEN STATE = 3 THEN COALESCE(SECS, 0) ELSE 0 END) AS CONNECT_S,
-                   SUM(CASE WHEN STATE = 4 THEN COALESCE(SECS, 0) ELSE 0 END) AS HOLD_S,
-                   SUM(CASE WHEN STATE = 5 THEN COALESCE(SECS, 0) ELSE 0 END) AS QUEUE_S,
-                   MAX(CASE WHEN STATE = 3 THEN 1 ELSE 0 END) AS EVER_CONNECTED,
-                   SUM(CASE WHEN STATE = 4 THEN 1 ELSE 0 END) AS HOLD_N
-            FROM ({spans}) x GROUP BY DATA_SOURCE_KEY, PARTYID
-        ) s ON s.DATA_SOURCE_KEY = b.OWN_SOURCE_KEY AND s.PARTYID = b.PARTYID""",
+        FROM {windows} w LEFT JOIN (
+            SELECT w.OWN_SOURCE_KEY, w.PARTYID, w.W0,
+                   SUM(CASE WHEN x.STATE = 2 THEN {inside} ELSE 0 END) AS ALERT_S,
+                   SUM(CASE WHEN x.STATE = 3 THEN {inside} ELSE 0 END) AS CONNECT_S,
+                   SUM(CASE WHEN x.STATE = 4 THEN {inside} ELSE 0 END) AS HOLD_S,
+                   SUM(CASE WHEN x.STATE = 5 THEN {inside} ELSE 0 END) AS QUEUE_S,
+                   MAX(CASE WHEN x.STATE = 3 AND {overlaps} THEN 1 ELSE 0 END)
+                       AS EVER_CONNECTED,
+                   SUM(CASE WHEN x.STATE = 4 AND {begins} THEN 1 ELSE 0 END) AS HOLD_N
+            FROM {windows} w JOIN ({spans}) x ON x.DATA_SOURCE_KEY = w.OWN_SOURCE_KEY
+                 AND x.PARTYID = w.PARTYID
+            GROUP BY w.OWN_SOURCE_KEY, w.PARTYID, w.W0
+        ) s ON s.OWN_SOURCE_KEY = w.OWN_SOURCE_KEY AND s.PARTYID = w.PARTYID
+             AND s.W0 = w.W0""",
                    analyze=("DATA_SOURCE_KEY", "ROOTIRID", "AGENTID", "CALLID", "SUFFIX",
                             "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
               f"(DATA_SOURCE_KEY, CALLID)")
+    drop(conn, remote, windows)
     return parties
+
+
+def _remote_consultations(conn: Connection, calls: str) -> str:
+    """Voice calls that another site's consultation reached: the call an agent took at
+    this site is linked (an IS-Link, its two sides) to a call of the other site that a
+    consultation call began with the link and merged into on completing the transfer or
+    conference (or is that consultation, if it never completed). This site's call is an
+    inbound call of its own; its agent's part is a consultation received until that
+    consultation call ended (CONSULT_END), then the call's."""
+    return temp(conn, "tx_remote_cons", f"""
+        SELECT c.OWN_SOURCE_KEY, c.CALLID, MIN(k.TERMINATED_TS) AS CONSULT_END
+        FROM {calls} c
+        JOIN GIDB_G_IS_LINK_V l ON l.DATA_SOURCE_KEY = c.OWN_SOURCE_KEY
+             AND l.CALLID = c.CALLID
+        JOIN GIDB_G_IS_LINK_V o ON o.LINKID = l.LINKID
+             AND NOT (o.DATA_SOURCE_KEY = l.DATA_SOURCE_KEY AND o.CALLID = l.CALLID)
+        JOIN {calls} k ON k.OWN_SOURCE_KEY = o.DATA_SOURCE_KEY AND k.CALLTYPE = {CONSULT}
+             AND (k.CALLID = o.CALLID OR k.MERGECALLID = o.CALLID)
+             AND k.CREATED_TS = o.INITIATED_TS AND k.TERMINATED_TS IS NOT NULL
+        WHERE c.SUFFIX = '_V' AND COALESCE(c.CALLTYPE, 0) <> {CONSULT}
+        GROUP BY c.OWN_SOURCE_KEY, c.CALLID""", analyze=False)
 
 
 # --------------------------------------------------------------------------------------------
