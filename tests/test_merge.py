@@ -235,7 +235,12 @@ def test_interactions_across_idbs_are_transformed_as_one(cli, db_kind, tmp_path)
     """An IDB per site gives the facts one IDB recording both sites gives: each interaction
     once, its calls of both sites in it, every agent's part with its seconds; and those
     that stayed on one site equal the ledger."""
-    from truth_check import INTERACTION_CHECKS, interaction_facts, interaction_mismatches
+    from truth_check import (
+        INTERACTION_CHECKS,
+        interaction_facts,
+        interaction_mismatches,
+        lineage_mismatches,
+    )
 
     sim = {**SIM, "faults": 0.0}
     with new_database(db_kind, tmp_path, "both") as both, \
@@ -274,6 +279,7 @@ def test_interactions_across_idbs_are_transformed_as_one(cli, db_kind, tmp_path)
         assert interaction_mismatches(
             s1, im_split, callids=[c for c, o in outcomes.items() if o != "routed_remote"],
             ended_before=end - 3600) == []
+        assert lineage_mismatches(s1, im_split, outcomes) == []
         # Routed to a switch no ICON monitors: the facts hold no part of such a call (the
         # routing point's is not written), so its outcome cannot be told from them.
         remote = [c for c, o in outcomes.items() if o == "routed_remote"]

@@ -13,7 +13,13 @@ import time
 import pytest
 import sqlalchemy as sa
 from conftest import invoke, new_database, run_gim, spawn_gim, write_config
-from truth_check import agent_mismatches, interaction_mismatches, queue_mismatches
+from truth_check import (
+    agent_mismatches,
+    interaction_mismatches,
+    interaction_truth,
+    lineage_mismatches,
+    queue_mismatches,
+)
 
 from gim.calendar import ACTIVE_END_KEY
 from gim.schema import facts as f
@@ -118,6 +124,9 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
     # consultation / queue seconds; every agent's part with its role, result and seconds;
     # every stay in a queue with its times, seconds and outcome.
     assert interaction_mismatches(idb_url, im_url, ended_before=end - 3600) == []
+    # Who delivered each part: the queue stay that distributed it, the agent who consulted.
+    assert lineage_mismatches(idb_url, im_url,
+                              interaction_truth(idb_url, ended_before=end - 3600)) == []
     # Per queue and interval: entries, abandons, distributions, seconds queued.
     assert queue_mismatches(idb_url, im_url, before=end - 3600) == []
     # Every agent's login, ready, not ready (by reason), busy, ACW and DND seconds per

@@ -235,6 +235,90 @@ def part_mismatches(callid: str, parts: list[dict], f: dict) -> list[tuple]:
 INTERACTION_CHECKS = (*FIELDS, "agent", "outcome", "media", "start", "end")
 
 
+def lineage_mismatches(idb_url: str, im_url: str, callids: Iterable[str]) -> list[tuple]:
+    """Who delivered each agent's part. A stay in a queue the ledger says was distributed
+    and an agent's part beginning on the same call when it ended: the stay's MSF targets
+    that agent's IRF beginning then, whose MEDIATION_SEGMENT_ID is a segment of the
+    interaction. A consultation received: the IRF names as RECEIVED_FROM the IRF of an agent
+    whose part consulted while it began."""
+    wanted = set(callids)
+    irfs = {}
+    for (rid, guid, agent, start, end, from_id, seg, qkey) in _rows(im_url, """
+            SELECT r.INTERACTION_RESOURCE_ID, i.MEDIA_SERVER_IXN_GUID, res.RESOURCE_CFG_DBID,
+                   r.START_TS, r.END_TS, r.RECEIVED_FROM_IXN_RESOURCE_ID,
+                   r.MEDIATION_SEGMENT_ID, r.LAST_QUEUE_RESOURCE_KEY
+            FROM INTERACTION_RESOURCE_FACT r
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            JOIN RESOURCE_ res ON res.RESOURCE_KEY = r.RESOURCE_KEY"""):
+        irfs[rid] = {"guid": guid, "agent": agent, "start": start, "end": end,
+                     "from": from_id, "seg": seg, "qkey": qkey}
+    msfs = collections.defaultdict(list)
+    seg_guid = {}
+    for sid, guid, queue, start, _end, target in _rows(im_url, """
+            SELECT s.MEDIATION_SEGMENT_ID, i.MEDIA_SERVER_IXN_GUID,
+                   COALESCE(res.RESOURCE_CFG_DBID, -1), s.START_TS, s.END_TS,
+                   s.TARGET_IXN_RESOURCE_ID
+            FROM MEDIATION_SEGMENT_FACT s
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = s.INTERACTION_ID
+            LEFT JOIN RESOURCE_ res ON res.RESOURCE_KEY = s.RESOURCE_KEY"""):
+        msfs[(guid, queue, start)].append(target)
+        seg_guid[sid] = guid
+    parts = collections.defaultdict(list)
+    for callid, kind, rid, role, start, end, consult, outcome, leg, switch in _rows(
+            idb_url, """SELECT CALLID, RESOURCE_KIND, RESOURCE_ID, ROLE, START_TS, END_TS,
+                               CONSULT_S, OUTCOME, LEG_CALLID, SWITCH_ID
+                        FROM SIM_PARTICIPATION"""):
+        if callid in wanted:
+            parts[callid].append((kind, rid, role, start, end, consult, outcome, leg,
+                                  switch))
+    by_agent_start = {(v["guid"], v["agent"], v["start"]): k for k, v in irfs.items()}
+    bad: list[tuple] = []
+    delivered = 0
+    for callid, ps in sorted(parts.items()):
+        for kind, rid, _role, start, end, _c, outcome, leg, _switch in ps:
+            if kind not in QUEUE_KINDS or outcome != "Distributed":
+                continue
+            takers = sorted((p[3], p[1]) for p in ps if p[0] == "AGENT" and p[7] == leg
+                            and end <= p[3] <= end + 2)
+            if not takers:
+                continue
+            want = by_agent_start.get((callid, takers[0][1], takers[0][0]))
+            got = msfs.get((callid, rid, start), [None])
+            if want is None or want not in got:
+                bad.append((callid, "MSF target", rid, start, want, got))
+                continue
+            delivered += 1
+            seg = irfs[want]["seg"]
+            if seg is None or seg_guid.get(seg) != callid:
+                bad.append((callid, "IRF segment", want, seg))
+    for v in irfs.values():
+        if v["guid"] not in wanted:
+            continue
+        received = [p for p in parts[v["guid"]] if p[0] == "AGENT" and p[1] == v["agent"]
+                    and p[2] == "ReceivedConsult" and p[3] == v["start"]]
+        if not received:
+            continue
+        # agents whose part consulted while this one began, on the same switch (a
+        # consultation another site received is an inbound call there)
+        initiators = {p[1] for p in parts[v["guid"]] if p[0] == "AGENT" and p[5] > 0
+                      and p[2] != "ReceivedConsult" and p[3] <= v["start"]
+                      and (p[4] is None or p[4] >= v["start"])
+                      and p[8] == received[0][8]}
+        src = irfs.get(v["from"]) if v["from"] is not None else None
+        if not initiators:
+            continue
+        if src is None or src["guid"] != v["guid"] or src["agent"] not in initiators or \
+                not (src["start"] <= v["start"] and (src["end"] is None
+                                                     or src["end"] >= v["start"])):
+            bad.append((v["guid"], "RECEIVED_FROM", v["agent"], v["start"], src))
+        else:
+            delivered += 1
+    if delivered == 0:
+        bad.append(("no distributed stay or consultation was checked",))
+    lineage_mismatches.checked = delivered  # type: ignore[attr-defined]
+    return sorted(bad, key=repr)
+
+
 def interaction_mismatches(idb_url: str, im_url: str, callids: Iterable[str] | None = None,
                            ended_before: int | None = None,
                            checks: Iterable[str] = INTERACTION_CHECKS,

@@ -106,6 +106,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     _placeholders(conn, calls, parties, audit, out)
     msf = _segments(conn, calls, parties, ixn)
     irf_rows = _irf_rows(conn, irf, ixn)
+    _lineage(conn, calls, parties, irf_rows, msf)
     descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out)
     ids = f"SELECT INTERACTION_ID FROM {ixn}"
     scope = f"INTERACTION_ID IN ({ids})"
@@ -515,6 +516,7 @@ def _irf_spans(conn: Connection, parties: str) -> str:
                MAX(CASE WHEN g.FIRST_RN = 1 THEN g.ENDPOINTID END) AS ENDPOINTID,
                MAX(CASE WHEN g.FIRST_RN = 1 THEN g.PLACEID END) AS PLACEID,
                MAX(CASE WHEN g.FIRST_RN = 1 THEN g.ENDPOINTDN END) AS TARGET_ADDRESS,
+               MAX(CASE WHEN g.FIRST_RN = 1 THEN g.CALLID END) AS FIRST_CALLID,
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENT END) AS LAST_EVENT,
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENTCAUSE END) AS LAST_CAUSE,
                MAX(CASE WHEN g.TERMINATED_TS = g.LAST_END THEN g.ID END) AS LAST_PARTY_ID,
@@ -754,7 +756,7 @@ def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
                v.ADDED_TS AS START_TS, v.REMOVED_TS AS END_TS, v.REMOVED_TS - v.ADDED_TS
                    AS DURATION,
                CASE v.RESULT WHEN 1 THEN 40 WHEN 2 THEN 42 WHEN 3 THEN 43 ELSE 0 END AS TD,
-               v.ID AS ORDER_ID
+               v.ID AS ORDER_ID, 1 AS IS_VQ
         FROM GIDB_G_VIRTUAL_QUEUE_V v JOIN {calls} c ON c.OWN_SOURCE_KEY =
              v.DATA_SOURCE_KEY AND c.CALLID = v.CALLID AND c.SUFFIX = '_V'
         UNION ALL
@@ -762,7 +764,7 @@ def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
                CASE WHEN p.TYPE = 4 THEN {CFG_SCRIPT} ELSE {CFG_DN} END, p.ENDPOINTID,
                p.CREATED_TS, p.TERMINATED_TS, p.QUEUE_S,
                CASE WHEN p.CCEVENT = 7 THEN 42 WHEN p.CCEVENT = 9 THEN 40
-                    WHEN p.TERMINATED_TS IS NULL THEN 0 ELSE 48 END, p.ID
+                    WHEN p.TERMINATED_TS IS NULL THEN 0 ELSE 48 END, p.ID, 0
         FROM {parties} p WHERE p.TYPE = 4 OR (p.TYPE = 1 AND p.ENDPOINTTYPE = 3)""",
                analyze=False)
     rows = temp(conn, "tx_msf", f"""
@@ -779,7 +781,7 @@ def _segments(conn: Connection, calls: str, parties: str, ixn: str) -> str:
                COALESCE((s.END_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
                COALESCE(s.DURATION, 0) AS MEDIATION_DURATION,
                CASE WHEN s.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
-               0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
+               0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY, s.IS_VQ
         FROM {raw} s JOIN {ixn} i ON i.DATA_SOURCE_KEY = s.DATA_SOURCE_KEY
              AND i.ROOT_IRID = s.ROOTIRID
         {_resource_join('q', 's.KIND', 'i.TENANT_KEY', 's.ENDPOINTID')}""", analyze=False)
@@ -856,7 +858,8 @@ def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
                    AS LAST_INTERACTION_RESOURCE,
                x.TARGET_ADDRESS,
                CASE WHEN x.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG, 0 AS PURGE_FLAG,
-               CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY, x.ROOTIRID, x.DATA_SOURCE_KEY
+               CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY, x.ROOTIRID, x.DATA_SOURCE_KEY,
+               x.FIRST_CALLID, x.AGENTID AS X_AGENTID
         FROM (SELECT s.*, {_descriptor_case().replace('x.', 's.')} AS TD,
                      ROW_NUMBER() OVER (PARTITION BY s.DATA_SOURCE_KEY, s.ROOTIRID
                                         ORDER BY s.START_TS, s.GROUP_GUID) AS ORDINAL,
@@ -871,6 +874,60 @@ def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
     run(conn, f"CREATE INDEX IF NOT EXISTS {rows}_ix ON {rows} (DATA_SOURCE_KEY, ROOTIRID)")
     return rows
 
+
+
+def _lineage(conn: Connection, calls: str, parties: str, irf_rows: str, msf: str) -> None:
+    """Who delivered each agent's part: the stay in a queue or virtual queue that
+    distributed the interaction to it (MSF.TARGET_IXN_RESOURCE_ID, and the IRF's
+    MEDIATION_SEGMENT_ID, LAST_QUEUE / LAST_VQUEUE_RESOURCE_KEY, MEDIATION_DURATION), and
+    for a consultation received, the part of the agent who initiated it
+    (RECEIVED_FROM_IXN_RESOURCE_ID).
+
+    A stay distributed the interaction to the agent whose part begins on the stay's call
+    when the stay ends (within ACW_TOLERANCE seconds: ICON writes the two from different
+    events), the earliest such part. (Ours: the product does not document how it pairs
+    them.) A virtual queue and an ACD queue may both deliver one part; the part's segment
+    is then the ACD queue's, and its mediation time the longer stay."""
+    targets = temp(conn, "tx_msf_target", f"""
+        SELECT x.* FROM (
+            SELECT m.MEDIATION_SEGMENT_ID, m.IS_VQ, m.RESOURCE_KEY, m.MEDIATION_DURATION,
+                   r.INTERACTION_RESOURCE_ID, r.START_DATE_TIME_KEY AS IRF_SDT_KEY,
+                   ROW_NUMBER() OVER (PARTITION BY m.MEDIATION_SEGMENT_ID
+                                      ORDER BY r.START_TS, r.INTERACTION_RESOURCE_ID) AS RN
+            FROM {msf} m JOIN {irf_rows} r ON r.INTERACTION_ID = m.INTERACTION_ID
+                 AND r.FIRST_CALLID = m.MEDIA_SERVER_IXN_GUID
+                 AND r.START_TS >= m.END_TS AND r.START_TS <= m.END_TS + {ACW_TOLERANCE}
+            WHERE m.TECHNICAL_DESCRIPTOR_KEY IN (40, 48)) x
+        WHERE x.RN = 1""", analyze=False)
+    run(conn, f"""UPDATE {msf} SET TARGET_IXN_RESOURCE_ID = t.INTERACTION_RESOURCE_ID,
+        TARGET_IXN_RESOURCE_SDT_KEY = t.IRF_SDT_KEY FROM {targets} t
+        WHERE t.MEDIATION_SEGMENT_ID = {msf}.MEDIATION_SEGMENT_ID""")
+    run(conn, f"""UPDATE {irf_rows} SET MEDIATION_SEGMENT_ID = d.SEGMENT,
+        LAST_QUEUE_RESOURCE_KEY = d.QUEUE_KEY, LAST_VQUEUE_RESOURCE_KEY = d.VQUEUE_KEY,
+        MEDIATION_DURATION = d.DURATION FROM (
+            SELECT INTERACTION_RESOURCE_ID,
+                   COALESCE(MAX(CASE WHEN IS_VQ = 0 THEN MEDIATION_SEGMENT_ID END),
+                            MAX(MEDIATION_SEGMENT_ID)) AS SEGMENT,
+                   MAX(CASE WHEN IS_VQ = 0 THEN RESOURCE_KEY END) AS QUEUE_KEY,
+                   MAX(CASE WHEN IS_VQ = 1 THEN RESOURCE_KEY END) AS VQUEUE_KEY,
+                   MAX(MEDIATION_DURATION) AS DURATION
+            FROM {targets} GROUP BY INTERACTION_RESOURCE_ID) d
+        WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
+    # A consultation's receiver: the part began on a consultation call; the initiator is
+    # that call's initiating agent, in the part of theirs under way when it began.
+    run(conn, f"""UPDATE {irf_rows} SET RECEIVED_FROM_IXN_RESOURCE_ID = d.FROM_ID FROM (
+        SELECT r.INTERACTION_RESOURCE_ID, MAX(a.INTERACTION_RESOURCE_ID) AS FROM_ID
+        FROM {irf_rows} r
+        JOIN {calls} k ON k.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY AND k.CALLID = r.FIRST_CALLID
+             AND k.CALLTYPE = {CONSULT}
+        JOIN {parties} p ON p.DATA_SOURCE_KEY = k.DATA_SOURCE_KEY AND p.CALLID = k.CALLID
+             AND p.PROLE = 1 AND p.AGENTID IS NOT NULL AND p.AGENTID <> r.X_AGENTID
+        JOIN {irf_rows} a ON a.INTERACTION_ID = r.INTERACTION_ID AND a.X_AGENTID = p.AGENTID
+             AND a.START_TS <= k.CREATED_TS
+             AND (a.END_TS IS NULL OR a.END_TS >= k.CREATED_TS)
+        GROUP BY r.INTERACTION_RESOURCE_ID) d
+        WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
+    drop(conn, targets)
 
 
 # --------------------------------------------------------------------------------------------
