@@ -240,6 +240,7 @@ def test_interactions_across_idbs_are_transformed_as_one(cli, db_kind, tmp_path)
         interaction_facts,
         interaction_mismatches,
         lineage_mismatches,
+        state_mismatches,
     )
 
     sim = {**SIM, "faults": 0.0}
@@ -280,6 +281,7 @@ def test_interactions_across_idbs_are_transformed_as_one(cli, db_kind, tmp_path)
             s1, im_split, callids=[c for c, o in outcomes.items() if o != "routed_remote"],
             ended_before=end - 3600) == []
         assert lineage_mismatches(s1, im_split, outcomes) == []
+        assert state_mismatches(im_split) == []
         # Routed to a switch no ICON monitors: the facts hold no part of such a call (the
         # routing point's is not written), so its outcome cannot be told from them.
         remote = [c for c, o in outcomes.items() if o == "routed_remote"]

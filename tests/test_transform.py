@@ -19,6 +19,7 @@ from truth_check import (
     interaction_truth,
     lineage_mismatches,
     queue_mismatches,
+    state_mismatches,
 )
 
 from gim.calendar import ACTIVE_END_KEY
@@ -127,6 +128,8 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
     # Who delivered each part: the queue stay that distributed it, the agent who consulted.
     assert lineage_mismatches(idb_url, im_url,
                               interaction_truth(idb_url, ended_before=end - 3600)) == []
+    # The agents' states within their parts add up to the parts' seconds.
+    assert state_mismatches(im_url) == []
     # Per queue and interval: entries, abandons, distributions, seconds queued.
     assert queue_mismatches(idb_url, im_url, before=end - 3600) == []
     # Every agent's login, ready, not ready (by reason), busy, ACW and DND seconds per

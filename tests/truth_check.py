@@ -443,3 +443,41 @@ def agent_mismatches(idb_url: str, im_url: str, before: int, dnd: bool = False) 
     keys = {k for k in set(ledger) | set(facts) if k[2] + 900 <= before}
     return sorted((k, ledger.get(k, 0), facts.get(k, 0)) for k in keys
                   if ledger.get(k, 0) != facts.get(k, 0))
+
+
+# INTERACTION_RESOURCE_STATE keys (gim.schema.seed): role block + state.
+_STATE_SUMS = {"RING": (12, 22), "TALK": (13,), "CONSULT": (23,), "HOLD": (14,), "ACW": (15,)}
+
+
+def state_mismatches(im_url: str) -> list[tuple]:
+    """Each completed IRF against its IXN_RESOURCE_STATE_FACT rows: alerting sums to its
+    ring time, connected to its talk (customer) and consultation time, held on the
+    customer's call to its hold time, wrap to its after-call work; every state lies within
+    the IRF's time (after-call work included)."""
+    irfs = {rid: {"start": start, "end": end, "RING": ring, "TALK": talk, "HOLD": hold,
+                  "ACW": acw, "CONSULT": ci + cr}
+            for rid, start, end, ring, talk, hold, acw, ci, cr in _rows(im_url, """
+                SELECT INTERACTION_RESOURCE_ID, START_TS, END_TS, RING_DURATION,
+                       TALK_DURATION, HOLD_DURATION, AFTER_CALL_WORK_DURATION,
+                       CONS_INIT_TALK_DURATION, CONS_RCV_TALK_DURATION
+                FROM INTERACTION_RESOURCE_FACT WHERE ACTIVE_FLAG = 0""")}
+    sums: dict = collections.defaultdict(lambda: collections.Counter())
+    bad: list[tuple] = []
+    for rid, key, start, end, total in _rows(im_url, """
+            SELECT INTERACTION_RESOURCE_ID, INTERACTION_RESOURCE_STATE_KEY, START_TS, END_TS,
+                   TOTAL_DURATION FROM IXN_RESOURCE_STATE_FACT"""):
+        irf = irfs.get(rid)
+        if irf is None:
+            continue
+        sums[rid][key] += total
+        if end is None or total != end - start or start < irf["start"] or \
+                end > irf["end"] + irf["ACW"]:
+            bad.append((rid, "state span", key, start, end, total))
+    for rid, irf in irfs.items():
+        for name, keys in _STATE_SUMS.items():
+            got = sum(sums[rid][k] for k in keys)
+            if got != irf[name]:
+                bad.append((rid, name, irf[name], got))
+    if not sums:
+        bad.append(("no state facts",))
+    return sorted(bad, key=repr)

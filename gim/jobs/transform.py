@@ -311,7 +311,8 @@ def _done(conn: Connection, kind: str, chunk: str, where: str = "") -> None:
 
 
 INTERACTION_TABLES = (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
-                      f.MEDIATION_SEGMENT_FACT, *f.USER_DATA_TABLES)
+                      f.MEDIATION_SEGMENT_FACT, f.IXN_RESOURCE_STATE_FACT,
+                      *f.USER_DATA_TABLES)
 SESSION_TABLES = (f.SM_RES_SESSION_FACT, f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT)
 
 
@@ -483,11 +484,12 @@ def terminate_long_active(ctx: JobContext) -> int:
             end = (f"(SELECT o.END_TS FROM {old} o WHERE o.INTERACTION_ID = "
                    f"{{t}}.INTERACTION_ID)")
             for table in (f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT,
-                          f.MEDIATION_SEGMENT_FACT):
+                          f.MEDIATION_SEGMENT_FACT, f.IXN_RESOURCE_STATE_FACT):
                 e = end.format(t=table.name)
                 e = f"CASE WHEN {e} > START_TS THEN {e} ELSE START_TS END"
                 extra = {f.INTERACTION_FACT: f", STATUS = {f.STATUS_ARTIFICIAL_END}",
                          f.MEDIATION_SEGMENT_FACT: f", MEDIATION_DURATION = ({e}) - START_TS",
+                         f.IXN_RESOURCE_STATE_FACT: f", TOTAL_DURATION = ({e}) - START_TS",
                          }.get(table, "")
                 run(conn, f"""UPDATE {table.name} SET ACTIVE_FLAG = 0, END_TS = {e},
                     END_DATE_TIME_KEY = (({e}) / 900) * 900, UPDATE_AUDIT_KEY = {audit}{extra}

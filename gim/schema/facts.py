@@ -298,6 +298,28 @@ MEDIATION_SEGMENT_FACT = _fact(
     comment="One row per stay in a queue, virtual queue or interaction queue.",
 )
 
+IXN_RESOURCE_STATE_FACT = _fact(
+    "IXN_RESOURCE_STATE_FACT",
+    col("IXN_RESOURCE_STATE_FACT_KEY", Key, primary_key=True, autoincrement=False),
+    col("START_DATE_TIME_KEY", Int, primary_key=True, autoincrement=False),
+    col("TENANT_KEY", Int, nullable=False),
+    col("MEDIA_TYPE_KEY", Int, nullable=False),
+    col("RESOURCE_KEY", Int, nullable=False),
+    col("MEDIA_RESOURCE_KEY", Int, nullable=False, server_default="-1"),
+    col("PLACE_KEY", Int, nullable=False, server_default="-1"),
+    col("INTERACTION_RESOURCE_STATE_KEY", Int, nullable=False),
+    col("INTERACTION_TYPE_KEY", Int, nullable=False),
+    col("INTERACTION_RESOURCE_SDT_KEY", Int),
+    col("INTERACTION_RESOURCE_ID", Key),
+    col("INTERACTION_ID", Key, nullable=False),  # ours: the interaction, for recomputing
+    *_span(),
+    col("TARGET_ADDRESS", Str(255)),
+    sa.Index("ix_ixn_resource_state_interaction", "INTERACTION_ID"),
+    sa.Index("ix_ixn_resource_state_upd", "UPDATE_AUDIT_KEY"),
+    comment="One row per interaction-related state of an agent (alerting, connected, held, "
+            "after-call work) within one of its IRFs.",
+)
+
 # --------------------------------------------------------------------------------------------
 # Agent activity
 

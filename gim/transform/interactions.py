@@ -100,7 +100,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     _acw(conn, irf)
     _hold_back_open_acw(conn, roots, irf, calls, parties, now, wait_timeout, out)
     if not count(conn, calls):
-        drop(conn, calls, parties, irf)
+        drop(conn, calls, parties, irf, *STATE_TEMPS)
         return out
     ixn = _interactions(conn, calls, audit, out)
     _placeholders(conn, calls, parties, audit, out)
@@ -133,11 +133,16 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     out.add("MEDIATION_SEGMENT_FACT rows", replace_facts(
         conn, f.MEDIATION_SEGMENT_FACT, _project(conn, msf, f.MEDIATION_SEGMENT_FACT), scope,
         audit))
+    states = _resource_states(conn, irf_rows)
+    out.add("IXN_RESOURCE_STATE_FACT rows", replace_facts(
+        conn, f.IXN_RESOURCE_STATE_FACT, _project(conn, states, f.IXN_RESOURCE_STATE_FACT),
+        scope, audit))
     queue_spans(conn, interaction_spans(ids), audit, now)
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
-    drop(conn, calls, parties, irf, ixn, msf, irf_rows, *(t for t in descriptor.values()))
+    drop(conn, calls, parties, irf, ixn, msf, irf_rows, states, *STATE_TEMPS,
+         *(t for t in descriptor.values()))
     return out
 
 
@@ -336,8 +341,8 @@ def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code:
                 f"WHERE r.INTERACTION_ID IN ({ids})")
         for table in f.USER_DATA_TABLES:
             run(conn, f"DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN ({irfs})")
-        for table in (f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT,
-                      f.INTERACTION_FACT):
+        for table in (f.IXN_RESOURCE_STATE_FACT, f.INTERACTION_RESOURCE_FACT,
+                      f.MEDIATION_SEGMENT_FACT, f.INTERACTION_FACT):
             run(conn, f"DELETE FROM {table.name} WHERE INTERACTION_ID IN ({ids})")
     drop(conn, old)
     out.discarded += n
@@ -399,7 +404,7 @@ def _parties(conn: Connection, calls: str) -> str:
                    analyze=False)
     # The state history of the same parties, reached again from the calls: one statement,
     # nothing staged twice. Each state runs from its ADDED_TS to the next one's.
-    spans = " UNION ALL ".join(f"""
+    spans = temp(conn, "tx_pspan", " UNION ALL ".join(f"""
         SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE, h.ADDED_TS AS T0,
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
                                       ORDER BY h.PSEQ, h.PHID) AS T1
@@ -407,7 +412,8 @@ def _parties(conn: Connection, calls: str) -> str:
         JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
              AND p.PARTYID = h.PARTYID
         JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
-             AND c.SUFFIX = '{s}'""" for s in SUFFIXES)
+             AND c.SUFFIX = '{s}'""" for s in SUFFIXES), analyze=False)
+    run(conn, f"CREATE INDEX IF NOT EXISTS {spans}_ix ON {spans} (DATA_SOURCE_KEY, PARTYID)")
     # Seconds of a state within the window (a state with no end counts nothing); a whole
     # party's states all count.
     clipped = greatest("0", f"{least('x.T1', 'COALESCE(w.W1, x.T1)')} - "
@@ -431,7 +437,7 @@ def _parties(conn: Connection, calls: str) -> str:
                    MAX(CASE WHEN x.STATE = 3 AND {overlaps} THEN 1 ELSE 0 END)
                        AS EVER_CONNECTED,
                    SUM(CASE WHEN x.STATE = 4 AND {begins} THEN 1 ELSE 0 END) AS HOLD_N
-            FROM {windows} w JOIN ({spans}) x ON x.DATA_SOURCE_KEY = w.OWN_SOURCE_KEY
+            FROM {windows} w JOIN {spans} x ON x.DATA_SOURCE_KEY = w.OWN_SOURCE_KEY
                  AND x.PARTYID = w.PARTYID
             GROUP BY w.OWN_SOURCE_KEY, w.PARTYID, w.W0
         ) s ON s.OWN_SOURCE_KEY = w.OWN_SOURCE_KEY AND s.PARTYID = w.PARTYID
@@ -440,8 +446,83 @@ def _parties(conn: Connection, calls: str) -> str:
                             "TYPE"))
     run(conn, f"CREATE INDEX IF NOT EXISTS {parties}_ix ON {parties} "
               f"(DATA_SOURCE_KEY, CALLID)")
-    drop(conn, remote, windows)
+    # The agents' alerting, connected and held spans within each window, for
+    # IXN_RESOURCE_STATE_FACT (a state still on ends with the window, if it has ended).
+    temp(conn, "tx_pstate", f"""
+        SELECT w.OWN_SOURCE_KEY, w.PARTYID, w.W0, x.STATE,
+               CASE WHEN w.SPLIT = 0 THEN x.T0 ELSE {greatest('x.T0', 'w.W0')} END AS S0,
+               CASE WHEN x.T1 IS NULL THEN w.W1 WHEN w.SPLIT = 0 THEN x.T1
+                    ELSE {least('x.T1', 'COALESCE(w.W1, x.T1)')} END AS S1
+        FROM {windows} w JOIN {spans} x ON x.DATA_SOURCE_KEY = w.OWN_SOURCE_KEY
+             AND x.PARTYID = w.PARTYID
+        WHERE w.AGENTID IS NOT NULL AND x.STATE IN (2, 3, 4) AND {overlaps}""",
+         analyze=False)
+    drop(conn, remote, windows, spans)
     return parties
+
+
+# Temporary tables the resource states are made from, kept until the end of the chunk.
+STATE_TEMPS = ("tx_pstate", "tx_agent_party")
+IRS_ROLE_CUSTOMER, IRS_ROLE_CONSULT = 10, 20  # INTERACTION_RESOURCE_STATE role blocks
+IRS_ALERT, IRS_CONNECT, IRS_HOLD, IRS_WRAP = 2, 3, 4, 5
+
+
+def _resource_states(conn: Connection, irf_rows: str) -> str:
+    """IXN_RESOURCE_STATE_FACT: each agent part's alerting, connected and held spans (from
+    its parties' state history, each party window as its IRF counts it) and its after-call
+    work, in the role of the call they were on: consultation (the consultation call, and
+    the initiator's own party on it) or customer. Summed by kind, they are the IRF's ring,
+    talk, consultation, hold and after-call-work durations. (The state key blocks are
+    seed.interaction_resource_state_rows'; INITIATE, the connected time before anyone else
+    joined a call an agent made, is not told apart from CONNECT.) States of routing points
+    and queues are not written, as the product does not."""
+    from gim.schema.seed import interaction_resource_state_key as irs
+    from gim.transform.agents import _clip
+
+    assert irs("Alert") == IRS_ROLE_CUSTOMER + IRS_ALERT
+    assert irs("Wrap", "Consult") == IRS_ROLE_CONSULT + IRS_WRAP
+    role = (f"CASE WHEN g.FOLDED = 1 OR g.CALLTYPE = {CONSULT} THEN {IRS_ROLE_CONSULT} "
+            f"ELSE {IRS_ROLE_CUSTOMER} END")
+    spans = temp(conn, "tx_irs_span", f"""
+        SELECT r.INTERACTION_RESOURCE_ID, s.S0, s.S1, {role} + s.STATE AS STATE_KEY
+        FROM tx_pstate s
+        JOIN tx_agent_party g ON g.OWN_SOURCE_KEY = s.OWN_SOURCE_KEY
+             AND g.PARTYID = s.PARTYID AND g.CREATED_TS = s.W0
+        JOIN {irf_rows} r ON r.DATA_SOURCE_KEY = g.DATA_SOURCE_KEY
+             AND r.ROOTIRID = g.ROOTIRID AND r.PARTYGUID = g.GROUP_GUID
+             AND r.X_AGENTID = g.AGENTID
+        WHERE (s.S1 IS NULL OR s.S1 > s.S0)
+          AND (s.STATE <> {IRS_ALERT} OR g.FOLDED = 0)
+        UNION ALL
+        SELECT r.INTERACTION_RESOURCE_ID, r.X_ACW_TS,
+               CASE WHEN r.X_ACW_OPEN = 1 THEN NULL
+                    ELSE r.X_ACW_TS + r.AFTER_CALL_WORK_DURATION END,
+               {IRS_ROLE_CUSTOMER + IRS_WRAP}
+        FROM {irf_rows} r WHERE r.X_ACW_TS IS NOT NULL
+          AND (r.X_ACW_OPEN = 1 OR r.AFTER_CALL_WORK_DURATION > 0)""", analyze=False)
+    total, lead, trail = _clip("s.S0", "s.S1")
+    rows = temp(conn, "tx_irs", f"""
+        SELECT r.INTERACTION_RESOURCE_ID * {IRF_SPAN} + ROW_NUMBER() OVER (
+                   PARTITION BY r.INTERACTION_RESOURCE_ID ORDER BY s.S0, s.STATE_KEY,
+                   COALESCE(s.S1, s.S0)) AS IXN_RESOURCE_STATE_FACT_KEY,
+               (s.S0 / 900) * 900 AS START_DATE_TIME_KEY, r.TENANT_KEY, r.MEDIA_TYPE_KEY,
+               r.RESOURCE_KEY, COALESCE(r.MEDIA_RESOURCE_KEY, -1) AS MEDIA_RESOURCE_KEY,
+               COALESCE(r.PLACE_KEY, -1) AS PLACE_KEY,
+               s.STATE_KEY AS INTERACTION_RESOURCE_STATE_KEY, r.INTERACTION_TYPE_KEY,
+               r.START_DATE_TIME_KEY AS INTERACTION_RESOURCE_SDT_KEY,
+               r.INTERACTION_RESOURCE_ID, r.INTERACTION_ID, s.S0 AS START_TS, s.S1 AS END_TS,
+               COALESCE((s.S1 / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
+               {total} AS TOTAL_DURATION, {lead} AS LEAD_CLIP_DURATION,
+               {trail} AS TRAIL_CLIP_DURATION, r.TARGET_ADDRESS,
+               CASE WHEN s.S1 IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG, 0 AS PURGE_FLAG,
+               CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
+        FROM {spans} s JOIN {irf_rows} r ON r.INTERACTION_RESOURCE_ID = s.INTERACTION_RESOURCE_ID""",
+                analyze=False)
+    if run(conn, f"SELECT COUNT(*) FROM {rows} WHERE IXN_RESOURCE_STATE_FACT_KEY % "
+                 f"{IRF_SPAN} = 0").scalar_one():
+        raise ValueError("an agent's part with more than 999 interaction states")
+    drop(conn, spans)
+    return rows
 
 
 def _remote_consultations(conn: Connection, calls: str) -> str:
@@ -520,7 +601,8 @@ def _irf_spans(conn: Connection, parties: str) -> str:
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENT END) AS LAST_EVENT,
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENTCAUSE END) AS LAST_CAUSE,
                MAX(CASE WHEN g.TERMINATED_TS = g.LAST_END THEN g.ID END) AS LAST_PARTY_ID,
-               CAST(0 AS INTEGER) AS ACW_S, CAST(0 AS INTEGER) AS ACW_OPEN
+               CAST(0 AS INTEGER) AS ACW_S, CAST(0 AS INTEGER) AS ACW_OPEN,
+               CAST(NULL AS INTEGER) AS ACW_TS
         FROM (
             SELECT a.*,
                    ROW_NUMBER() OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
@@ -544,7 +626,6 @@ def _acw(conn: Connection, irf: str) -> None:
     """After-call work: the ACW state the agent enters when the part ends (within
     ACW_TOLERANCE, no other part of the agent ending in between), until the agent's next
     state of that session and media."""
-    drop(conn, "tx_agent_party")
     # ACW records that began within the tolerance after a part's end.
     cand = temp(conn, "tx_acw_cand", " UNION ALL ".join(f"""
         SELECT i.DATA_SOURCE_KEY, i.OWN_SOURCE_KEY, i.ROOTIRID, i.GROUP_GUID, i.AGENTID,
@@ -594,7 +675,7 @@ def _acw(conn: Connection, irf: str) -> None:
         ) x WHERE x.RN = 1""", analyze=False)
     run(conn, f"""UPDATE {irf} SET
         ACW_S = CASE WHEN a.NEXT_TS IS NULL THEN 0 ELSE a.NEXT_TS - a.ACW_TS END,
-        ACW_OPEN = CASE WHEN a.NEXT_TS IS NULL THEN 1 ELSE 0 END
+        ACW_OPEN = CASE WHEN a.NEXT_TS IS NULL THEN 1 ELSE 0 END, ACW_TS = a.ACW_TS
         FROM {acw} a WHERE a.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY
         AND a.ROOTIRID = {irf}.ROOTIRID AND a.GROUP_GUID = {irf}.GROUP_GUID
         AND a.AGENTID = {irf}.AGENTID""")
@@ -859,7 +940,8 @@ def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
                x.TARGET_ADDRESS,
                CASE WHEN x.END_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG, 0 AS PURGE_FLAG,
                CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY, x.ROOTIRID, x.DATA_SOURCE_KEY,
-               x.FIRST_CALLID, x.AGENTID AS X_AGENTID
+               x.FIRST_CALLID, x.AGENTID AS X_AGENTID, x.ACW_TS AS X_ACW_TS,
+               x.ACW_OPEN AS X_ACW_OPEN
         FROM (SELECT s.*, {_descriptor_case().replace('x.', 's.')} AS TD,
                      ROW_NUMBER() OVER (PARTITION BY s.DATA_SOURCE_KEY, s.ROOTIRID
                                         ORDER BY s.START_TS, s.GROUP_GUID) AS ORDINAL,
