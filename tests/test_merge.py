@@ -288,3 +288,50 @@ def test_interactions_across_idbs_are_transformed_as_one(cli, db_kind, tmp_path)
         assert remote and interaction_mismatches(
             s1, im_split, callids=remote, ended_before=end - 3600,
             checks=[k for k in INTERACTION_CHECKS if k != "outcome"]) == []
+
+
+def test_killed_multisite_extraction_ends_like_an_uninterrupted_one(db_kind, tmp_path):
+    """An IDB per site, extracted while the day goes on, the extraction killed (SIGKILL) at
+    random moments, voice calls left waiting in the merge table by some of the kills, then
+    run to the end: the same GIDB content, merged calls and marks as one extraction of the
+    whole day."""
+    import random
+    import signal
+    import time
+
+    from conftest import run_gim, spawn_gim
+    from test_extract import marks
+
+    rng = random.Random(11)
+    with new_database(db_kind, tmp_path, "site1") as s1, \
+            new_database(db_kind, tmp_path, "site2") as s2, \
+            new_database(db_kind, tmp_path, "killed") as im_killed, \
+            new_database(db_kind, tmp_path, "once") as im_once:
+        simulate(s1, site_idbs=(s2,), start=START, days=0, minutes=8 * 60, **SIM)
+        daps = [("one", s1, None, ["ICON_CORE"]), ("two", s2, None, ["ICON_CORE"])]
+        (tmp_path / "k").mkdir()
+        (tmp_path / "o").mkdir()
+        killed = _config(tmp_path / "k", im_killed, daps, "extract-data-chunk-size = 1800\n")
+        assert run_gim("init", "-c", str(killed)).returncode == 0
+        kills = waiting_after = 0
+        for _ in range(8):
+            simulate(s1, site_idbs=(s2,), minutes=rng.choice((45, 90, 120)), resume=True)
+            before = marks(im_killed)
+            proc = spawn_gim("extract", "--role", "ICON_CORE", "-c", str(killed))
+            while proc.poll() is None and marks(im_killed) == before:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(60)
+            waiting_after += bool(_query(im_killed, "SELECT COUNT(*) FROM MRG_G_CALL_V")[0][0])
+        assert kills >= 5 and waiting_after >= 2, (kills, waiting_after)
+        done = run_gim("extract", "--role", "ICON_CORE", "-c", str(killed))
+        assert done.returncode == 0, done.stderr
+        once = _config(tmp_path / "o", im_once, daps)
+        assert run_gim("extract", "--role", "ICON_CORE", "-c", str(once)).returncode == 0
+        assert gidb_content(im_killed) == gidb_content(im_once)
+        for table in ("GIDB_G_CALL_V", "MRG_G_CALL_V"):
+            assert _calls(im_killed, table) == _calls(im_once, table)
+        assert marks(im_killed) == marks(im_once)
