@@ -774,3 +774,66 @@ def test_changes_queue_the_intervals_they_touch(cli, tmp_path, center):
     assert not _q(im_url, "SELECT 1 FROM INTERACTION_FACT WHERE INTERACTION_ID = :i",
                   i=iid)
     assert covered <= _queued(im_url)
+
+
+def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_kind):
+    """Key-value pairs an agent sends after the call ended count within
+    user-event-data-timeout, not later; those the media server attaches count whenever."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **{**SIM, "media": ("voice",), "outbound": False})
+    timeout = 300
+    engine = _engine(idb_url)
+    try:
+        with engine.begin() as conn:
+            from gim.schema.idb import idb_metadata
+
+            ud = idb_metadata.tables["G_USERDATA_HISTORY"]
+            # An interaction of one call that ended well before the data does, and the
+            # agent who handled it.
+            callid, end, agent = conn.execute(sa.text(f"""
+                SELECT c.CALLID, c.TERMINATED_TS, MIN(p.AGENTID) FROM G_CALL c
+                JOIN G_PARTY p ON p.CALLID = c.CALLID AND p.AGENTID IS NOT NULL
+                WHERE c.STATE = 2 AND c.TERMINATED_TS < {_t0() + DAY - 4 * 3600}
+                AND c.ROOTIRID = c.IRID AND NOT EXISTS (SELECT 1 FROM G_CALL o WHERE
+                    o.ROOTIRID = c.ROOTIRID AND o.CALLID <> c.CALLID)
+                GROUP BY c.CALLID, c.TERMINATED_TS ORDER BY c.CALLID""")).first()
+            model = dict(conn.execute(sa.select(ud).where(ud.c.CALLID == callid)
+                                      .limit(1)).mappings().one())
+            top = conn.execute(sa.select(sa.func.max(ud.c.ID))).scalar()
+
+            def kvp(n, value, late, by_agent):
+                ts = end + late
+                return {**model, "ID": top + n, "KEYNAME": "CustomerID", "VALUE": value,
+                        "AGENTID": agent if by_agent else None, "CHANGETYPE": 2,
+                        "ADDED_TS": ts, "ADDED": dt.datetime.fromtimestamp(ts, dt.UTC)
+                        .replace(tzinfo=None), "CSEQ": 90 + n}
+
+            conn.execute(ud.insert(), [kvp(1, "SENT-IN-TIME", timeout - 60, True),
+                                       kvp(2, "SENT-TOO-LATE", timeout + 60, True)])
+    finally:
+        engine.dispose()
+    path = _config(tmp_path, im_url, idb_url, f"user-event-data-timeout = {timeout}")
+    summary = _cycle(cli, path)
+    values = {v for (v,) in _q(im_url, """SELECT u.CUSTOMER_ID FROM IRF_USER_DATA_GEN_1 u
+        JOIN INTERACTION_RESOURCE_FACT r ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID
+        JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+        WHERE i.MEDIA_SERVER_IXN_GUID = :c""", c=callid)}
+    assert values == {"SENT-IN-TIME"}
+    assert summary["counts"][
+        "user data ignored (sent by an agent after user-event-data-timeout)"] == 1
+    # Attached by the media server, the same late value counts.
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE G_USERDATA_HISTORY SET AGENTID = NULL, PARTYID = NULL "
+                             "WHERE VALUE = 'SENT-TOO-LATE'"))
+    engine.dispose()
+    # ICON does not change rows in place; a fresh Info Mart reads the changed history.
+    with new_database(db_kind, tmp_path, "im2") as im2:
+        (tmp_path / "b").mkdir()
+        _cycle(cli, _config(tmp_path / "b", im2, idb_url,
+                            f"user-event-data-timeout = {timeout}"))
+        assert {v for (v,) in _q(im2, """SELECT u.CUSTOMER_ID FROM IRF_USER_DATA_GEN_1 u
+            JOIN INTERACTION_RESOURCE_FACT r
+                 ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            WHERE i.MEDIA_SERVER_IXN_GUID = :c""", c=callid)} == {"SENT-TOO-LATE"}

@@ -107,7 +107,8 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     msf = _segments(conn, calls, parties, ixn)
     irf_rows = _irf_rows(conn, irf, ixn)
     _lineage(conn, calls, parties, irf_rows, msf)
-    descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out)
+    descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out,
+                            config.get("gim-etl", "user-event-data-timeout"))
     ids = f"SELECT INTERACTION_ID FROM {ixn}"
     scope = f"INTERACTION_ID IN ({ids})"
     # The intervals these interactions covered before and cover now both need aggregating.
@@ -1021,19 +1022,34 @@ DESCRIPTOR_COLUMNS = ("CUSTOMER_SEGMENT", "SERVICE_TYPE", "SERVICE_SUBTYPE", "BU
 
 
 def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int,
-               out: ChunkResult) -> dict:
+               out: ChunkResult, event_timeout: int) -> dict:
+    """The interaction's user data into the extension tables. Key-value pairs an agent
+    sent (ICON records the agent: UserEvent data from the desktop) count only until
+    `user-event-data-timeout` seconds after the call they are attached to ended; later
+    ones are ignored (and counted). Attached data the media server changed counts
+    whenever it came."""
     from gim.db import ops_for, safe_identifier
 
+    too_late = (f"u.AGENTID IS NOT NULL AND c.TERMINATED_TS IS NOT NULL "
+                f"AND u.ADDED_TS > c.TERMINATED_TS + {int(event_timeout)}")
+    ignored = run(conn, f"""SELECT COUNT(*) FROM (
+        SELECT CALLID, DATA_SOURCE_KEY, AGENTID, ADDED_TS FROM GIDB_G_USERDATA_HISTORY_V
+        UNION ALL SELECT CALLID, DATA_SOURCE_KEY, AGENTID, ADDED_TS
+        FROM GIDB_G_USERDATA_HISTORY_MM) u
+        JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
+        WHERE {too_late}""").scalar_one()
+    out.add("user data ignored (sent by an agent after user-event-data-timeout)", ignored)
     latest = temp(conn, "tx_ud", f"""
         SELECT x.DATA_SOURCE_KEY, x.ROOTIRID, x.KEYNAME, x.VALUE FROM (
             SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME, u.VALUE,
                    ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME
                                       ORDER BY u.ADDED_TS DESC, u.ID DESC) AS RN
-            FROM (SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID
+            FROM (SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
                   FROM GIDB_G_USERDATA_HISTORY_V UNION ALL
-                  SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID
+                  SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
                   FROM GIDB_G_USERDATA_HISTORY_MM) u
             JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
+            WHERE NOT ({too_late})
         ) x WHERE x.RN = 1""")
     # Garbage (control characters) is no value: the default takes its place.
     bad = ops_for(conn).has_control_chars("VALUE")
