@@ -429,7 +429,7 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
     more, then let it finish: the same GIDB content as one uninterrupted run. A kill counts
     only if it landed after a chunk of that run committed and before the role was done."""
     extra = "extract-data-chunk-size = 900\nextract-data-batch-rows = 200\n"
-    per_role, attempts = 5, 20
+    per_role, attempts = 6, 20
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
@@ -452,8 +452,10 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
                     time.sleep(0.005)
                 if proc.poll() is None:
                     # Configuration history comes in a few chunks written fast (the whole
-                    # history in one cycle): kill it soon after one commits, or it is done.
-                    time.sleep(rng.uniform(0, 0.01 if role == "ICON_CFG" else 0.08))
+                    # history in one cycle), outbound data in few: kill it soon after one
+                    # commits, or it is done.
+                    short = role in ("ICON_CFG", "ICON_OCS")
+                    time.sleep(rng.uniform(0, 0.01 if short else 0.08))
                 if proc.poll() is not None:  # it finished first: nothing left to interrupt
                     assert proc.returncode == 0, proc.stderr.read()
                     break

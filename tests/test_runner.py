@@ -496,12 +496,14 @@ def test_migrate_remakes_the_lookup_indexes_of_schema_4(cli, tmp_path, db_url, d
             "INSERT INTO GIDB_G_PARTY_V (DATA_SOURCE_KEY, DAP_KEY, ID, CALLID, PARTYID, "
             "CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY) VALUES (1, 1, 7, 'C7', 'P7', 0, 0)",
             "UPDATE CTL_SCHEMA_INFO SET SCHEMA_VERSION = 4")
-    assert _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid") != made
+    if db_kind == "postgresql":  # SQLite keeps the B-tree
+        assert _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid") != made
     result = invoke(cli, "migrate", "-c", str(path), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["message"] == \
         f"schema migrated from version 4 to {SCHEMA_VERSION}"
     assert _lookup_index(db_url, db_kind, "ix_gidb_g_party_v_callid") == made
-    assert made == (("hash", "(callid)") if db_kind == "postgresql" else ("CALLID",))
+    assert made == (("hash", "(callid)") if db_kind == "postgresql"
+                    else ("DATA_SOURCE_KEY", "CALLID"))
     assert scalar(db_url, "SELECT PARTYID FROM GIDB_G_PARTY_V WHERE CALLID = 'C7'") == "P7"
     assert invoke(cli, "migrate", "-c", str(path)).exit_code == 0

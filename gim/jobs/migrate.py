@@ -18,6 +18,7 @@ from gim.db import ops_for, write_tx
 from gim.errors import MigrationNeeded
 from gim.jobs import initialize
 from gim.runner import JobContext
+from gim.schema.base import index_applies
 from gim.schema.control import CTL_ETL_HISTORY, SCHEMA_VERSION
 from gim.schema.dims import ATTEMPT_DISPOSITION
 
@@ -78,21 +79,24 @@ def _v4_voice_merge(conn: Connection) -> None:
         MERGE_SOURCE_KEY=calls.c.DATA_SOURCE_KEY, MERGE_ROOTIRID=calls.c.ROOTIRID,
         MERGE_STATE=0))
     have = {n.lower() for n in ops.index_names(conn)}
+    dialect = conn.dialect.name
     for index in calls.indexes:
-        if index.name not in have:
+        if index.name not in have and index_applies(index, dialect):
             conn.execute(CreateIndex(index, if_not_exists=True))
     natural = f"ix_{links.name.lower()}_nat"
     if ops.table_exists(conn, links.name):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {natural}")
         for index in links.indexes:
+            if not index_applies(index, dialect):
+                continue
             if index.name == natural or index.name not in have:
                 conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def _v5_lookup_indexes(conn: Connection) -> None:
-    """Schema 5 looks GIDB and merge rows up through single-column indexes (hash indexes
-    on PostgreSQL) rather than B-trees led by the data source: each is made anew under
-    its name."""
+    """Schema 5 looks GIDB and merge rows up through hash indexes on PostgreSQL rather
+    than B-trees led by the data source (SQLite keeps those): each is made anew under its
+    name."""
     from gim.schema.gidb import COPIES
 
     ops = ops_for(conn)
@@ -101,7 +105,7 @@ def _v5_lookup_indexes(conn: Connection) -> None:
             if table is None or not ops.table_exists(conn, table.name):
                 continue
             for index in table.indexes:
-                if index.info.get("lookup"):
+                if index.info.get("lookup") and index_applies(index, conn.dialect.name):
                     conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
                     conn.execute(CreateIndex(index))
 

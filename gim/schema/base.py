@@ -50,3 +50,9 @@ def audit_columns() -> list[sa.Column]:
         col("CREATE_AUDIT_KEY", Key, nullable=False),
         col("UPDATE_AUDIT_KEY", Key, nullable=False),
     ]
+
+
+def index_applies(index: sa.Index, dialect_name: str) -> bool:
+    """Whether `index` is made on a database of that dialect (some are made on one only,
+    in a form that suits its planner; see gidb._lookup)."""
+    return index.info.get("dialect") in (None, dialect_name)

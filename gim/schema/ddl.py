@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from gim.schema import metadata
+from gim.schema.base import index_applies
 from gim.schema.control import SCHEMA_VERSION
 
 DIALECTS = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
@@ -32,7 +33,8 @@ def render(dialect_name: str, tables: list[sa.Table] | None = None,
     for table in tables if tables is not None else metadata.sorted_tables:
         out.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
-            out.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
+            if index_applies(index, dialect_name):
+                out.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
         out.append("")
     return "\n".join(out)
 

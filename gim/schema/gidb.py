@@ -117,15 +117,25 @@ _EXTRA_INDEXES = {"G_AGENT_STATE_HISTORY": [("AGENTID", "ADDED_TS")],
                   "G_PARTY": [("AGENTID", "TERMINATED_TS")]}
 
 
-def _lookup(name: str, column: str) -> sa.Index:
+def _lookup(name: str, column: str, by_source: bool = True) -> list[sa.Index]:
     """An index the transformation and the merge look rows up by, one identifier at a time
     (a call's, a party's, a session's): always by equality, never by range or in order.
-    On PostgreSQL it is a hash index: its entries are a 4-byte hash rather than the
-    identifier text, so that extraction, which adds an entry per row to each such index,
-    spends about half as long on it as on a B-tree. (Lookups name the data source too; the
-    identifiers are unique across sources in all but name, so the hash of the identifier
-    alone finds the few rows to check.)"""
-    return sa.Index(name, column, postgresql_using="hash", info={"lookup": True})
+
+    On PostgreSQL it is a hash index on the identifier: its entries are a 4-byte hash
+    rather than the identifier text, so that extraction, which adds an entry per row to
+    each such index, spends about half as long on it as on a B-tree. (Lookups name the data
+    source too; the hash of the identifier alone finds the few rows to check.)
+
+    On SQLite it is a B-tree led by the data source: SQLite plans without statistics, and
+    given an index that begins with a column a join names it prefers it; led by the data
+    source, the identifier's index is the one it takes, rather than another index that
+    also begins with the data source (which would scan the source's rows)."""
+    return [
+        sa.Index(name, column, postgresql_using="hash",
+                 info={"lookup": True, "dialect": "postgresql"}).ddl_if(dialect="postgresql"),
+        sa.Index(name, *(("DATA_SOURCE_KEY",) if by_source else ()), column,
+                 info={"lookup": True, "dialect": "sqlite"}).ddl_if(dialect="sqlite"),
+    ]
 
 
 def _copy(source: sa.Table, role: str, suffix: str) -> None:
@@ -158,22 +168,22 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
     # and chain; purge's scan by START_DATE_TIME_KEY runs daily and does without an index.
     items.append(sa.Index(f"ix_{index_name}_upd", "UPDATE_AUDIT_KEY"))
     if len(natural) == 1:
-        items.append(_lookup(f"ix_{index_name}_nat", natural[0]))
+        items += _lookup(f"ix_{index_name}_nat", natural[0])
     elif natural:
         items.append(sa.Index(f"ix_{index_name}_nat", "DATA_SOURCE_KEY", *natural))
     for join_col in ("CALLID", "PARTYID", "LOGINSESSIONID", "CHAINGUID", "ROOTIRID",
                      "SESSIONID"):
         if join_col in source.c and join_col not in natural[:1]:
-            items.append(_lookup(f"ix_{index_name}_{join_col.lower()}", join_col))
+            items += _lookup(f"ix_{index_name}_{join_col.lower()}", join_col)
     if source.name == "G_IS_LINK":
         # The merge finds a link's counterpart by LINKID in whatever data source holds it.
-        items.append(_lookup(f"ix_{index_name}_linkid", "LINKID"))
+        items += _lookup(f"ix_{index_name}_linkid", "LINKID", by_source=False)
     for extra in _EXTRA_INDEXES.get(source.name, ()):
         items.append(sa.Index(f"ix_{index_name}_{'_'.join(extra).lower()}"[:63],
                               "DATA_SOURCE_KEY", *extra))
     if merged:
         # The transformation reads an interaction's calls by their merged root.
-        items.append(_lookup(f"ix_{index_name}_merge", "MERGE_ROOTIRID"))
+        items += _lookup(f"ix_{index_name}_merge", "MERGE_ROOTIRID")
     target = table(metadata, name, *items, category="gidb",
                    comment=f"Extracted copy of the IDB table {source.name} ({role}).")
     landing = None
@@ -181,8 +191,8 @@ def _copy(source: sa.Table, role: str, suffix: str) -> None:
         mrg = f"MRG_{source.name}{suffix}"
         landing = table(
             metadata, mrg, *landing_columns,
-            _lookup(f"ix_{mrg.lower()}_callid", "CALLID"),
-            _lookup(f"ix_{mrg.lower()}_rootirid", "ROOTIRID"),
+            *_lookup(f"ix_{mrg.lower()}_callid", "CALLID"),
+            *_lookup(f"ix_{mrg.lower()}_rootirid", "ROOTIRID"),
             category="merge", ours=True,
             comment="Voice calls extracted and waiting for the calls they merge with "
                     "(other sites' calls, merge targets) before they enter GIDB_G_CALL_V.")
