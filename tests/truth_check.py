@@ -315,7 +315,6 @@ def lineage_mismatches(idb_url: str, im_url: str, callids: Iterable[str]) -> lis
             delivered += 1
     if delivered == 0:
         bad.append(("no distributed stay or consultation was checked",))
-    lineage_mismatches.checked = delivered  # type: ignore[attr-defined]
     return sorted(bad, key=repr)
 
 

@@ -361,6 +361,14 @@ def _apply_policy(policy: str, what: str) -> None:
 # Parties and their time per state
 
 
+# The columns of a staged party (see _parties).
+_PARTY_COLUMNS = ("DATA_SOURCE_KEY", "OWN_SOURCE_KEY", "ID", "PARTYID", "PARTYGUID", "TYPE",
+                  "PROLE", "CALLID", "ENDPOINTID", "ENDPOINTTYPE", "ENDPOINTDN", "AGENTID",
+                  "PLACEID", "CCEVENT", "CCEVENTCAUSE", "CREATED_TS", "TERMINATED_TS",
+                  "ROOTIRID", "CALLTYPE", "IS_MM", "TENANTID", "MEDIANAME", "SUFFIX",
+                  "CONSULT_END")
+
+
 def _parties(conn: Connection, calls: str) -> str:
     """Each party of the chunk's calls with its seconds alerting, connected, held, queued,
     from its state history (the last state of a party still there runs to no end).
@@ -381,28 +389,29 @@ def _parties(conn: Connection, calls: str) -> str:
         LEFT JOIN {remote} x ON x.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY AND x.CALLID = c.CALLID
              AND p.AGENTID IS NOT NULL""" for s in SUFFIXES)
     # The windows: (W0, W1), W1 NULL for no end; the consultation part has CALLTYPE
-    # consultation and ends where the consultation call did.
+    # consultation and ends where the consultation call did. The parties are staged once
+    # and each window reads them.
+    staged = temp(conn, "tx_party_b", base, analyze=False)
+    consult_end = least("b.CONSULT_END", "COALESCE(b.TERMINATED_TS, b.CONSULT_END)")
+
+    def window(**given: str) -> str:
+        return ", ".join(f"{given.get(c, 'b.' + c)} AS {c}" for c in (*_PARTY_COLUMNS,
+                                                                     "W0", "W1", "SPLIT"))
+
     windows = temp(conn, "tx_party_w", f"""
-        SELECT b.*, b.CREATED_TS AS W0, b.TERMINATED_TS AS W1, 0 AS SPLIT FROM ({base}) b
+        SELECT {window(W0='b.CREATED_TS', W1='b.TERMINATED_TS', SPLIT='0')} FROM {staged} b
         WHERE b.CONSULT_END IS NULL OR b.CONSULT_END <= b.CREATED_TS
         UNION ALL
-        SELECT b.DATA_SOURCE_KEY, b.OWN_SOURCE_KEY, b.ID, b.PARTYID, b.PARTYGUID, b.TYPE,
-               b.PROLE, b.CALLID, b.ENDPOINTID, b.ENDPOINTTYPE, b.ENDPOINTDN, b.AGENTID,
-               b.PLACEID, b.CCEVENT, b.CCEVENTCAUSE, b.CREATED_TS,
-               {least('b.CONSULT_END', 'COALESCE(b.TERMINATED_TS, b.CONSULT_END)')},
-               b.ROOTIRID, {CONSULT}, b.IS_MM, b.TENANTID, b.MEDIANAME, b.SUFFIX,
-               b.CONSULT_END, b.CREATED_TS,
-               {least('b.CONSULT_END', 'COALESCE(b.TERMINATED_TS, b.CONSULT_END)')}, 1
-        FROM ({base}) b WHERE b.CONSULT_END > b.CREATED_TS
+        SELECT {window(TERMINATED_TS=consult_end, CALLTYPE=str(CONSULT), W0='b.CREATED_TS',
+                       W1=consult_end, SPLIT='1')}
+        FROM {staged} b WHERE b.CONSULT_END > b.CREATED_TS
         UNION ALL
-        SELECT b.DATA_SOURCE_KEY, b.OWN_SOURCE_KEY, b.ID, b.PARTYID, b.PARTYGUID, b.TYPE,
-               b.PROLE, b.CALLID, b.ENDPOINTID, b.ENDPOINTTYPE, b.ENDPOINTDN, b.AGENTID,
-               b.PLACEID, b.CCEVENT, b.CCEVENTCAUSE, b.CONSULT_END, b.TERMINATED_TS,
-               b.ROOTIRID, b.CALLTYPE, b.IS_MM, b.TENANTID, b.MEDIANAME, b.SUFFIX,
-               b.CONSULT_END, b.CONSULT_END, b.TERMINATED_TS, 1
-        FROM ({base}) b WHERE b.CONSULT_END > b.CREATED_TS
+        SELECT {window(CREATED_TS='b.CONSULT_END', W0='b.CONSULT_END', W1='b.TERMINATED_TS',
+                       SPLIT='1')}
+        FROM {staged} b WHERE b.CONSULT_END > b.CREATED_TS
              AND (b.TERMINATED_TS IS NULL OR b.TERMINATED_TS > b.CONSULT_END)""",
                    analyze=False)
+    drop(conn, staged)
     # The state history of the same parties, reached again from the calls: one statement,
     # nothing staged twice. Each state runs from its ADDED_TS to the next one's.
     spans = temp(conn, "tx_pspan", " UNION ALL ".join(f"""
