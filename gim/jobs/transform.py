@@ -471,7 +471,8 @@ def terminate_long_active(ctx: JobContext) -> int:
         if n:
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
             ids = f"SELECT INTERACTION_ID FROM {old}"
-            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            queue_spans(conn, interactions.interaction_spans(f"INTERACTION_ID IN ({ids})"),
+                        audit, now)
             # The interaction ends with the latest of its facts.
             run(conn, f"""UPDATE {old} SET END_TS = x.LAST_START FROM (
                 SELECT INTERACTION_ID, MAX(START_TS) AS LAST_START FROM (
@@ -494,7 +495,8 @@ def terminate_long_active(ctx: JobContext) -> int:
                 run(conn, f"""UPDATE {table.name} SET ACTIVE_FLAG = 0, END_TS = {e},
                     END_DATE_TIME_KEY = (({e}) / 900) * 900, UPDATE_AUDIT_KEY = {audit}{extra}
                     WHERE ACTIVE_FLAG = 1 AND INTERACTION_ID IN ({ids})""")
-            queue_spans(conn, interactions.interaction_spans(ids), audit, now)
+            queue_spans(conn, interactions.interaction_spans(f"INTERACTION_ID IN ({ids})"),
+                        audit, now)
             ctx.new_audit_key(conn, key=audit, row_count=n, table_name="artificial ends",
                               **_key_range(conn, INTERACTION_TABLES, audit))
             ctx.count("interactions terminated artificially", n)

@@ -109,60 +109,66 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     _lineage(conn, calls, parties, irf_rows, msf)
     descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out,
                             config.get("gim-etl", "user-event-data-timeout"))
-    ids = f"SELECT INTERACTION_ID FROM {ixn}"
-    scope = f"INTERACTION_ID IN ({ids})"
-    # The intervals these interactions covered before and cover now both need aggregating.
-    queue_spans(conn, interaction_spans(ids), audit, now)
-    # User data first, while the IRFs it hangs on are still the old ones: rows of IRFs
-    # that no longer exist go.
+    # Interactions given their INTERACTION_ID now have no facts yet: only the others have
+    # facts to replace and intervals covered before to queue.
+    ids = f"SELECT INTERACTION_ID FROM {ixn} WHERE FRESH = 0"
+    scope = f"INTERACTION_ID IN ({ids})" if run(
+        conn, f"SELECT COUNT(*) FROM {ixn} WHERE FRESH = 0").scalar_one() else None
+    if scope:
+        # The intervals these interactions covered before and cover now both need
+        # aggregating.
+        queue_spans(conn, interaction_spans(scope), audit, now)
+        # User data first, while the IRFs it hangs on are still the old ones: rows of IRFs
+        # that no longer exist go.
+        for table in f.USER_DATA_TABLES:
+            run(conn, f"""DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN (
+                SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r
+                WHERE r.{scope} AND NOT EXISTS (SELECT 1 FROM {irf_rows} n
+                    WHERE n.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID))""")
     for table, rows in descriptor.items():
         out.add(f"{table.name} rows", replace_facts(
-            conn, table, rows, f"INTERACTION_RESOURCE_ID IN (SELECT INTERACTION_RESOURCE_ID "
-                               f"FROM {irf_rows})", audit))
-    for table in f.USER_DATA_TABLES:
-        run(conn, f"""DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN (
-            SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r
-            WHERE r.{scope} AND NOT EXISTS (SELECT 1 FROM {irf_rows} n
-                WHERE n.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID))""")
-    out.add("INTERACTION_FACT rows", replace_facts(conn, f.INTERACTION_FACT,
-                                                   _project(conn, ixn, f.INTERACTION_FACT),
-                                                   scope, audit))
-    out.add("INTERACTION_RESOURCE_FACT rows", replace_facts(
-        conn, f.INTERACTION_RESOURCE_FACT, _project(conn, irf_rows,
-                                                    f.INTERACTION_RESOURCE_FACT), scope,
-        audit))
-    out.add("MEDIATION_SEGMENT_FACT rows", replace_facts(
-        conn, f.MEDIATION_SEGMENT_FACT, _project(conn, msf, f.MEDIATION_SEGMENT_FACT), scope,
-        audit))
+            conn, table, rows, scope and f"INTERACTION_RESOURCE_ID IN (SELECT "
+                                         f"INTERACTION_RESOURCE_ID FROM {irf_rows} WHERE "
+                                         f"{scope})", audit))
     states = _resource_states(conn, irf_rows)
-    out.add("IXN_RESOURCE_STATE_FACT rows", replace_facts(
-        conn, f.IXN_RESOURCE_STATE_FACT, _project(conn, states, f.IXN_RESOURCE_STATE_FACT),
-        scope, audit))
-    queue_spans(conn, interaction_spans(ids), audit, now)
+    written = {}
+    for table, rows in ((f.INTERACTION_FACT, ixn), (f.INTERACTION_RESOURCE_FACT, irf_rows),
+                        (f.MEDIATION_SEGMENT_FACT, msf), (f.IXN_RESOURCE_STATE_FACT, states)):
+        written[table] = _project(conn, rows, table)
+        out.add(f"{table.name} rows", replace_facts(conn, table, written[table], scope,
+                                                    audit))
+    # What they cover now, from the rows just written (rather than read back).
+    queue_spans(conn, interaction_spans(None, *(written[t] for t in (
+        f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT))),
+        audit, now)
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
     drop(conn, calls, parties, irf, ixn, msf, irf_rows, states, *STATE_TEMPS,
-         *(t for t in descriptor.values()))
+         *descriptor.values(), *written.values())
     return out
 
 
-def interaction_spans(ids: str) -> str:
-    """(TENANT_KEY, FROM_TS, TO_TS) of the interactions whose INTERACTION_ID the subquery
-    `ids` yields, from their facts as they stand: from the start to the latest time a fact
-    names (after-call work included; an active fact up to its start)."""
-    where = f"INTERACTION_ID IN ({ids})"
+def interaction_spans(where: str | None, ixn: str = "INTERACTION_FACT",
+                      irf: str = "INTERACTION_RESOURCE_FACT",
+                      msf: str = "MEDIATION_SEGMENT_FACT") -> str:
+    """(TENANT_KEY, FROM_TS, TO_TS) of the interactions whose facts match `where` (a
+    condition on INTERACTION_ID; None: all the rows of the tables), from the facts of
+    `ixn`, `irf` and `msf` (the fact tables as they stand, or temp tables of the same
+    columns): from the start to the latest time a fact names (after-call work included; an
+    active fact up to its start)."""
+    cond = f"WHERE {where}" if where else ""
     return f"""
         SELECT TENANT_KEY, MIN(T0) AS FROM_TS, MAX(T1) AS TO_TS FROM (
             SELECT INTERACTION_ID, TENANT_KEY, START_TS AS T0,
-                   COALESCE(END_TS, START_TS) AS T1 FROM INTERACTION_FACT WHERE {where}
+                   COALESCE(END_TS, START_TS) AS T1 FROM {ixn} {cond}
             UNION ALL
             SELECT INTERACTION_ID, TENANT_KEY, START_TS,
                    COALESCE(END_TS + AFTER_CALL_WORK_DURATION, START_TS)
-            FROM INTERACTION_RESOURCE_FACT WHERE {where}
+            FROM {irf} {cond}
             UNION ALL
             SELECT INTERACTION_ID, TENANT_KEY, START_TS, COALESCE(END_TS, START_TS)
-            FROM MEDIATION_SEGMENT_FACT WHERE {where}) x
+            FROM {msf} {cond}) x
         GROUP BY INTERACTION_ID, TENANT_KEY"""
 
 
@@ -337,7 +343,7 @@ def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code:
             ON CONFLICT (TABLE_NAME, GUID, CODE) DO NOTHING""")
     if count(conn, old):
         ids = f"SELECT INTERACTION_ID FROM {old}"
-        queue_spans(conn, interaction_spans(ids), audit, now)
+        queue_spans(conn, interaction_spans(f"INTERACTION_ID IN ({ids})"), audit, now)
         irfs = (f"SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r "
                 f"WHERE r.INTERACTION_ID IN ({ids})")
         for table in f.USER_DATA_TABLES:
@@ -654,6 +660,10 @@ def _acw(conn: Connection, irf: str) -> None:
     # media), whatever chunk that party's interaction is transformed in; the ACW lasts
     # until the agent's next state of that session and media. Both are first-row probes
     # of an index (agent, time), whose cost does not grow with the chunk or the table.
+    # (The session is compared as an expression: offered the session index as well, the
+    # planner ANDs both bitmaps and reads the agent's every later state, not the first.
+    # Only the next state's time is wanted: ordering by time alone, the index's order,
+    # stops at the first row rather than sorting every later one.)
     probes = " UNION ALL ".join(f"""
         SELECT c.OWN_SOURCE_KEY, c.ACW_ID,
                (SELECT q.ID FROM GIDB_G_PARTY{s} q
@@ -664,11 +674,11 @@ def _acw(conn: Connection, irf: str) -> None:
                 ORDER BY q.TERMINATED_TS DESC, q.ID DESC LIMIT 1) AS OWNER_ID,
                (SELECT n.ADDED_TS FROM GIDB_G_AGENT_STATE_HISTORY{s} n
                 WHERE n.DATA_SOURCE_KEY = c.OWN_SOURCE_KEY AND n.AGENTID = c.AGENTID
-                AND n.ADDED_TS >= c.ACW_TS AND n.LOGINSESSIONID = c.LOGINSESSIONID
+                AND n.ADDED_TS >= c.ACW_TS AND n.LOGINSESSIONID || '' = c.LOGINSESSIONID
                 AND COALESCE(n.MEDIANAME, 'voice') = COALESCE(c.MEDIANAME, 'voice')
                 AND (n.ADDED_TS > c.ACW_TS OR n.SEQ > c.ACW_SEQ
                      OR (n.SEQ = c.ACW_SEQ AND n.ID > c.ACW_ID))
-                ORDER BY n.ADDED_TS, n.SEQ, n.ID LIMIT 1) AS NEXT_TS
+                ORDER BY n.ADDED_TS LIMIT 1) AS NEXT_TS
         FROM (SELECT DISTINCT OWN_SOURCE_KEY, ACW_ID, AGENTID, ACW_TS, ACW_SEQ,
                      LOGINSESSIONID, MEDIANAME FROM {cand} WHERE SUFFIX = '{s}') c"""
                               for s in SUFFIXES)
@@ -738,7 +748,7 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
                0 AS PURGE_FLAG, CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY,
                CAST(0 AS INTEGER) AS MEDIA_TYPE_KEY,
                CAST(0 AS INTEGER) AS INTERACTION_TYPE_KEY,
-               CAST(NULL AS VARCHAR(1024)) AS SUBJECT
+               CAST(NULL AS VARCHAR(1024)) AS SUBJECT, 0 AS FRESH
         FROM (
             SELECT c.*,
                    MIN(c.CREATED_TS) OVER w AS START_TS,
@@ -766,7 +776,8 @@ def _interactions(conn: Connection, calls: str, audit: int, out: ChunkResult) ->
         FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE = {_type_code(ixn)}
         AND t.INTERACTION_SUBTYPE_CODE = UPPER({ixn}.SUBTYPE)""")
     assign_keys(conn, ixn, "INTERACTION_ID", f.INTERACTION_FACT.name, "INTERACTION_ID",
-                ["DATA_SOURCE_KEY", "MEDIA_SERVER_ROOT_IXN_GUID"], "INTERACTION_ID")
+                ["DATA_SOURCE_KEY", "MEDIA_SERVER_ROOT_IXN_GUID"], "INTERACTION_ID",
+                fresh="FRESH")
     return ixn
 
 

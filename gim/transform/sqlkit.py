@@ -60,9 +60,12 @@ def least(a: str, b: str) -> str:
 
 
 def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: str,
-                natural: Sequence[str], sequence: str, nullable: Sequence[str] = ()) -> int:
+                natural: Sequence[str], sequence: str, nullable: Sequence[str] = (),
+                fresh: str | None = None) -> int:
     """Give each row of temp table `rows` the key of the `target` row with the same natural
-    columns, or a new key from `sequence`; returns how many keys were new.
+    columns, or a new key from `sequence`; returns how many keys were new. `fresh`: a column
+    of `rows` (0) set to 1 on the rows given a new key (no row of the target, nor any row
+    keyed on it, can exist for those).
 
     `rows` must already have a `key` column (NULL) and the natural columns, under the same
     names as in `target`; the `nullable` ones are compared NULL-safely (which no index
@@ -86,11 +89,12 @@ def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: 
                         f"SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS RN "
                         f"FROM {rows} WHERE {key} IS NULL")
         match_n = " AND ".join(eq(f"n.{c}", f"{rows}.{c}", c) for c in natural)
+        mark = f", {fresh} = 1" if fresh else ""
         if nullable:
             run(conn, f"UPDATE {rows} SET {key} = {base - 1} + (SELECT n.RN FROM {numbered} n "
-                      f"WHERE {match_n}) WHERE {key} IS NULL")
+                      f"WHERE {match_n}){mark} WHERE {key} IS NULL")
         else:
-            run(conn, f"UPDATE {rows} SET {key} = {base - 1} + n.RN FROM {numbered} n "
+            run(conn, f"UPDATE {rows} SET {key} = {base - 1} + n.RN{mark} FROM {numbered} n "
                       f"WHERE {match_n} AND {rows}.{key} IS NULL")
         drop(conn, numbered)
     return new
@@ -120,27 +124,32 @@ def upsert_changed(conn: Connection, target: sa.Table, rows: str, key: Sequence[
     return before
 
 
-def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str,
+def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str | None,
                   audit: int) -> int:
     """Replace the facts of the recomputed entities: the target rows matching `scope` (a
     condition on the target's columns, e.g. `INTERACTION_ID IN (SELECT ...)`) become the
     rows of temp table `rows`. A row that existed keeps its CREATE_AUDIT_KEY; every written
-    row gets UPDATE_AUDIT_KEY = audit. Returns the number of rows written."""
+    row gets UPDATE_AUDIT_KEY = audit. Returns the number of rows written. `scope` None:
+    the entities are new, none of their facts exists; the rows are only inserted."""
     key = [c.name for c in target.primary_key.columns]
     cols = [c.name for c in target.columns
             if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
+    if scope is None:
+        return run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
+                         f"UPDATE_AUDIT_KEY) SELECT {', '.join(cols)}, {audit}, {audit} "
+                         f"FROM {rows}").rowcount
     # The creation keys of the rows replaced, kept aside (rather than rewriting the wide
     # staged rows to carry them).
     old = temp(conn, f"{rows}_old", f"SELECT {', '.join(key)}, CREATE_AUDIT_KEY FROM "
                                    f"{target.name} WHERE {scope}", analyze=False)
     run(conn, f"DELETE FROM {target.name} WHERE {scope}")
     match = " AND ".join(f"o.{k} = r.{k}" for k in key)
-    run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
-              f"UPDATE_AUDIT_KEY) SELECT {', '.join('r.' + c for c in cols)}, "
-              f"COALESCE(o.CREATE_AUDIT_KEY, {audit}), {audit} "
-              f"FROM {rows} r LEFT JOIN {old} o ON {match}")
+    n = run(conn, f"INSERT INTO {target.name} ({', '.join(cols)}, CREATE_AUDIT_KEY, "
+                  f"UPDATE_AUDIT_KEY) SELECT {', '.join('r.' + c for c in cols)}, "
+                  f"COALESCE(o.CREATE_AUDIT_KEY, {audit}), {audit} "
+                  f"FROM {rows} r LEFT JOIN {old} o ON {match}").rowcount
     drop(conn, old)
-    return count(conn, rows)
+    return n
 
 
 def queue_spans(conn: Connection, spans_sql: str, audit: int, now: int) -> None:
@@ -149,9 +158,10 @@ def queue_spans(conn: Connection, spans_sql: str, audit: int, now: int) -> None:
     run(conn, f"""
         INSERT INTO CTL_AGG_QUEUE (TENANT_KEY, DATE_TIME_KEY, AUDIT_KEY, QUEUED_TS)
         SELECT DISTINCT s.TENANT_KEY, d.DATE_TIME_KEY, {audit}, {now}
-        FROM ({spans_sql}) s JOIN DATE_TIME d
-             ON d.DATE_TIME_KEY >= (s.FROM_TS / 900) * 900
-            AND d.DATE_TIME_KEY <= (s.TO_TS / 900) * 900
-        WHERE s.FROM_TS IS NOT NULL
+        FROM (SELECT DISTINCT TENANT_KEY, (FROM_TS / 900) * 900 AS FROM_KEY,
+                     (TO_TS / 900) * 900 AS TO_KEY
+              FROM ({spans_sql}) x WHERE x.FROM_TS IS NOT NULL) s
+        JOIN DATE_TIME d ON d.DATE_TIME_KEY >= s.FROM_KEY AND d.DATE_TIME_KEY <= s.TO_KEY
+        WHERE 1 = 1
         ON CONFLICT (TENANT_KEY, DATE_TIME_KEY) DO UPDATE SET AUDIT_KEY = excluded.AUDIT_KEY,
             QUEUED_TS = excluded.QUEUED_TS""")
