@@ -470,6 +470,57 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
         assert sum(kills.values()) >= 20 and all(kills[r] >= 3 for r in ROLES), kills
         assert gidb_content(im2) == gidb_content(im1)
         assert marks(im2) == marks(im1)
+        # First loads put their indexes off; the killed ones were made again.
+        assert gidb_indexes(im2) == gidb_indexes(im1) == expected_gidb_indexes(im1)
+
+
+def gidb_indexes(url: str) -> set[str]:
+    """The names of the indexes the GIDB and merge tables have."""
+    from gim.jobs.gidb_indexes import gidb_tables
+
+    engine = _engine(url)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        names = {i["name"].lower() for t in gidb_tables()
+                 for i in inspector.get_indexes(t.name.lower() if "postgresql" in url
+                                                else t.name)}
+    engine.dispose()
+    return names
+
+
+def expected_gidb_indexes(url: str) -> set[str]:
+    from gim.jobs.gidb_indexes import gidb_tables
+    from gim.schema.base import index_applies
+
+    dialect = "postgresql" if "postgresql" in url else "sqlite"
+    return {i.name.lower() for t in gidb_tables() for i in t.indexes
+            if index_applies(i, dialect)}
+
+
+def test_first_load_makes_its_gidb_indexes_last_and_missing_ones_are_made_again(
+        cli, tmp_path, idb_and_infomart):
+    """A first load builds the secondary GIDB indexes after its rows; a job killed before
+    that leaves them missing, and the next extraction or transformation makes them."""
+    idb_url, im_url = idb_and_infomart
+    path = _config(tmp_path, im_url, [("site", idb_url, None)])
+    first = _extract(cli, path)
+    assert "GIDB indexes made again" not in first["counts"]
+    assert gidb_indexes(im_url) == expected_gidb_indexes(im_url)
+    assert_gidb_matches_idb(idb_url, im_url, _floor())
+    gone = sorted(i for i in expected_gidb_indexes(im_url)
+                  if i.startswith("ix_gidb_g_party_v_"))
+    assert len(gone) >= 3, gone
+    for job in (("transform",), ("extract", "--role", "ICON_CORE")):
+        engine = _engine(im_url)
+        with engine.begin() as conn:
+            for name in gone:
+                conn.exec_driver_sql(f"DROP INDEX {name}")
+        engine.dispose()
+        assert not set(gone) & gidb_indexes(im_url)
+        result = invoke(cli, *job, "-c", str(path), "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["counts"]["GIDB indexes made again"] == len(gone)
+        assert gidb_indexes(im_url) == expected_gidb_indexes(im_url)
 
 
 def test_tables_extracted_one_at_a_time_or_together_end_the_same(db_kind, tmp_path):

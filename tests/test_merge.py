@@ -347,3 +347,16 @@ def test_killed_multisite_extraction_ends_like_an_uninterrupted_one(db_kind, tmp
         for table in ("GIDB_G_CALL_V", "MRG_G_CALL_V"):
             assert _calls(im_killed, table) == _calls(im_once, table)
         assert _source_marks(im_killed) == _source_marks(im_once)
+
+
+def test_the_tables_a_pass_waits_for_are_all_it_reads():
+    """On PostgreSQL the pass starts as soon as the tables in merge.INPUTS are extracted,
+    while the others are still loading: a GIDB table its SQL reads and INPUTS leaves out
+    would be read half loaded."""
+    import inspect
+    import re
+
+    from gim.jobs import merge
+
+    read = set(re.findall(r"GIDB_[A-Z_]+", inspect.getsource(merge)))
+    assert read and read <= set(merge.INPUTS), read - set(merge.INPUTS)

@@ -42,7 +42,7 @@ from gim.hwm import (
     reliable,
     source_limit,
 )
-from gim.jobs import merge
+from gim.jobs import gidb_indexes, merge
 from gim.runner import JobContext
 from gim.schema.control import (
     CTL_DAP,
@@ -169,6 +169,9 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
         if count:
             done.append(f"{count:,} voice calls merged")
 
+    # Indexes a killed first load left unmade (see gidb_indexes).
+    gidb_indexes.ensure_job(ctx, [t for c in COPIES if c.role in roles
+                                  for t in (c.target, c.landing) if t is not None])
     try:
         for r in roles:
             groups = _sources(ctx.config, r, dap)
@@ -176,15 +179,25 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
                 where = f" named '{dap}'" if dap else ""
                 raise ConfigError(f"{ctx.config.describe_source()}: no [[dap]]{where} has "
                                   f"role {r}")
-            for name, daps in groups.items():
+            for i, (name, daps) in enumerate(groups.items()):
                 source = _open(ctx, opened, name, daps, r)
-                rows = extract_source(ctx, source, r, statistics)
+                early = None
+                if r == "ICON_CORE" and i == len(groups) - 1 and workers(ctx, 2) > 1:
+                    # The merge pass runs once every voice source of the run has its calls
+                    # and links extracted (calls of one interaction may come from several
+                    # IDBs): on PostgreSQL, while the last source's other tables, and the
+                    # roles after it, are extracted (it reads and writes only the voice
+                    # calls and links).
+                    def start_merge() -> None:
+                        nonlocal merging
+                        merging = pool.submit(merge.merge, ctx)
+
+                    early = (merge.INPUTS, start_merge)
+                rows = extract_source(ctx, source, r, statistics, early)
                 done.append(f"{name}/{r}: {rows:,} rows")
             if r == "ICON_CORE" and groups:
-                # After every voice source of the run: calls of one interaction may come
-                # from several IDBs. It reads and writes only voice tables, so on
-                # PostgreSQL the roles after it are extracted meanwhile.
-                merging = pool.submit(merge.merge, ctx)
+                if merging is None:
+                    merging = pool.submit(merge.merge, ctx)
                 if workers(ctx, 2) == 1:
                     merged(merging)
                     merging = None
@@ -445,9 +458,13 @@ def workers(ctx: JobContext, tables: int) -> int:
 
 
 def extract_source(ctx: JobContext, source: Source, role: str,
-                   statistics: _Statistics | None = None) -> int:
+                   statistics: _Statistics | None = None,
+                   early: tuple[tuple[str, ...], Any] | None = None) -> int:
+    """The role's tables of one source. `early`: (GIDB table names, a callable) to call once
+    those tables are extracted, which are then extracted first."""
     copies = [c for c in copies_for(role)]
     total = 0
+    first, when_first = (set(early[0]), early[1]) if early else (set(), None)
     with ctx.progress.task(f"extracting {source.name} ({role})", total=len(copies)) as advance:
         def done(copy: Copy, rows: int) -> None:
             nonlocal total
@@ -455,15 +472,21 @@ def extract_source(ctx: JobContext, source: Source, role: str,
             if statistics is not None:
                 statistics.loaded(copy.target)
             advance(1)
+            if copy.target.name in first:
+                first.discard(copy.target.name)
+                if not first and when_first is not None:
+                    when_first()
 
         count = workers(ctx, len(copies))
         if count == 1:
             for copy in copies:
                 done(copy, extract_table(ctx, source, copy))
         else:
-            # The largest tables first, so that the last to finish are short ones.
-            copies.sort(key=lambda c: -max((i.sizes.get(c.source.name, 0.0)
-                                            for i in source.idbs), default=0.0))
+            # The largest tables first, so that the last to finish are short ones (after
+            # those wanted early).
+            copies.sort(key=lambda c: (c.target.name not in first,
+                                       -max((i.sizes.get(c.source.name, 0.0)
+                                             for i in source.idbs), default=0.0)))
             _extract_in_parallel(ctx, source, copies, count, done)
     return total
 
@@ -549,7 +572,11 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy,
     else:
         covers = [reliable(None, limits[0])]
     state = _Table(copy=copy, stuck=stuck, stop=stop)
-    return _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
+    deferred = gidb_indexes.defer_for_first_load(ctx, copy, source.ha)
+    rows = _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
+    if not (stop is not None and stop.is_set()):  # else the next job makes them
+        gidb_indexes.rebuild(ctx, deferred)
+    return rows
 
 
 # Seeking the next row pays only over a long stretch of windows: each seek may have to scan

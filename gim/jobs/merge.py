@@ -48,6 +48,9 @@ CALLS = COPY_BY_TARGET["GIDB_G_CALL_V"].target
 WAITING = COPY_BY_TARGET["GIDB_G_CALL_V"].landing
 LINKS = "GIDB_G_IS_LINK_V"
 UNMONITORED = "GIDB_GSYS_DNPREMOTELOCATION"
+# The GIDB tables a pass reads, all of ICON_CORE: once every voice source of a run has
+# extracted them, the pass can run.
+INPUTS = ("GIDB_G_CALL_V", LINKS, UNMONITORED)
 # Label propagation converges in as many rounds as the widest group is long; a bound
 # only guards against a defect looping forever.
 MAX_ROUNDS = 10_000

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gim.db import ops_for, write_tx
-from gim.jobs import merge
+from gim.jobs import gidb_indexes, merge
 from gim.runner import JobContext
 from gim.schema import facts as f
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
@@ -52,6 +52,8 @@ _DEPENDENCIES = ("G_PARTY", "G_PARTY_HISTORY", "G_USERDATA_HISTORY", "G_AGENT_ST
 
 def run_job(ctx: JobContext) -> str:
     started = time.time()
+    # An extraction killed during a first load may have left GIDB indexes unmade.
+    gidb_indexes.ensure_job(ctx, gidb_indexes.gidb_tables())
     with write_tx(ctx.engine) as conn:
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         n = dimensions.refresh(conn, audit)
