@@ -147,7 +147,9 @@ def interaction_facts(im_url: str) -> dict[str, dict]:
 
 def _outcome(f: dict) -> str:
     """The interaction's outcome as the facts tell it: the way its last part ended."""
-    parts = [("irf", p) for p in f["irf"] if p["cfg_type"] == 3] + \
+    # Agents' IRFs, stays in queues, and the IRF of the mediation resource (routing point,
+    # queue) an interaction ended in.
+    parts = [("irf" if p["cfg_type"] == 3 else "mediation", p) for p in f["irf"]] + \
         [("msf", p) for p in f["msf"]]
     last = max(parts, key=lambda kp: (kp[1]["end"] or 0, kp[1]["start"]), default=None)
     short = f["end"] is not None and f["end"] - f["start"] < SHORT_ABANDON
@@ -155,13 +157,11 @@ def _outcome(f: dict) -> str:
     # abandoned while ringing at the next agent, say): the ledger's rule.
     if any(p["TALK"] > 0 or p["CONSULT"] > 0 for k, p in parts if k == "irf"):
         return "handled"
-    if last is not None and last[0] == "msf" and last[1]["result"] == "ABANDONED":
+    if last is not None and last[0] in ("msf", "mediation") and \
+            last[1]["result"] == "ABANDONED":
         return "short_abandon" if short else "abandoned"
     if last is not None and last[0] == "irf" and last[1]["result"] == "ABANDONED":
         return "abandoned_ringing"
-    if f["media"] == "voice" and not parts and f["inbound"]:
-        # Gone while at the routing point: there are no facts of routing points yet.
-        return "short_abandon" if short else "abandoned"
     return "not_handled"
 
 

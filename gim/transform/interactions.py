@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from gim.config import Config
 from gim.schema import facts as f
 from gim.schema import seed
+from gim.schema.icon_codes import CCEvent, DnType
 from gim.transform.dimensions import (
     CFG_DN,
     CFG_PERSON,
@@ -105,7 +106,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     ixn = _interactions(conn, calls, audit, out)
     _placeholders(conn, calls, parties, audit, out)
     msf = _segments(conn, calls, parties, ixn)
-    irf_rows = _irf_rows(conn, irf, ixn)
+    irf_rows = _irf_rows(conn, irf, parties, ixn)
     _lineage(conn, calls, parties, irf_rows, msf)
     descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out,
                             config.get("gim-etl", "user-event-data-timeout"))
@@ -924,12 +925,53 @@ def _descriptor_case() -> str:
         ELSE {k('Received', 'Unspecified', 'Completed', 'AnsweredByAgent')} END"""
 
 
-def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
+# The columns of an agent's part (_irf_spans) an IRF row is made from, in this order.
+_IRF_PART_COLUMNS = ("DATA_SOURCE_KEY", "ROOTIRID", "GROUP_GUID", "AGENTID", "IS_MM",
+                     "START_TS", "END_TS", "RING_S", "TALK_S", "HOLD_S", "HOLD_N",
+                     "CONS_INIT_S", "CONS_RCV_S", "ACW_S", "ACW_OPEN", "ACW_TS", "ENDPOINTID",
+                     "PLACEID", "TARGET_ADDRESS", "FIRST_CALLID")
+
+
+def _irf_rows(conn: Connection, irf: str, parties: str, ixn: str) -> str:
     too_many = run(conn, f"SELECT COUNT(*) FROM (SELECT DATA_SOURCE_KEY, ROOTIRID FROM {irf} "
                          f"GROUP BY DATA_SOURCE_KEY, ROOTIRID HAVING COUNT(*) >= "
-                         f"{MSF_OFFSET}) x").scalar_one()
+                         f"{MSF_OFFSET - 1}) x").scalar_one()
     if too_many:
-        raise ValueError("an interaction with more than 499 resource attempts")
+        raise ValueError("an interaction with more than 498 resource attempts")
+    k = seed.technical_descriptor_key
+    mediation = ("(m.TYPE = 4 OR (m.TYPE = 1 AND m.ENDPOINTTYPE IN "
+                 f"({int(DnType.ACD_QUEUE)}, {int(DnType.ROUTING_POINT)})))")
+    agent_cols = ", ".join(f"s.{c}" for c in _IRF_PART_COLUMNS)
+    # The parts: each agent's (see _irf_spans), and the mediation resource an interaction
+    # ended in (a routing point, ACD queue or interaction queue it was abandoned or routed
+    # away from: the product writes an IRF for such a resource too). That is the party of
+    # a mediation DN that came last, ended, with no agent's part begun after it began nor
+    # still going when it ended (a consultation to a queue the agent then cancelled is no
+    # end). It begins after every agent's part, so it takes the last ordinal. (Ours: the
+    # role RoutedTo and the results Routed / Abandoned.)
+    parts = f"""
+        SELECT {agent_cols}, {_descriptor_case().replace('x.', 's.')} AS TD,
+               {CFG_PERSON} AS RES_KIND, s.AGENTID AS RES_DBID, 0 AS MED_S
+        FROM {irf} s
+        UNION ALL
+        SELECT p.DATA_SOURCE_KEY, p.ROOTIRID, p.PARTYGUID, CAST(NULL AS INTEGER), p.IS_MM,
+               p.CREATED_TS, p.TERMINATED_TS, 0, 0, 0, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER),
+               p.ENDPOINTID, p.PLACEID, p.ENDPOINTDN, p.CALLID,
+               CASE WHEN p.CCEVENT = {int(CCEvent.ABANDONED)}
+                    THEN {k('RoutedTo', 'Unspecified', 'Abandoned', 'AbandonedWhileQueued')}
+                    ELSE {k('RoutedTo', 'Unspecified', 'Routed', 'Unspecified')} END,
+               CASE WHEN p.TYPE = 4 THEN {CFG_SCRIPT} ELSE {CFG_DN} END, p.ENDPOINTID,
+               p.TERMINATED_TS - p.CREATED_TS
+        FROM {parties} p
+        WHERE p.AGENTID IS NULL AND p.TERMINATED_TS IS NOT NULL
+          AND {mediation.replace('m.', 'p.')}
+          AND NOT EXISTS (
+            SELECT 1 FROM {parties} m WHERE m.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
+            AND m.ROOTIRID = p.ROOTIRID AND (
+                (m.AGENTID IS NOT NULL AND (m.CREATED_TS >= p.CREATED_TS
+                     OR m.TERMINATED_TS IS NULL OR m.TERMINATED_TS > p.TERMINATED_TS))
+                OR (m.AGENTID IS NULL AND {mediation} AND (m.CREATED_TS > p.CREATED_TS
+                     OR (m.CREATED_TS = p.CREATED_TS AND m.ID > p.ID)))))"""
     rows = temp(conn, "tx_irf", f"""
         SELECT i.INTERACTION_ID * {IRF_SPAN} + x.ORDINAL AS INTERACTION_RESOURCE_ID,
                (x.START_TS / 900) * 900 AS START_DATE_TIME_KEY, i.INTERACTION_ID,
@@ -955,7 +997,7 @@ def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
                CASE WHEN x.CONS_INIT_S > 0 THEN 1 ELSE 0 END AS CONS_INIT_TALK_COUNT,
                x.CONS_INIT_S AS CONS_INIT_TALK_DURATION,
                CASE WHEN x.CONS_RCV_S > 0 THEN 1 ELSE 0 END AS CONS_RCV_TALK_COUNT,
-               x.CONS_RCV_S AS CONS_RCV_TALK_DURATION, 0 AS MEDIATION_DURATION,
+               x.CONS_RCV_S AS CONS_RCV_TALK_DURATION, x.MED_S AS MEDIATION_DURATION,
                CASE WHEN x.ORDINAL = x.LAST_ORDINAL THEN 1 ELSE 0 END
                    AS LAST_INTERACTION_RESOURCE,
                x.TARGET_ADDRESS,
@@ -963,14 +1005,14 @@ def _irf_rows(conn: Connection, irf: str, ixn: str) -> str:
                CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY, x.ROOTIRID, x.DATA_SOURCE_KEY,
                x.FIRST_CALLID, x.AGENTID AS X_AGENTID, x.ACW_TS AS X_ACW_TS,
                x.ACW_OPEN AS X_ACW_OPEN
-        FROM (SELECT s.*, {_descriptor_case().replace('x.', 's.')} AS TD,
+        FROM (SELECT s.*,
                      ROW_NUMBER() OVER (PARTITION BY s.DATA_SOURCE_KEY, s.ROOTIRID
                                         ORDER BY s.START_TS, s.GROUP_GUID) AS ORDINAL,
                      COUNT(*) OVER (PARTITION BY s.DATA_SOURCE_KEY, s.ROOTIRID)
                          AS LAST_ORDINAL
-              FROM {irf} s) x
+              FROM ({parts}) s) x
         JOIN {ixn} i ON i.DATA_SOURCE_KEY = x.DATA_SOURCE_KEY AND i.ROOT_IRID = x.ROOTIRID
-        {_resource_join('ra', CFG_PERSON, 'i.TENANT_KEY', 'x.AGENTID')}
+        {_resource_join('ra', 'x.RES_KIND', 'i.TENANT_KEY', 'x.RES_DBID')}
         {_resource_join('rd', CFG_DN, 'i.TENANT_KEY', 'x.ENDPOINTID')}
         LEFT JOIN PLACE pl ON pl.TENANT_KEY = i.TENANT_KEY AND pl.PLACE_CFG_DBID = x.PLACEID""",
                 analyze=False)
@@ -1000,6 +1042,7 @@ def _lineage(conn: Connection, calls: str, parties: str, irf_rows: str, msf: str
             FROM {msf} m JOIN {irf_rows} r ON r.INTERACTION_ID = m.INTERACTION_ID
                  AND r.FIRST_CALLID = m.MEDIA_SERVER_IXN_GUID
                  AND r.START_TS >= m.END_TS AND r.START_TS <= m.END_TS + {ACW_TOLERANCE}
+                 AND r.X_AGENTID IS NOT NULL
             WHERE m.TECHNICAL_DESCRIPTOR_KEY IN (40, 48)) x
         WHERE x.RN = 1""", analyze=False)
     run(conn, f"""UPDATE {msf} SET TARGET_IXN_RESOURCE_ID = t.INTERACTION_RESOURCE_ID,
