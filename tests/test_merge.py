@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 
 import pytest
+import sqlalchemy as sa
 from conftest import invoke, new_database
 from test_extract import _config, _extract, _query, gidb_content
 
@@ -359,3 +360,56 @@ def test_the_tables_a_pass_waits_for_are_all_it_reads():
 
     read = set(re.findall(r"GIDB_[A-Z_]+", inspect.getsource(merge)))
     assert read and read <= set(merge.INPUTS), read - set(merge.INPUTS)
+
+
+def test_an_interaction_waits_for_every_idb_holding_its_calls(cli, db_kind, tmp_path):
+    """An interaction with calls in two IDBs is transformed once both have extracted past
+    its end, not when the IDB of its first call has: with the second site's parties
+    extracted only up to noon, its interactions ending later wait (those of the first site
+    alone do not), and go once that site catches up."""
+    sim = {**SIM, "faults": 0.0}
+    with new_database(db_kind, tmp_path, "site1") as s1, \
+            new_database(db_kind, tmp_path, "site2") as s2, \
+            new_database(db_kind, tmp_path, "im") as im:
+        simulate(s1, site_idbs=(s2,), start=START, days=1, **sim)
+        path = _config(tmp_path, im, [("one", s1, None, ["ICON_CFG", "ICON_CORE"]),
+                                      ("two", s2, None, ["ICON_CORE"])])
+        _extract(cli, path)
+        keys = dict(_query(im, "SELECT SOURCE_NAME, DATA_SOURCE_KEY FROM CTL_DS"))
+        groups: dict[tuple, list] = {}
+        for msk, root, dsk, end in _query(im, "SELECT MERGE_SOURCE_KEY, MERGE_ROOTIRID, "
+                                              "DATA_SOURCE_KEY, TERMINATED_TS FROM "
+                                              "GIDB_G_CALL_V"):
+            g = groups.setdefault((msk, root), [set(), 0])
+            g[0].add(dsk)
+            g[1] = max(g[1], end or 0)
+        day = int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp())
+        noon = day + 12 * 3600
+        mark_sql = ("UPDATE CTL_EXTRACT_HWM SET MARK_TS = :m WHERE SOURCE_NAME = 'two' AND "
+                    "TABLE_NAME = 'GIDB_G_PARTY_V'")
+        (saved,), = _query(im, "SELECT MARK_TS FROM CTL_EXTRACT_HWM WHERE SOURCE_NAME = "
+                               "'two' AND TABLE_NAME = 'GIDB_G_PARTY_V'")
+        engine = sa.create_engine(im.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.execute(sa.text(mark_sql), {"m": noon})
+        _transform(cli, path)
+
+        def transformed() -> set[tuple]:
+            return set(_query(im, "SELECT DATA_SOURCE_KEY, MEDIA_SERVER_ROOT_IXN_GUID FROM "
+                                  "INTERACTION_FACT"))
+
+        got = transformed()
+        late_cross = {k for k, (srcs, end) in groups.items()
+                      if keys["two"] in srcs and end > noon and end < day + 20 * 3600}
+        late_own = {k for k, (srcs, end) in groups.items()
+                    if srcs == {keys["one"]} and noon < end < day + 20 * 3600}
+        early_cross = {k for k, (srcs, end) in groups.items()
+                       if keys["two"] in srcs and keys["one"] in srcs and end < noon - 600}
+        assert late_cross and late_own and early_cross
+        assert not late_cross & got
+        assert late_own <= got and early_cross <= got
+        with engine.begin() as conn:
+            conn.execute(sa.text(mark_sql), {"m": saved})
+        engine.dispose()
+        _transform(cli, path)
+        assert late_cross <= transformed()

@@ -382,10 +382,16 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
         now = int(time.time())
         with write_tx(ctx.engine) as conn:
             marks = _marks(conn)
-            ready = " OR ".join(
-                f"(p.DATA_SOURCE_KEY = {k} AND x.IS_MM = {1 if s == '_MM' else 0} AND "
-                f"COALESCE(x.END_TS, x.LAST_TS) <= {m})" for (k, s), m in marks.items()) \
-                or "1 = 0"
+
+            def mark(suffix: str, marks: dict = marks) -> str:
+                """The mark of the data source a call comes from (its own, which for a
+                voice call merged across IDBs need not be the interaction's)."""
+                whens = " ".join(f"WHEN {k} THEN {m}" for (k, s), m in sorted(marks.items())
+                                 if s == suffix)
+                return f"CASE v.DATA_SOURCE_KEY {whens} ELSE 0 END" if whens else "0"
+
+            # Ready: every data source holding one of its calls has extracted past its end.
+            ready = "COALESCE(x.END_TS, x.LAST_TS) <= x.MARK"
             # The next pending interactions (by id, so that those left waiting are not
             # looked at twice in a run), then those of them that are ready.
             cand = temp(conn, "tx_cand", f"""
@@ -407,7 +413,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                                 p.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID
                                 AND p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END AS STATE,
                        v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
-                           AS TERMINATED_TS
+                           AS TERMINATED_TS, {mark(s)} AS MARK
                 FROM GIDB_G_CALL{s} v JOIN {cand} q
                      ON q.DATA_SOURCE_KEY = v.{interactions.root_source(s)}
                      AND q.ENTITY_ID = v.{interactions.root(s)}""" for s in ("_V", "_MM"))
@@ -415,7 +421,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                 SELECT p.DATA_SOURCE_KEY, p.ENTITY_ID, p.SINCE_TS, 0 AS DONE
                 FROM {cand} p JOIN (
                     SELECT DATA_SOURCE_KEY, ROOTIRID, MAX(IS_MM) AS IS_MM,
-                           MAX(LASTCHANGE_TS) AS LAST_TS,
+                           MAX(LASTCHANGE_TS) AS LAST_TS, MIN(MARK) AS MARK,
                            CASE WHEN SUM(CASE WHEN STATE = 2 THEN 0 ELSE 1 END) > 0
                                 THEN NULL ELSE MAX(TERMINATED_TS) END AS END_TS
                     FROM ({calls}) c GROUP BY DATA_SOURCE_KEY, ROOTIRID

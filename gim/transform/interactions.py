@@ -418,18 +418,17 @@ def _parties(conn: Connection, calls: str) -> str:
         FROM {staged} b WHERE b.CONSULT_END > b.CREATED_TS
              AND (b.TERMINATED_TS IS NULL OR b.TERMINATED_TS > b.CONSULT_END)""",
                    analyze=False)
-    drop(conn, staged)
-    # The state history of the same parties, reached again from the calls: one statement,
-    # nothing staged twice. Each state runs from its ADDED_TS to the next one's.
+    # The state history of the same parties. Each state runs from its ADDED_TS to the next
+    # one's.
     spans = temp(conn, "tx_pspan", " UNION ALL ".join(f"""
         SELECT h.DATA_SOURCE_KEY, h.PARTYID, h.STATE, h.ADDED_TS AS T0,
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
                                       ORDER BY h.PSEQ, h.PHID) AS T1
         FROM GIDB_G_PARTY_HISTORY{s} h
-        JOIN GIDB_G_PARTY{s} p ON p.DATA_SOURCE_KEY = h.DATA_SOURCE_KEY
-             AND p.PARTYID = h.PARTYID
-        JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY AND c.CALLID = p.CALLID
-             AND c.SUFFIX = '{s}'""" for s in SUFFIXES), analyze=False)
+        JOIN (SELECT DISTINCT OWN_SOURCE_KEY, PARTYID FROM {staged} WHERE SUFFIX = '{s}') p
+             ON p.OWN_SOURCE_KEY = h.DATA_SOURCE_KEY AND p.PARTYID = h.PARTYID"""
+                                                       for s in SUFFIXES), analyze=False)
+    drop(conn, staged)
     run(conn, f"CREATE INDEX IF NOT EXISTS {spans}_ix ON {spans} (DATA_SOURCE_KEY, PARTYID)")
     # Seconds of a state within the window (a state with no end counts nothing); a whole
     # party's states all count.
