@@ -298,12 +298,13 @@ def lineage_mismatches(idb_url: str, im_url: str, callids: Iterable[str]) -> lis
                     and p[2] == "ReceivedConsult" and p[3] == v["start"]]
         if not received:
             continue
-        # agents whose part consulted while this one began, on the same switch (a
-        # consultation another site received is an inbound call there)
-        initiators = {p[1] for p in parts[v["guid"]] if p[0] == "AGENT" and p[5] > 0
+        # agents whose part consulted while this one began, on the same switch, else on
+        # another (a consultation another site received)
+        consulting = [p for p in parts[v["guid"]] if p[0] == "AGENT" and p[5] > 0
                       and p[2] != "ReceivedConsult" and p[3] <= v["start"]
-                      and (p[4] is None or p[4] >= v["start"])
-                      and p[8] == received[0][8]}
+                      and (p[4] is None or p[4] >= v["start"])]
+        initiators = {p[1] for p in consulting if p[8] == received[0][8]} or \
+            {p[1] for p in consulting}
         src = irfs.get(v["from"]) if v["from"] is not None else None
         if not initiators:
             continue

@@ -473,12 +473,13 @@ def _parties(conn: Connection, calls: str) -> str:
              AND x.PARTYID = w.PARTYID
         WHERE w.AGENTID IS NOT NULL AND x.STATE IN (2, 3, 4) AND {overlaps}""",
          analyze=False)
-    drop(conn, remote, windows, spans)
+    drop(conn, windows, spans)
     return parties
 
 
-# Temporary tables the resource states are made from, kept until the end of the chunk.
-STATE_TEMPS = ("tx_pstate", "tx_agent_party")
+# Temporary tables kept until the end of the chunk: the resource states are made from the
+# first two, lineage reads the consultations received from another site.
+STATE_TEMPS = ("tx_pstate", "tx_agent_party", "tx_remote_cons")
 IRS_ROLE_CUSTOMER, IRS_ROLE_CONSULT = 10, 20  # INTERACTION_RESOURCE_STATE role blocks
 IRS_ALERT, IRS_CONNECT, IRS_HOLD, IRS_WRAP = 2, 3, 4, 5
 
@@ -547,9 +548,12 @@ def _remote_consultations(conn: Connection, calls: str) -> str:
     consultation call began with the link and merged into on completing the transfer or
     conference (or is that consultation, if it never completed). This site's call is an
     inbound call of its own; its agent's part is a consultation received until that
-    consultation call ended (CONSULT_END), then the call's."""
+    consultation call ended (CONSULT_END), then the call's. The consultation call is
+    K_SOURCE/K_CALLID, begun at K_CREATED. Kept until the end of the chunk."""
     return temp(conn, "tx_remote_cons", f"""
-        SELECT c.OWN_SOURCE_KEY, c.CALLID, MIN(k.TERMINATED_TS) AS CONSULT_END
+        SELECT c.OWN_SOURCE_KEY, c.CALLID, MIN(k.TERMINATED_TS) AS CONSULT_END,
+               MIN(k.OWN_SOURCE_KEY) AS K_SOURCE, MIN(k.CALLID) AS K_CALLID,
+               MIN(k.CREATED_TS) AS K_CREATED
         FROM {calls} c
         JOIN GIDB_G_IS_LINK_V l ON l.DATA_SOURCE_KEY = c.OWN_SOURCE_KEY
              AND l.CALLID = c.CALLID
@@ -1070,6 +1074,23 @@ def _lineage(conn: Connection, calls: str, parties: str, irf_rows: str, msf: str
         JOIN {irf_rows} a ON a.INTERACTION_ID = r.INTERACTION_ID AND a.X_AGENTID = p.AGENTID
              AND a.START_TS <= k.CREATED_TS
              AND (a.END_TS IS NULL OR a.END_TS >= k.CREATED_TS)
+        GROUP BY r.INTERACTION_RESOURCE_ID) d
+        WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
+    # A consultation received from another site: the part began on this site's call that
+    # the other site's consultation call reached (see _remote_consultations); the initiator
+    # is that consultation call's initiating agent, in the part under way when it began.
+    run(conn, f"""UPDATE {irf_rows} SET RECEIVED_FROM_IXN_RESOURCE_ID = d.FROM_ID FROM (
+        SELECT r.INTERACTION_RESOURCE_ID, MAX(a.INTERACTION_RESOURCE_ID) AS FROM_ID
+        FROM {irf_rows} r
+        JOIN {calls} c ON c.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY AND c.CALLID = r.FIRST_CALLID
+        JOIN tx_remote_cons x ON x.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY AND x.CALLID = c.CALLID
+             AND r.START_TS < x.CONSULT_END
+        JOIN {parties} p ON p.OWN_SOURCE_KEY = x.K_SOURCE AND p.CALLID = x.K_CALLID
+             AND p.PROLE = 1 AND p.AGENTID IS NOT NULL
+        JOIN {irf_rows} a ON a.INTERACTION_ID = r.INTERACTION_ID AND a.X_AGENTID = p.AGENTID
+             AND a.START_TS <= x.K_CREATED
+             AND (a.END_TS IS NULL OR a.END_TS >= x.K_CREATED)
+        WHERE r.X_AGENTID IS NOT NULL AND r.RECEIVED_FROM_IXN_RESOURCE_ID IS NULL
         GROUP BY r.INTERACTION_RESOURCE_ID) d
         WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
     drop(conn, targets)
