@@ -145,7 +145,20 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
     # Dimensions came with it: agents, queues, groups and memberships, user-data rows.
     agents = _q(im_url, "SELECT COUNT(*) FROM RESOURCE_ WHERE RESOURCE_TYPE_CODE = 'AGENT'")
     assert agents[0][0] == SIM["agents"]
-    assert _q(im_url, "SELECT COUNT(*) FROM RESOURCE_GROUP_FACT_")[0][0] >= SIM["agents"]
+    # Every membership the configuration recorded, agents' and DNs', with its dates.
+    members = set(_q(im_url, """SELECT r.RESOURCE_CFG_TYPE_ID, r.RESOURCE_CFG_DBID,
+        g.GROUP_KEY, g.START_TS, g.END_TS FROM RESOURCE_GROUP_FACT_ g
+        JOIN RESOURCE_ r ON r.RESOURCE_KEY = g.RESOURCE_KEY"""))
+    links = set(_q(idb_url, """SELECT 3, AGENTID, GROUPID, CREATED_TS, DELETED_TS
+        FROM GCX_GROUP_AGENT UNION ALL SELECT 2, ENDPOINTID, GROUPID, CREATED_TS, DELETED_TS
+        FROM GCX_GROUP_ENDPOINT"""))
+    assert members == links
+    assert {m[0] for m in members} == {2, 3}
+    skills = set(_q(im_url, """SELECT r.RESOURCE_CFG_DBID, s.SKILL_KEY, s.SKILL_LEVEL,
+        s.START_TS, s.END_TS FROM RESOURCE_SKILL_FACT_ s
+        JOIN RESOURCE_ r ON r.RESOURCE_KEY = s.RESOURCE_KEY"""))
+    assert skills and skills == set(_q(idb_url, """SELECT AGENTID, SKILLID, SLEVEL,
+        CREATED_TS, DELETED_TS FROM GCX_SKILL_LEVEL"""))
     assert _q(im_url, "SELECT COUNT(DISTINCT SERVICE_TYPE) FROM INTERACTION_DESCRIPTOR")[0][0] \
         >= 3
     assert _q(im_url, "SELECT COUNT(*) FROM IRF_USER_DATA_GEN_1 WHERE CUSTOMER_ID IS NOT "

@@ -19,7 +19,8 @@ FAR = 2145916800  # the end key of open spans (calendar.ACTIVE_END_KEY)
 # The configuration copies the dimensions are built from.
 CFG_TABLES = ("GIDB_GC_TENANT", "GIDB_GC_TIME_ZONE", "GIDB_GC_AGENT", "GIDB_GC_ENDPOINT",
               "GIDB_GC_SWITCH", "GIDB_GC_SCRIPT", "GIDB_GC_PLACE", "GIDB_GC_GROUP",
-              "GIDB_GC_SKILL", "GIDB_GCX_GROUP_AGENT", "GIDB_GCX_SKILL_LEVEL")
+              "GIDB_GC_SKILL", "GIDB_GCX_GROUP_AGENT", "GIDB_GCX_GROUP_ENDPOINT",
+              "GIDB_GCX_SKILL_LEVEL")
 
 _DN_TYPES = {1: ("Extension", "EXTENSION", "DN"), 3: ("Queue", "QUEUE", "ACDQueue"),
              4: ("RoutingPoint", "ROUTINGPOINT", "RoutingPoint"),
@@ -196,12 +197,17 @@ def _groups(conn: Connection, audit: int) -> int:
 
 
 def _memberships(conn: Connection, audit: int) -> int:
-    """Group and skill membership intervals from the configuration links."""
+    """Group and skill membership intervals from the configuration links: agents in agent
+    groups and DNs (queues, routing points) in DN groups, as RESOURCE_GROUP_FACT_ rows of
+    their resources; agents' skills, as RESOURCE_SKILL_FACT_ rows."""
     n = 0
-    for target, link, member, extra in (
-            (f.RESOURCE_GROUP_FACT_, "GIDB_GCX_GROUP_AGENT", "GROUPID AS GROUP_KEY", ""),
+    for target, link, member, extra, kind, dbid in (
+            (f.RESOURCE_GROUP_FACT_, "GIDB_GCX_GROUP_AGENT", "GROUPID AS GROUP_KEY", "",
+             CFG_PERSON, "AGENTID"),
+            (f.RESOURCE_GROUP_FACT_, "GIDB_GCX_GROUP_ENDPOINT", "GROUPID AS GROUP_KEY", "",
+             CFG_DN, "ENDPOINTID"),
             (f.RESOURCE_SKILL_FACT_, "GIDB_GCX_SKILL_LEVEL", "SKILLID AS SKILL_KEY",
-             ", l.SLEVEL AS SKILL_LEVEL")):
+             ", l.SLEVEL AS SKILL_LEVEL", CFG_PERSON, "AGENTID")):
         rows = temp(conn, "tx_member", f"""
             SELECT r.RESOURCE_KEY, l.{member}, l.CREATED_TS AS START_TS{extra},
                    r.TENANT_KEY, l.DELETED_TS AS END_TS,
@@ -209,8 +215,8 @@ def _memberships(conn: Connection, audit: int) -> int:
                    COALESCE((l.DELETED_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
                    CASE WHEN l.DELETED_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
                    0 AS PURGE_FLAG
-            FROM {link} l JOIN {f.RESOURCE_.name} r ON r.RESOURCE_CFG_TYPE_ID = {CFG_PERSON}
-                 AND r.RESOURCE_CFG_DBID = l.AGENTID
+            FROM {link} l JOIN {f.RESOURCE_.name} r ON r.RESOURCE_CFG_TYPE_ID = {kind}
+                 AND r.RESOURCE_CFG_DBID = l.{dbid}
             WHERE l.CREATED_TS IS NOT NULL""")
         key = [c.name for c in target.primary_key.columns]
         cols = [c.name for c in target.columns
