@@ -129,6 +129,10 @@ _opt(_ETL, "extract-data-thread-pool-size", "int", 4,
      "Tables of one source extracted at the same time, each in its own transactions "
      "(PostgreSQL Info Mart; an SQLite Info Mart takes one writer, so one table at a time). "
      "At most 8 are used.", min=1, max=1024)
+_opt(_ETL, "extract-first-load-index-rows", "int", 50000,
+     "A GIDB table's first load (the table empty) builds its secondary indexes after its "
+     "rows when the IDB's statistics put the IDB table at this many rows or more; 0: every "
+     "first load does, whatever its size.", min=0, ours=True)
 _opt(_ETL, "extract-data-stuck-threshold", "int", 28860,
      "Seconds after which still-active source data stops holding the extraction "
      "high-water mark back.", min=900)

@@ -159,6 +159,10 @@ def test_facts_equal_the_truth(cli, tmp_path, center):
         JOIN RESOURCE_ r ON r.RESOURCE_KEY = s.RESOURCE_KEY"""))
     assert skills and skills == set(_q(idb_url, """SELECT AGENTID, SKILLID, SLEVEL,
         CREATED_TS, DELETED_TS FROM GCX_SKILL_LEVEL"""))
+    places = set(_q(im_url, """SELECT p.PLACE_CFG_DBID, g.GROUP_KEY, g.START_TS, g.END_TS
+        FROM PLACE_GROUP_FACT_ g JOIN PLACE p ON p.PLACE_KEY = g.PLACE_KEY"""))
+    assert places and places == set(_q(idb_url, """SELECT PLACEID, GROUPID, CREATED_TS,
+        DELETED_TS FROM GCX_GROUP_PLACE"""))
     assert _q(im_url, "SELECT COUNT(DISTINCT SERVICE_TYPE) FROM INTERACTION_DESCRIPTOR")[0][0] \
         >= 3
     assert _q(im_url, "SELECT COUNT(*) FROM IRF_USER_DATA_GEN_1 WHERE CUSTOMER_ID IS NOT "

@@ -572,7 +572,13 @@ def extract_table(ctx: JobContext, source: Source, copy: Copy,
     else:
         covers = [reliable(None, limits[0])]
     state = _Table(copy=copy, stuck=stuck, stop=stop)
-    deferred = gidb_indexes.defer_for_first_load(ctx, copy, source.ha)
+    # A big first load builds its secondary indexes last (see gidb_indexes); a small one
+    # keeps them (dropping and building them costs more than it saves).
+    least = cfg.get("gim-etl", "extract-first-load-index-rows")
+    estimate = max((i.sizes[copy.source.name] for i in idbs
+                    if copy.source.name in i.sizes), default=None)
+    deferred = gidb_indexes.defer_for_first_load(ctx, copy, source.ha) \
+        if least == 0 or (estimate is not None and estimate >= least) else []
     rows = _load_windows(ctx, source, copy, idbs, windows, limits, covers, state)
     if not (stop is not None and stop.is_set()):  # else the next job makes them
         gidb_indexes.rebuild(ctx, deferred)

@@ -1,8 +1,9 @@
 """GIDB indexes put off during a first load, and made again wherever they are missing.
 
 A GIDB table that holds no row at all when its extraction begins (the first load of a new
-Info Mart, or of a table a new role brings) is loaded without its secondary indexes, which
-are built once its windows are all loaded: adding an entry per row to each index while
+Info Mart, or of a table a new role brings), and that the IDB's statistics say is big
+(`extract-first-load-index-rows`), is loaded without its secondary indexes, which are built
+once its windows are all loaded: adding an entry per row to each index while
 loading costs about twice what building the index from the loaded rows does. Kept all the
 way through are the indexes the load itself reads: the primary key (a window's rows
 replace the versions loaded before, and a conflict on it sends a window to the replacing
@@ -94,3 +95,4 @@ def rebuild(ctx: JobContext, indexes: list[sa.Index]) -> None:
     with write_tx(ctx.engine) as conn:
         for index in indexes:
             _build(conn, index)
+    ctx.count("GIDB tables indexed after their first load", 1)

@@ -12,7 +12,7 @@ from gim.schema.meta import metadata
 # The schema version this code writes; `gim migrate` brings older Info Marts up to it.
 # 2: CTL_ETL_HISTORY.START_TS_MS. 3: GIDB_GSYS_DNPREMOTELOCATION (added by ensure_schema).
 # 4: the voice merge (MRG_G_CALL_V, merge columns of GIDB_G_CALL_V, IS-Link indexes).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Ours: one row per schema version applied to this Info Mart (the product keeps its version
 # in a table of this name whose columns are not documented).

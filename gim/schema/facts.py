@@ -128,11 +128,12 @@ SKILL = _dim(
 )
 
 
-def _membership(name: str, member: str, extra: list[sa.Column]) -> sa.Table:
+def _membership(name: str, member: str, extra: list[sa.Column],
+                owner: str = "RESOURCE_KEY") -> sa.Table:
     """Configuration-history facts: one row per [START_TS, END_TS) membership."""
     return table(
         metadata, name,
-        col("RESOURCE_KEY", Int, primary_key=True, autoincrement=False),
+        col(owner, Int, primary_key=True, autoincrement=False),
         col(member, Int, primary_key=True, autoincrement=False),
         col("START_TS", Int, primary_key=True, autoincrement=False),
         *extra,
@@ -150,6 +151,7 @@ def _membership(name: str, member: str, extra: list[sa.Column]) -> sa.Table:
 RESOURCE_GROUP_FACT_ = _membership("RESOURCE_GROUP_FACT_", "GROUP_KEY", [])
 RESOURCE_SKILL_FACT_ = _membership("RESOURCE_SKILL_FACT_", "SKILL_KEY",
                                    [col("SKILL_LEVEL", Int)])
+PLACE_GROUP_FACT_ = _membership("PLACE_GROUP_FACT_", "GROUP_KEY", [], owner="PLACE_KEY")
 
 RESOURCE_STATE_REASON = _dim(
     "RESOURCE_STATE_REASON",

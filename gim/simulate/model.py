@@ -138,6 +138,7 @@ class Center:
     dialer_rp_id: int = 1002
     dialer_rp_dn: str = "7100"
     dn_group: int = 551
+    place_group: int = 552
     outbound_group: int = 504
     campaign_id: int = 801
     calling_list_id: int = 851
@@ -356,6 +357,8 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
                   TYPE=int(GroupType.AGENT), DNGROUPTYPE=None, SCRIPT=None)
     store.add(idb.GC_GROUP, ts, ID=c.dn_group, TENANTID=t, NAME="All_Queues",
               TYPE=int(GroupType.DN), DNGROUPTYPE=1, SCRIPT=None)
+    store.add(idb.GC_GROUP, ts, ID=c.place_group, TENANTID=t, NAME="All_Places",
+              TYPE=int(GroupType.PLACE), DNGROUPTYPE=None, SCRIPT=None)
     for g in c.groups:
         store.link(idb.GCX_GROUP_ENDPOINT, ts, GROUPID=c.dn_group, ENDPOINTID=g.queue_id)
     for site in c.site_list[1:]:
@@ -391,6 +394,7 @@ def initial_config(c: Center, store: ConfigStore, ts: int, media: tuple[str, ...
                   EMAIL=f"{a.username}@example.com", TYPE=2, PLACEID=a.place_id)
         store.link(idb.GCX_AGENT_PLACE, ts, PLACEID=a.place_id, AGENTID=a.dbid)
         store.link(idb.GCX_ENDPOINT_PLACE, ts, ENDPOINTID=a.ext_id, PLACEID=a.place_id)
+        store.link(idb.GCX_GROUP_PLACE, ts, GROUPID=c.place_group, PLACEID=a.place_id)
         store.link(idb.GCX_LOGIN_INFO, ts, LOGINID=a.login_id, AGENTID=a.dbid, WRAPUPTIME=0)
         for g in a.groups:
             store.link(idb.GCX_GROUP_AGENT, ts, GROUPID=g, AGENTID=a.dbid)

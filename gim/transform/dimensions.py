@@ -20,7 +20,7 @@ FAR = 2145916800  # the end key of open spans (calendar.ACTIVE_END_KEY)
 CFG_TABLES = ("GIDB_GC_TENANT", "GIDB_GC_TIME_ZONE", "GIDB_GC_AGENT", "GIDB_GC_ENDPOINT",
               "GIDB_GC_SWITCH", "GIDB_GC_SCRIPT", "GIDB_GC_PLACE", "GIDB_GC_GROUP",
               "GIDB_GC_SKILL", "GIDB_GCX_GROUP_AGENT", "GIDB_GCX_GROUP_ENDPOINT",
-              "GIDB_GCX_SKILL_LEVEL")
+              "GIDB_GCX_GROUP_PLACE", "GIDB_GCX_SKILL_LEVEL")
 
 _DN_TYPES = {1: ("Extension", "EXTENSION", "DN"), 3: ("Queue", "QUEUE", "ACDQueue"),
              4: ("RoutingPoint", "ROUTINGPOINT", "RoutingPoint"),
@@ -199,24 +199,30 @@ def _groups(conn: Connection, audit: int) -> int:
 def _memberships(conn: Connection, audit: int) -> int:
     """Group and skill membership intervals from the configuration links: agents in agent
     groups and DNs (queues, routing points) in DN groups, as RESOURCE_GROUP_FACT_ rows of
-    their resources; agents' skills, as RESOURCE_SKILL_FACT_ rows."""
+    their resources; agents' skills, as RESOURCE_SKILL_FACT_ rows; places in place
+    groups, as PLACE_GROUP_FACT_ rows."""
     n = 0
-    for target, link, member, extra, kind, dbid in (
+    person = (f"JOIN {f.RESOURCE_.name} r ON r.RESOURCE_CFG_TYPE_ID = {CFG_PERSON} "
+              "AND r.RESOURCE_CFG_DBID = l.AGENTID")
+    for target, link, member, extra, owner in (
             (f.RESOURCE_GROUP_FACT_, "GIDB_GCX_GROUP_AGENT", "GROUPID AS GROUP_KEY", "",
-             CFG_PERSON, "AGENTID"),
+             person),
             (f.RESOURCE_GROUP_FACT_, "GIDB_GCX_GROUP_ENDPOINT", "GROUPID AS GROUP_KEY", "",
-             CFG_DN, "ENDPOINTID"),
+             f"JOIN {f.RESOURCE_.name} r ON r.RESOURCE_CFG_TYPE_ID = {CFG_DN} "
+             "AND r.RESOURCE_CFG_DBID = l.ENDPOINTID"),
             (f.RESOURCE_SKILL_FACT_, "GIDB_GCX_SKILL_LEVEL", "SKILLID AS SKILL_KEY",
-             ", l.SLEVEL AS SKILL_LEVEL", CFG_PERSON, "AGENTID")):
+             ", l.SLEVEL AS SKILL_LEVEL", person),
+            (f.PLACE_GROUP_FACT_, "GIDB_GCX_GROUP_PLACE", "GROUPID AS GROUP_KEY", "",
+             f"JOIN {f.PLACE.name} r ON r.PLACE_CFG_DBID = l.PLACEID")):
+        key_column = target.primary_key.columns.values()[0].name
         rows = temp(conn, "tx_member", f"""
-            SELECT r.RESOURCE_KEY, l.{member}, l.CREATED_TS AS START_TS{extra},
+            SELECT r.{key_column}, l.{member}, l.CREATED_TS AS START_TS{extra},
                    r.TENANT_KEY, l.DELETED_TS AS END_TS,
                    (l.CREATED_TS / 900) * 900 AS START_DATE_TIME_KEY,
                    COALESCE((l.DELETED_TS / 900) * 900, {FAR}) AS END_DATE_TIME_KEY,
                    CASE WHEN l.DELETED_TS IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG,
                    0 AS PURGE_FLAG
-            FROM {link} l JOIN {f.RESOURCE_.name} r ON r.RESOURCE_CFG_TYPE_ID = {kind}
-                 AND r.RESOURCE_CFG_DBID = l.{dbid}
+            FROM {link} l {owner}
             WHERE l.CREATED_TS IS NOT NULL""")
         key = [c.name for c in target.primary_key.columns]
         cols = [c.name for c in target.columns

@@ -1,4 +1,4 @@
--- gim Info Mart schema, version 6, for postgresql.
+-- gim Info Mart schema, version 7, for postgresql.
 -- Generated from gim/schema by `python -m gim.schema.ddl --write`; do not edit.
 -- `gim init` creates the same objects (and, on PostgreSQL, the partitions).
 
@@ -2746,6 +2746,21 @@ CREATE TABLE PLACE (
 	UPDATE_AUDIT_KEY BIGINT NOT NULL, 
 	PRIMARY KEY (PLACE_KEY), 
 	CONSTRAINT uq_place_cfg UNIQUE (TENANT_KEY, PLACE_CFG_DBID)
+);
+
+CREATE TABLE PLACE_GROUP_FACT_ (
+	PLACE_KEY INTEGER NOT NULL, 
+	GROUP_KEY INTEGER NOT NULL, 
+	START_TS INTEGER NOT NULL, 
+	TENANT_KEY INTEGER NOT NULL, 
+	END_TS INTEGER, 
+	START_DATE_TIME_KEY INTEGER NOT NULL, 
+	END_DATE_TIME_KEY INTEGER NOT NULL, 
+	ACTIVE_FLAG SMALLINT NOT NULL, 
+	CREATE_AUDIT_KEY BIGINT NOT NULL, 
+	UPDATE_AUDIT_KEY BIGINT NOT NULL, 
+	PURGE_FLAG SMALLINT DEFAULT '0' NOT NULL, 
+	PRIMARY KEY (PLACE_KEY, GROUP_KEY, START_TS)
 );
 
 CREATE TABLE RECORD_STATUS (
