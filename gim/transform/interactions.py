@@ -965,16 +965,17 @@ def _irf_rows(conn: Connection, irf: str, parties: str, ixn: str) -> str:
                     ELSE {k('RoutedTo', 'Unspecified', 'Routed', 'Unspecified')} END,
                CASE WHEN p.TYPE = 4 THEN {CFG_SCRIPT} ELSE {CFG_DN} END, p.ENDPOINTID,
                p.TERMINATED_TS - p.CREATED_TS
-        FROM {parties} p
-        WHERE p.AGENTID IS NULL AND p.TERMINATED_TS IS NOT NULL
-          AND {mediation.replace('m.', 'p.')}
-          AND NOT EXISTS (
-            SELECT 1 FROM {parties} m WHERE m.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY
-            AND m.ROOTIRID = p.ROOTIRID AND (
-                (m.AGENTID IS NOT NULL AND (m.CREATED_TS >= p.CREATED_TS
-                     OR m.TERMINATED_TS IS NULL OR m.TERMINATED_TS > p.TERMINATED_TS))
-                OR (m.AGENTID IS NULL AND {mediation} AND (m.CREATED_TS > p.CREATED_TS
-                     OR (m.CREATED_TS = p.CREATED_TS AND m.ID > p.ID)))))"""
+        FROM (SELECT m.*, ROW_NUMBER() OVER (PARTITION BY m.DATA_SOURCE_KEY, m.ROOTIRID
+                                             ORDER BY m.CREATED_TS DESC, m.ID DESC) AS RN
+              FROM {parties} m WHERE m.AGENTID IS NULL AND {mediation}) p
+        LEFT JOIN (SELECT DATA_SOURCE_KEY, ROOTIRID, MAX(CREATED_TS) AS LAST_START,
+                          MAX(COALESCE(TERMINATED_TS, {FAR})) AS LAST_END
+                   FROM {parties} WHERE AGENTID IS NOT NULL
+                   GROUP BY DATA_SOURCE_KEY, ROOTIRID) a
+             ON a.DATA_SOURCE_KEY = p.DATA_SOURCE_KEY AND a.ROOTIRID = p.ROOTIRID
+        WHERE p.RN = 1 AND p.TERMINATED_TS IS NOT NULL
+          AND (a.LAST_START IS NULL OR a.LAST_START < p.CREATED_TS)
+          AND (a.LAST_END IS NULL OR a.LAST_END <= p.TERMINATED_TS)"""
     rows = temp(conn, "tx_irf", f"""
         SELECT i.INTERACTION_ID * {IRF_SPAN} + x.ORDINAL AS INTERACTION_RESOURCE_ID,
                (x.START_TS / 900) * 900 AS START_DATE_TIME_KEY, i.INTERACTION_ID,
