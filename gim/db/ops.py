@@ -104,9 +104,8 @@ class Ops:
         """The database's current time, UTC epoch seconds."""
         raise NotImplementedError
 
-    def index_names(self, conn: Connection, table: str | None = None) -> set[str]:
-        """The names of the indexes of the current schema (of one table of it, if named),
-        with one query."""
+    def index_names(self, conn: Connection) -> set[str]:
+        """The names of the indexes of the current schema, with one query."""
         raise NotImplementedError
 
     def null_safe_equal(self, a: str, b: str) -> str:
@@ -223,13 +222,9 @@ class SqliteOps(Ops):
         return int(conn.exec_driver_sql("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
                    .scalar_one())
 
-    def index_names(self, conn: Connection, table: str | None = None) -> set[str]:
-        if table is None:
-            return set(conn.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
-        return set(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = "
-            "lower(:t)"), {"t": table}).scalars())
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
 
     def null_safe_equal(self, a: str, b: str) -> str:
         return f"{a} IS {b}"  # SQLite's IS is null-safe equality (any version)
@@ -329,14 +324,9 @@ class PostgresOps(Ops):
         return int(conn.exec_driver_sql(
             "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)").scalar_one())
 
-    def index_names(self, conn: Connection, table: str | None = None) -> set[str]:
-        if table is None:
-            return set(conn.exec_driver_sql(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
-                .scalars())
-        return set(conn.execute(sa.text(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND "
-            "tablename = lower(:t)"), {"t": table}).scalars())
+    def index_names(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").scalars())
 
     def has_control_chars(self, expr: str) -> str:
         return f"({expr} ~ '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]')"

@@ -170,8 +170,7 @@ def run(ctx: JobContext, role: str, dap: str | None = None) -> str:
             done.append(f"{count:,} voice calls merged")
 
     # Indexes a killed first load left unmade (see gidb_indexes).
-    gidb_indexes.ensure_job(ctx, [t for c in COPIES if c.role in roles
-                                  for t in (c.target, c.landing) if t is not None])
+    gidb_indexes.ensure_job(ctx, gidb_indexes.gidb_tables(roles))
     try:
         for r in roles:
             groups = _sources(ctx.config, r, dap)

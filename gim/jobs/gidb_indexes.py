@@ -30,14 +30,11 @@ from gim.schema.base import index_applies
 from gim.schema.gidb import COPIES, Copy
 
 
-def gidb_tables() -> list[sa.Table]:
-    """Every GIDB table and merge landing table."""
-    tables = []
-    for copy in COPIES:
-        tables.append(copy.target)
-        if copy.landing is not None:
-            tables.append(copy.landing)
-    return tables
+def gidb_tables(roles: Iterable[str] | None = None) -> list[sa.Table]:
+    """The GIDB tables and merge landing tables (of those roles' copies, if named)."""
+    wanted = None if roles is None else set(roles)
+    return [t for c in COPIES if wanted is None or c.role in wanted
+            for t in (c.target, c.landing) if t is not None]
 
 
 def _indexes(table: sa.Table, dialect: str) -> list[sa.Index]:

@@ -351,6 +351,15 @@ def _marks(conn: Connection, tables: tuple[str, ...] = _DEPENDENCIES
     return out
 
 
+def _mark_case(marks: dict[tuple[int, str], int], suffix: str) -> str:
+    """SQL over v.DATA_SOURCE_KEY: the mark (see _marks) of the data source a call of that
+    media suffix comes from (its own, which for a voice call merged across IDBs need not be
+    the interaction's)."""
+    whens = " ".join(f"WHEN {k} THEN {m}" for (k, s), m in sorted(marks.items())
+                     if s == suffix)
+    return f"CASE v.DATA_SOURCE_KEY {whens} ELSE 0 END" if whens else "0"
+
+
 def _drop_hopeless(conn: Connection, cand: str) -> None:
     """Pending interactions that no recomputation will ever take stop waiting (and leave
     `cand`): those terminated artificially, whose later rows are ignored, and those none of
@@ -382,14 +391,6 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
         now = int(time.time())
         with write_tx(ctx.engine) as conn:
             marks = _marks(conn)
-
-            def mark(suffix: str, marks: dict = marks) -> str:
-                """The mark of the data source a call comes from (its own, which for a
-                voice call merged across IDBs need not be the interaction's)."""
-                whens = " ".join(f"WHEN {k} THEN {m}" for (k, s), m in sorted(marks.items())
-                                 if s == suffix)
-                return f"CASE v.DATA_SOURCE_KEY {whens} ELSE 0 END" if whens else "0"
-
             # Ready: every data source holding one of its calls has extracted past its end.
             ready = "COALESCE(x.END_TS, x.LAST_TS) <= x.MARK"
             # The next pending interactions (by id, so that those left waiting are not
@@ -413,7 +414,7 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
                                 p.DATA_SOURCE_KEY = v.DATA_SOURCE_KEY AND p.CALLID = v.CALLID
                                 AND p.TERMINATED_TS IS NULL) THEN 2 ELSE v.STATE END AS STATE,
                        v.LASTCHANGE_TS, COALESCE(v.TERMINATED_TS, v.LASTCHANGE_TS)
-                           AS TERMINATED_TS, {mark(s)} AS MARK
+                           AS TERMINATED_TS, {_mark_case(marks, s)} AS MARK
                 FROM GIDB_G_CALL{s} v JOIN {cand} q
                      ON q.DATA_SOURCE_KEY = v.{interactions.root_source(s)}
                      AND q.ENTITY_ID = v.{interactions.root(s)}""" for s in ("_V", "_MM"))
