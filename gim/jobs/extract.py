@@ -308,10 +308,22 @@ def _data_source_key(ctx: JobContext, name: str, daps: list[Dap]) -> int:
             conn.execute(sa.update(CTL_DS).where(CTL_DS.c.DATA_SOURCE_KEY == key)
                          .values(**values))
             return key
-        key = ops_for(conn).allocate_keys(conn, "DATA_SOURCE_KEY")
+        key = _next_key(conn, CTL_DS.c.DATA_SOURCE_KEY)
         conn.execute(CTL_DS.insert().values(DATA_SOURCE_KEY=key, SOURCE_NAME=name,
                                             CREATED_TS=now, **values))
         return key
+
+
+def _next_key(conn: Connection, column: sa.Column) -> int:
+    """The next key of a small control table, taken inside the caller's transaction: a
+    job killed before it commits leaves the numbering as it was (a PostgreSQL sequence
+    would have moved on, and a rerun would number the source differently from a run that
+    was never killed). On PostgreSQL the table is locked against a concurrent first
+    extraction by another role until the caller commits."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {column.table.name} IN SHARE ROW EXCLUSIVE MODE")
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1))
+               .scalar_one())
 
 
 def _dap_key(ctx: JobContext, dap: Dap, source_key: int) -> int:
@@ -323,7 +335,7 @@ def _dap_key(ctx: JobContext, dap: Dap, source_key: int) -> int:
             conn.execute(sa.update(CTL_DAP).where(CTL_DAP.c.DAP_KEY == key)
                          .values(DATA_SOURCE_KEY=source_key, UPDATED_TS=now))
             return key
-        key = ops_for(conn).allocate_keys(conn, "DAP_KEY")
+        key = _next_key(conn, CTL_DAP.c.DAP_KEY)
         conn.execute(CTL_DAP.insert().values(DAP_KEY=key, DAP_NAME=dap.name,
                                              DATA_SOURCE_KEY=source_key, CREATED_TS=now,
                                              UPDATED_TS=now))
