@@ -178,6 +178,10 @@ _opt(_TR, "max-state-duration", "int", 14400,
 _opt(_TR, "interactions-per-transaction", "int", 10000,
      "Interactions whose facts are recomputed and committed together.", min=1, max=1_000_000,
      ours=True)
+_opt(_TR, "transform-thread-pool-size", "int", 2,
+     "Transactions of interactions recomputed at the same time, each by its own "
+     "connection (PostgreSQL Info Mart; an SQLite Info Mart takes one writer, so one at a "
+     "time). At most 8 are used.", min=1, max=1024, ours=True)
 _opt(_TR, "sessions-per-transaction", "int", 500,
      "Agent login sessions whose facts are recomputed and committed together.", min=1,
      max=1_000_000, ours=True)

@@ -211,6 +211,11 @@ class Ops:
     def advisory_unlock(self, conn: Connection, name: str) -> None:
         return None
 
+    def transaction_lock(self, conn: Connection, name: str) -> None:
+        """Wait for, then hold until the transaction ends, the lock of `name` (writers that
+        run side by side serialize there; SQLite has one writer anyway)."""
+        return None
+
 
 class SqliteOps(Ops):
     name = "sqlite"
@@ -379,7 +384,7 @@ class PostgresOps(Ops):
         name = self.sequence_name(sequence)
         known = (str(conn.engine.url), name)
         if known not in self._sequences:
-            conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+            _create_sequence(conn, name)
             self._sequences.add(known)
         if count == 1:
             return conn.exec_driver_sql(f"SELECT nextval('{name}')").scalar_one()
@@ -390,8 +395,12 @@ class PostgresOps(Ops):
         try:
             last = conn.exec_driver_sql(
                 f"SELECT setval('{name}', nextval('{name}') + {int(count) - 1})").scalar_one()
-        finally:
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({lock})")
+        except BaseException:
+            # The transaction is aborted, so the unlock could not run in it, and a session
+            # lock outlives a rollback: closing the connection releases it.
+            conn.invalidate()
+            raise
+        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({lock})")
         return last - count + 1
 
     @staticmethod
@@ -486,6 +495,9 @@ class PostgresOps(Ops):
     def advisory_unlock(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_lock_id(name)})")
 
+    def transaction_lock(self, conn: Connection, name: str) -> None:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_lock_id(f'xact:{name}')})")
+
     def advisory_lock_held(self, conn: Connection, name: str) -> bool:
         """True when some session holds the advisory lock of `name` on this database
         (advisory locks are per database; pg_locks lists the whole server's)."""
@@ -517,6 +529,22 @@ def _lock_id(name: str) -> int:
 
 _SQLITE = SqliteOps()
 _POSTGRES = PostgresOps()
+
+
+def _create_sequence(conn: Connection, name: str) -> None:
+    """Create sequence `name` if it is missing, committed at once by a connection of its
+    own: made in the caller's transaction, it would not exist for other transactions (of
+    the same job, side by side) until that one commits, nor at all after a rollback, while
+    this process remembers it as made."""
+    with conn.engine.connect() as side:
+        side = side.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            side.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+        except sa.exc.DBAPIError:
+            # Two sessions creating it at the same moment: one of them fails (on the
+            # catalog's unique index) once the other's is there.
+            if side.exec_driver_sql(f"SELECT to_regclass('{name}')").scalar() is None:
+                raise
 
 
 def ops_for(bind: Connection | sa.Engine) -> Ops:

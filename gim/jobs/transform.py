@@ -19,7 +19,12 @@ changed interactions or sessions covered before the change and cover after it.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -66,9 +71,7 @@ def run_job(ctx: JobContext) -> str:
         if _orphans(ctx, conn, audit, int(time.time())):
             ctx.new_audit_key(conn, key=audit, table_name=f.STG_TRANSFORM_DISCARDS.name)
     _expire_sessions(ctx)
-    sessions = _process(ctx, "session",
-                        ctx.config.get("gim-transformation", "sessions-per-transaction"))
-    done, waiting = _process_interactions(ctx)
+    sessions, done, waiting = _recompute(ctx)
     closed = terminate_long_active(ctx)
     parts = [f"{consumed} extraction chunks read", f"{sessions} login sessions",
              f"{done} interactions"]
@@ -225,34 +228,38 @@ def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> int:
 # Step 3: recomputing
 
 
-def _process(ctx: JobContext, kind: str, size: int) -> int:
-    """Sessions: every pending one, chunk by chunk."""
-    total = 0
-    last = ""
-    while True:
+def _session_range(ctx: JobContext, after: str | None, upto: str | None, size: int,
+                   stop: threading.Event) -> Iterator[_Chunk]:
+    """The pending login sessions of ids in (after, upto], in transactions of at most
+    `size` (more only when an id is pending from several data sources)."""
+    last = after
+    while not stop.is_set():
         with write_tx(ctx.engine) as conn:
             chunk = temp(conn, "tx_pending", f"""
                 SELECT DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS FROM CTL_TRANSFORM_PENDING
-                WHERE KIND = '{kind}' AND ENTITY_ID > :last ORDER BY ENTITY_ID LIMIT {size}""",
-                         last=last)
+                WHERE {_range_condition("session", last, upto)}
+                ORDER BY ENTITY_ID LIMIT {size}""", last=last, upto=upto)
             n = count(conn, chunk)
             if not n:
                 drop(conn, chunk)
-                break
+                return
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {chunk}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
             counts = agents.transform_sessions(conn, chunk, audit, _limits(ctx, conn),
                                                int(time.time()))
-            _done(conn, kind, chunk)
+            _done(conn, "session", chunk)
             rows = sum(v for k, v in counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="SM_* facts",
                               **_key_range(conn, SESSION_TABLES, audit))
             drop(conn, chunk)
-        for key, value in counts.items():
-            if value:
-                ctx.count(key, value)
-        total += n
-    return total
+        yield _Chunk(sessions=n, counts={k: v for k, v in counts.items() if v})
+
+
+def _range_condition(kind: str, after: str | None, upto: str | None) -> str:
+    """Pending entries of `kind` with ids in (:last, :upto] (None: no bound)."""
+    return " AND ".join([f"KIND = '{kind}'"]
+                        + ([] if after is None else ["ENTITY_ID > :last"])
+                        + ([] if upto is None else ["ENTITY_ID <= :upto"]))
 
 
 # Tables whose extraction must have passed a time before an agent's state then is known.
@@ -382,12 +389,101 @@ def _drop_hopeless(conn: Connection, cand: str) -> None:
     drop(conn, hopeless)
 
 
-def _process_interactions(ctx: JobContext) -> tuple[int, int]:
+MAX_WORKERS = 8
+
+
+@dataclass
+class _Chunk:
+    """What one transaction of sessions or interactions did."""
+
+    sessions: int = 0
+    finished: int = 0
+    not_ready: int = 0
+    late: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _chunk_bounds(ctx: JobContext, kind: str,
+                  size: int) -> list[tuple[str | None, str | None]]:
+    """The pending entries of `kind` cut, by id, into ranges (after, up to] of about `size`
+    each (None: no bound), in order."""
+    with ctx.engine.connect() as conn:
+        cuts = [v for (v,) in run(conn, f"""
+            SELECT ENTITY_ID FROM (
+                SELECT ENTITY_ID, ROW_NUMBER() OVER (ORDER BY ENTITY_ID) AS RN
+                FROM CTL_TRANSFORM_PENDING WHERE KIND = '{kind}') x
+            WHERE x.RN % {int(size)} = 0 ORDER BY ENTITY_ID""")]
+    cuts = sorted(set(cuts))
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _workers(ctx: JobContext, chunks: int) -> int:
+    if ctx.engine.dialect.name != "postgresql":
+        return 1
+    wanted = ctx.config.get("gim-transformation", "transform-thread-pool-size")
+    return max(1, min(wanted, MAX_WORKERS, chunks))
+
+
+def _recompute(ctx: JobContext) -> tuple[int, int, int]:
+    """Pending login sessions, then interactions, range by range; on PostgreSQL several
+    ranges at once, each in transactions of its own (see transform_interactions for what
+    they share). On a failure or an interruption, the ranges under way finish the
+    transaction they are in (which commits whole or not at all), no other begins, and the
+    failure is raised then. Returns the sessions and interactions done, and the
+    interactions left waiting."""
     timeout = ctx.config.get("gim-transformation", "dependency-wait-timeout")
     size = ctx.config.get("gim-transformation", "interactions-per-transaction")
-    done = waiting_total = 0
-    last = ""
-    while True:
+    session_size = ctx.config.get("gim-transformation", "sessions-per-transaction")
+    stop = threading.Event()
+    ranges: list[Callable[[], Iterator[_Chunk]]] = [
+        *(functools.partial(_session_range, ctx, after, upto, session_size, stop)
+          for after, upto in _chunk_bounds(ctx, "session", session_size)),
+        *(functools.partial(_interaction_range, ctx, after, upto, size, timeout, stop)
+          for after, upto in _chunk_bounds(ctx, "interaction", size))]
+    sessions = done = waiting_total = 0
+
+    def tally(chunk: _Chunk) -> None:
+        nonlocal sessions, done, waiting_total
+        for key, value in chunk.counts.items():
+            ctx.count(key, value)
+        if chunk.late:
+            ctx.note(f"{chunk.late} interactions went ahead after waiting more than "
+                     f"{timeout}s for their data (dependency-wait-timeout)")
+        sessions += chunk.sessions
+        done += chunk.finished
+        waiting_total += chunk.not_ready
+
+    workers = _workers(ctx, len(ranges))
+    if workers == 1:
+        for one in ranges:
+            for chunk in one():
+                tally(chunk)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(
+                workers, thread_name_prefix="gim-transform") as pool:
+            futures = [pool.submit(lambda r: list(r()), one) for one in ranges]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    for chunk in future.result():
+                        tally(chunk)
+            except BaseException:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                concurrent.futures.wait(futures)
+                raise
+    with ctx.engine.connect() as conn:
+        waiting = conn.execute(sa.text("SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE "
+                                       "KIND = 'interaction'")).scalar_one()
+    return sessions, done, waiting
+
+
+def _interaction_range(ctx: JobContext, after: str | None, upto: str | None, size: int,
+                       timeout: int, stop: threading.Event) -> Iterator[_Chunk]:
+    """The pending interactions of root IRIDs in (after, upto], in transactions of at most
+    `size` (more only when a root IRID is pending from several data sources)."""
+    last = after
+    while not stop.is_set():
         now = int(time.time())
         with write_tx(ctx.engine) as conn:
             marks = _marks(conn)
@@ -397,11 +493,11 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             # looked at twice in a run), then those of them that are ready.
             cand = temp(conn, "tx_cand", f"""
                 SELECT DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS FROM CTL_TRANSFORM_PENDING
-                WHERE KIND = 'interaction' AND ENTITY_ID > :last
-                ORDER BY ENTITY_ID LIMIT {size}""", last=last)
+                WHERE {_range_condition("interaction", last, upto)}
+                ORDER BY ENTITY_ID LIMIT {size}""", last=last, upto=upto)
             if not count(conn, cand):
                 drop(conn, cand)
-                break
+                return
             last = run(conn, f"SELECT MAX(ENTITY_ID) FROM {cand}").scalar_one()
             run(conn, f"CREATE INDEX IF NOT EXISTS {cand}_ix ON {cand} "
                       f"(DATA_SOURCE_KEY, ENTITY_ID)")
@@ -444,17 +540,8 @@ def _process_interactions(ctx: JobContext) -> tuple[int, int]:
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="interaction facts",
                               **_key_range(conn, INTERACTION_TABLES, audit))
             drop(conn, chunk)
-        for key, value in result.counts.items():
-            ctx.count(key, value)
-        if late:
-            ctx.note(f"{late} interactions went ahead after waiting more than "
-                     f"{timeout}s for their data (dependency-wait-timeout)")
-        done += finished
-        waiting_total += result.not_ready
-    with ctx.engine.connect() as conn:
-        waiting = conn.execute(sa.text("SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE "
-                                       "KIND = 'interaction'")).scalar_one()
-    return done, waiting
+        yield _Chunk(finished=finished, not_ready=result.not_ready, late=late,
+                     counts=dict(result.counts))
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ from sqlalchemy.engine import Connection
 
 from gim.schema import facts as f
 from gim.transform.dimensions import CFG_PERSON, FAR, placeholder_resources, reason_keys
-from gim.transform.sqlkit import assign_keys, count, drop, queue_spans, replace_facts, run, temp
+from gim.transform.sqlkit import (
+    STAGED_SPANS,
+    assign_keys,
+    count,
+    drop,
+    flush_spans,
+    replace_facts,
+    run,
+    stage_spans,
+    temp,
+)
 
 # ICON agent state -> RESOURCE_STATE key (gim.schema.seed): ready 1, not ready 2, busy 3,
 # after-call work 4. Logged-in and logged-off mark session edges, not states.
@@ -83,7 +93,9 @@ def session_spans(keys: str) -> str:
 def transform_sessions(conn: Connection, sessions: str, audit: int, limits: Limits,
                        now: int) -> dict[str, int]:
     """Recompute the facts of the login sessions in temp table `sessions`
-    (DATA_SOURCE_KEY, ENTITY_ID = LoginSessionID)."""
+    (DATA_SOURCE_KEY, ENTITY_ID = LoginSessionID). Other sessions and interactions may be
+    recomputed at the same time: what both may write is written under lock_shared."""
+    drop(conn, STAGED_SPANS)
     # The session rows, voice and multimedia, one per (session, media).
     base = temp(conn, "tx_sess", f"""
         SELECT x.DATA_SOURCE_KEY, x.LOGINSESSIONID, x.AGENTID, x.TENANTID, x.CREATED_TS,
@@ -144,7 +156,7 @@ def transform_sessions(conn: Connection, sessions: str, audit: int, limits: Limi
     # facts of a session of which a media is gone are replaced too.
     old = (f"SELECT SM_RES_SESSION_FACT_KEY FROM SM_RES_SESSION_FACT WHERE LOGIN_SESSION_ID "
            f"IN (SELECT ENTITY_ID FROM {sessions})")
-    queue_spans(conn, session_spans(old), audit, now)
+    stage_spans(conn, session_spans(old))
     for table in (f.SM_RES_STATE_FACT, f.SM_RES_STATE_REASON_FACT):
         run(conn, f"DELETE FROM {table.name} WHERE SM_RES_SESSION_FACT_KEY IN ({old}) AND "
                   f"SM_RES_SESSION_FACT_KEY NOT IN ({keys})")
@@ -158,7 +170,8 @@ def transform_sessions(conn: Connection, sessions: str, audit: int, limits: Limi
             conn, f.SM_RES_STATE_REASON_FACT, reasons, scope, audit),
         "placeholder resources": placeholders,
     }
-    queue_spans(conn, session_spans(keys), audit, now)
+    stage_spans(conn, session_spans(keys))
+    flush_spans(conn, audit, now)
     drop(conn, base, sess, states, reasons, "tx_sm_session_f")
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 from gim.schema import facts as f
-from gim.transform.sqlkit import assign_keys, drop, run, temp, upsert_changed
+from gim.transform.sqlkit import assign_keys, count, drop, lock_shared, run, temp, upsert_changed
 
 # Configuration Server object types (CfgObjectType) of the resources gim keeps.
 CFG_PERSON, CFG_DN, CFG_SCRIPT = 3, 2, 22
@@ -108,17 +108,29 @@ def _write_resources(conn: Connection, rows: str, audit: int) -> int:
     # A placeholder invented earlier keeps its key and is corrected when the object's
     # configuration arrives.
     assign_keys(conn, rows, "RESOURCE_KEY", f.RESOURCE_.name, "RESOURCE_KEY",
-                ["TENANT_KEY", "RESOURCE_CFG_TYPE_ID", "RESOURCE_CFG_DBID"], "RESOURCE_KEY")
+                ["TENANT_KEY", "RESOURCE_CFG_TYPE_ID", "RESOURCE_CFG_DBID"], "RESOURCE_KEY",
+                shared=True)
     n = upsert_changed(conn, f.RESOURCE_, rows, ["RESOURCE_KEY"], RESOURCE_COLUMNS, audit)
     drop(conn, rows)
     return n
+
+
+def _missing(conn: Connection, name: str, select_sql: str) -> str:
+    """Temp table `name` of the placeholders select_sql finds missing; when there are some,
+    they are looked for again under lock_shared (transactions transforming other
+    interactions at the same time may be inventing the same)."""
+    rows = temp(conn, name, select_sql)
+    if count(conn, rows):
+        lock_shared(conn)
+        rows = temp(conn, name, select_sql)
+    return rows
 
 
 def placeholder_resources(conn: Connection, refs: str, audit: int) -> int:
     """Invent RESOURCE_ rows for configuration objects that facts name but configuration
     never described. `refs` is a temp table of (TENANT_KEY, RESOURCE_CFG_TYPE_ID,
     RESOURCE_CFG_DBID). Returns how many were invented."""
-    rows = temp(conn, "tx_placeholder", f"""
+    rows = _missing(conn, "tx_placeholder", f"""
         SELECT DISTINCT CAST(NULL AS INTEGER) AS RESOURCE_KEY, r.TENANT_KEY,
                'Unknown' AS RESOURCE_TYPE, 'UNKNOWN' AS RESOURCE_TYPE_CODE,
                'Unknown' AS RESOURCE_SUBTYPE,
@@ -149,7 +161,7 @@ def _places(conn: Connection, audit: int) -> int:
 
 def _write_places(conn: Connection, rows: str, audit: int) -> int:
     assign_keys(conn, rows, "PLACE_KEY", f.PLACE.name, "PLACE_KEY",
-                ["TENANT_KEY", "PLACE_CFG_DBID"], "PLACE_KEY")
+                ["TENANT_KEY", "PLACE_CFG_DBID"], "PLACE_KEY", shared=True)
     n = upsert_changed(conn, f.PLACE, rows, ["PLACE_KEY"],
                        ["PLACE_KEY", "TENANT_KEY", "PLACE_NAME", "PLACE_CFG_DBID",
                         "IS_PLACEHOLDER", "START_TS", "END_TS", "PURGE_FLAG"], audit)
@@ -160,7 +172,7 @@ def _write_places(conn: Connection, rows: str, audit: int) -> int:
 def placeholder_places(conn: Connection, refs: str, audit: int) -> int:
     """Places that facts name but configuration never described (refs: TENANT_KEY,
     PLACE_CFG_DBID)."""
-    rows = temp(conn, "tx_place_ph", f"""
+    rows = _missing(conn, "tx_place_ph", f"""
         SELECT DISTINCT CAST(NULL AS INTEGER) AS PLACE_KEY, r.TENANT_KEY,
                'Unknown ' || CAST(r.PLACE_CFG_DBID AS VARCHAR(32)) AS PLACE_NAME,
                r.PLACE_CFG_DBID, 1 AS IS_PLACEHOLDER, CAST(NULL AS INTEGER) AS START_TS,
@@ -236,12 +248,14 @@ def reason_keys(conn: Connection, rows: str, audit: int) -> None:
     """RESOURCE_STATE_REASON members for the reasons in temp table `rows` (TENANT_KEY,
     REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY, SOFTWARE_REASON_VALUE,
     WORKMODE_CODE, RESOURCE_STATE_REASON_KEY); fills its key column."""
-    run(conn, f"""INSERT INTO {f.RESOURCE_STATE_REASON.name} (RESOURCE_STATE_REASON_KEY,
-        TENANT_KEY, REASON_TYPE, REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY,
-        SOFTWARE_REASON_VALUE, WORKMODE, WORKMODE_CODE, PURGE_FLAG, CREATE_AUDIT_KEY,
-        UPDATE_AUDIT_KEY) SELECT 0, 0, 'Unknown', 'UNKNOWN', NULL, NULL, NULL, 'Unknown',
-        'UNKNOWN', 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {f.RESOURCE_STATE_REASON.name}
-        WHERE RESOURCE_STATE_REASON_KEY = 0)""")
+    unknown = f"SELECT 1 FROM {f.RESOURCE_STATE_REASON.name} WHERE RESOURCE_STATE_REASON_KEY = 0"
+    if run(conn, unknown).first() is None:
+        lock_shared(conn)
+        run(conn, f"""INSERT INTO {f.RESOURCE_STATE_REASON.name} (RESOURCE_STATE_REASON_KEY,
+            TENANT_KEY, REASON_TYPE, REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY,
+            SOFTWARE_REASON_VALUE, WORKMODE, WORKMODE_CODE, PURGE_FLAG, CREATE_AUDIT_KEY,
+            UPDATE_AUDIT_KEY) SELECT 0, 0, 'Unknown', 'UNKNOWN', NULL, NULL, NULL, 'Unknown',
+            'UNKNOWN', 0, 0, 0 WHERE NOT EXISTS ({unknown})""")
     distinct = temp(conn, f"{rows}_d", f"""
         SELECT DISTINCT CAST(NULL AS INTEGER) AS RESOURCE_STATE_REASON_KEY, TENANT_KEY,
                REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY, SOFTWARE_REASON_VALUE,
@@ -250,7 +264,7 @@ def reason_keys(conn: Connection, rows: str, audit: int) -> None:
                "SOFTWARE_REASON_VALUE", "WORKMODE_CODE"]
     assign_keys(conn, distinct, "RESOURCE_STATE_REASON_KEY", f.RESOURCE_STATE_REASON.name,
                 "RESOURCE_STATE_REASON_KEY", natural, "RESOURCE_STATE_REASON_KEY",
-                nullable=natural)
+                nullable=natural, shared=True)
     run(conn, f"""INSERT INTO {f.RESOURCE_STATE_REASON.name} (RESOURCE_STATE_REASON_KEY,
         TENANT_KEY, REASON_TYPE, REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY,
         SOFTWARE_REASON_VALUE, WORKMODE, WORKMODE_CODE, PURGE_FLAG, CREATE_AUDIT_KEY,

@@ -33,14 +33,17 @@ from gim.transform.dimensions import (
     placeholder_resources,
 )
 from gim.transform.sqlkit import (
+    STAGED_SPANS,
     assign_keys,
     count,
     drop,
+    flush_spans,
     greatest,
     least,
-    queue_spans,
+    lock_shared,
     replace_facts,
     run,
+    stage_spans,
     temp,
 )
 
@@ -88,7 +91,18 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     """Recompute the facts of the interactions in temp table `roots`
     (DATA_SOURCE_KEY, ENTITY_ID = root IRID, SINCE_TS). Interactions not ready yet (an
     agent's after-call work still open) are left out and stay pending; the caller removes
-    from pending what this returns as done in `roots`' DONE column."""
+    from pending what this returns as done in `roots`' DONE column.
+
+    Chunks of different interactions may be transformed at the same time, each in its own
+    transaction: what they may both write is written under lock_shared."""
+    drop(conn, STAGED_SPANS)
+    out = _transform(conn, roots, audit, config, now, wait_timeout)
+    flush_spans(conn, audit, now)
+    return out
+
+
+def _transform(conn: Connection, roots: str, audit: int, config: Config, now: int,
+               wait_timeout: int) -> ChunkResult:
     out = ChunkResult()
     policy = config.get("error-policy", "error-policy-irf-exception")
     calls = _calls(conn, roots)
@@ -118,7 +132,7 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
     if scope:
         # The intervals these interactions covered before and cover now both need
         # aggregating.
-        queue_spans(conn, interaction_spans(scope), audit, now)
+        stage_spans(conn, interaction_spans(scope))
         # User data first, while the IRFs it hangs on are still the old ones: rows of IRFs
         # that no longer exist go.
         for table in f.USER_DATA_TABLES:
@@ -139,9 +153,8 @@ def transform_interactions(conn: Connection, roots: str, audit: int, config: Con
         out.add(f"{table.name} rows", replace_facts(conn, table, written[table], scope,
                                                     audit))
     # What they cover now, from the rows just written (rather than read back).
-    queue_spans(conn, interaction_spans(None, *(written[t] for t in (
-        f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT))),
-        audit, now)
+    stage_spans(conn, interaction_spans(None, *(written[t] for t in (
+        f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT))))
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
@@ -344,7 +357,7 @@ def discard_interactions(conn: Connection, audit: int, now: int, bad: str, code:
             ON CONFLICT (TABLE_NAME, GUID, CODE) DO NOTHING""")
     if count(conn, old):
         ids = f"SELECT INTERACTION_ID FROM {old}"
-        queue_spans(conn, interaction_spans(f"INTERACTION_ID IN ({ids})"), audit, now)
+        stage_spans(conn, interaction_spans(f"INTERACTION_ID IN ({ids})"))
         irfs = (f"SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r "
                 f"WHERE r.INTERACTION_ID IN ({ids})")
         for table in f.USER_DATA_TABLES:
@@ -790,26 +803,36 @@ def _type_code(ixn: str) -> str:
             f"'OUTBOUND' WHEN 4 THEN 'INTERNAL' ELSE 'UNKNOWN' END")
 
 
+def _new_members(conn: Connection, name: str, select_sql: str) -> tuple[str, int]:
+    """Temp table `name` of the new members of a shared dimension (select_sql) and their
+    count; when there are some, under lock_shared, looked for again after the wait."""
+    rows = temp(conn, name, select_sql, analyze=False)
+    n = count(conn, rows)
+    if n:
+        lock_shared(conn)
+        rows = temp(conn, name, select_sql, analyze=False)
+        n = count(conn, rows)
+    return rows, n
+
+
 def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult) -> int:
     """Media and interaction subtypes met for the first time join their dimensions (media
     gim does not know are offline). Returns how many media were new."""
-    new_media = temp(conn, "tx_new_media", f"""
+    new_media, media = _new_members(conn, "tx_new_media", f"""
         SELECT DISTINCT UPPER(i.MEDIANAME) AS CODE, i.MEDIANAME AS NAME FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM MEDIA_TYPE m WHERE m.MEDIA_NAME_CODE =
-                          UPPER(i.MEDIANAME))""", analyze=False)
-    media = count(conn, new_media)
+                          UPPER(i.MEDIANAME))""")
     if media:
         run(conn, f"""INSERT INTO MEDIA_TYPE (MEDIA_TYPE_KEY, MEDIA_NAME, MEDIA_NAME_CODE,
             IS_ONLINE, CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY)
             SELECT (SELECT MAX(MEDIA_TYPE_KEY) FROM MEDIA_TYPE) + ROW_NUMBER() OVER
                    (ORDER BY CODE), NAME, CODE, 0, {audit}, {audit} FROM {new_media}""")
     drop(conn, new_media)
-    new_types = temp(conn, "tx_new_types", f"""
+    new_types, types = _new_members(conn, "tx_new_types", f"""
         SELECT DISTINCT {_type_code('i')} AS TYPE_CODE, i.SUBTYPE FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE =
                           {_type_code('i')} AND t.INTERACTION_SUBTYPE_CODE =
-                          UPPER(i.SUBTYPE))""", analyze=False)
-    types = count(conn, new_types)
+                          UPPER(i.SUBTYPE))""")
     if types:
         run(conn, f"""INSERT INTO INTERACTION_TYPE (INTERACTION_TYPE_KEY, INTERACTION_TYPE,
             INTERACTION_TYPE_CODE, INTERACTION_SUBTYPE, INTERACTION_SUBTYPE_CODE, IGNORE,
@@ -1183,7 +1206,7 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
     natural = ["TENANT_KEY", *DESCRIPTOR_COLUMNS]
     new = assign_keys(conn, distinct, "INTERACTION_DESCRIPTOR_KEY",
                       f.INTERACTION_DESCRIPTOR.name, "INTERACTION_DESCRIPTOR_KEY", natural,
-                      "INTERACTION_DESCRIPTOR_KEY")
+                      "INTERACTION_DESCRIPTOR_KEY", shared=True)
     if new:
         run(conn, f"""INSERT INTO INTERACTION_DESCRIPTOR (INTERACTION_DESCRIPTOR_KEY,
             TENANT_KEY, {', '.join(DESCRIPTOR_COLUMNS)}, PURGE_FLAG, CREATE_AUDIT_KEY,

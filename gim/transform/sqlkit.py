@@ -59,9 +59,19 @@ def least(a: str, b: str) -> str:
     return f"(CASE WHEN ({a}) <= ({b}) THEN ({a}) ELSE ({b}) END)"
 
 
+def lock_shared(conn: Connection) -> None:
+    """Transactions that transform different interactions side by side (PostgreSQL) write
+    some rows that another may want to write too: new dimension members and the
+    aggregation queue. Each takes this lock, held until it commits, before writing such
+    rows, and only once it knows it has some to write (looking again after the wait, for
+    what the other committed meanwhile); no other lock is ever waited for while holding it,
+    so the transactions cannot deadlock."""
+    ops_for(conn).transaction_lock(conn, "transform-shared")
+
+
 def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: str,
                 natural: Sequence[str], sequence: str, nullable: Sequence[str] = (),
-                fresh: str | None = None) -> int:
+                fresh: str | None = None, shared: bool = False) -> int:
     """Give each row of temp table `rows` the key of the `target` row with the same natural
     columns, or a new key from `sequence`; returns how many keys were new. `fresh`: a column
     of `rows` (0) set to 1 on the rows given a new key (no row of the target, nor any row
@@ -69,19 +79,29 @@ def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: 
 
     `rows` must already have a `key` column (NULL) and the natural columns, under the same
     names as in `target`; the `nullable` ones are compared NULL-safely (which no index
-    serves, so only small dimensions have such columns).
+    serves, so only small dimensions have such columns). `shared`: `target` is a dimension
+    other transactions may add the same members to (see lock_shared), which the caller
+    inserts after this.
     """
     def eq(a: str, b: str, c: str) -> str:
         return same(a, b) if c in nullable else f"{a} = {b}"
 
     match = " AND ".join(eq(f"t.{c}", f"{rows}.{c}", c) for c in natural)
-    if nullable:
-        run(conn, f"UPDATE {rows} SET {key} = (SELECT t.{target_key} FROM {target} t "
-                  f"WHERE {match}) WHERE {key} IS NULL")
-    else:  # a join, which the planner can hash, rather than a lookup per row
-        run(conn, f"UPDATE {rows} SET {key} = t.{target_key} FROM {target} t "
-                  f"WHERE {match} AND {rows}.{key} IS NULL")
-    new = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {rows} WHERE {key} IS NULL").scalar_one()
+
+    def look_up() -> int:
+        if nullable:
+            run(conn, f"UPDATE {rows} SET {key} = (SELECT t.{target_key} FROM {target} t "
+                      f"WHERE {match}) WHERE {key} IS NULL")
+        else:  # a join, which the planner can hash, rather than a lookup per row
+            run(conn, f"UPDATE {rows} SET {key} = t.{target_key} FROM {target} t "
+                      f"WHERE {match} AND {rows}.{key} IS NULL")
+        return conn.exec_driver_sql(
+            f"SELECT COUNT(*) FROM {rows} WHERE {key} IS NULL").scalar_one()
+
+    new = look_up()
+    if new and shared:
+        lock_shared(conn)
+        new = look_up()
     if new:
         base = ops_for(conn).allocate_keys(conn, sequence, new)
         order = ", ".join(natural)
@@ -150,6 +170,31 @@ def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str | No
                   f"FROM {rows} r LEFT JOIN {old} o ON {match}").rowcount
     drop(conn, old)
     return n
+
+
+STAGED_SPANS = "tx_agg_staged"
+
+
+def stage_spans(conn: Connection, spans_sql: str) -> None:
+    """Like queue_spans, but kept in a temporary table of the transaction until
+    flush_spans queues them all at once, under lock_shared: so that a transaction holds
+    locks on the queue's rows only in the moment before it commits."""
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_SPANS} (TENANT_KEY "
+                         f"INTEGER, FROM_TS BIGINT, TO_TS BIGINT)")
+    run(conn, f"""INSERT INTO {STAGED_SPANS} (TENANT_KEY, FROM_TS, TO_TS)
+        SELECT DISTINCT TENANT_KEY, (FROM_TS / 900) * 900, (TO_TS / 900) * 900
+        FROM ({spans_sql}) x WHERE x.FROM_TS IS NOT NULL""")
+
+
+def flush_spans(conn: Connection, audit: int, now: int) -> None:
+    """Queue what stage_spans kept (if anything) and forget it."""
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_SPANS} (TENANT_KEY "
+                         f"INTEGER, FROM_TS BIGINT, TO_TS BIGINT)")
+    if conn.exec_driver_sql(f"SELECT COUNT(*) FROM {STAGED_SPANS}").scalar_one():
+        lock_shared(conn)
+        queue_spans(conn, f"SELECT TENANT_KEY, FROM_TS, TO_TS FROM {STAGED_SPANS}", audit,
+                    now)
+    drop(conn, STAGED_SPANS)
 
 
 def queue_spans(conn: Connection, spans_sql: str, audit: int, now: int) -> None:
