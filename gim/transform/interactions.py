@@ -146,20 +146,16 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
                                          f"INTERACTION_RESOURCE_ID FROM {irf_rows} WHERE "
                                          f"{scope})", audit))
     states = _resource_states(conn, irf_rows)
-    written = {}
     for table, rows in ((f.INTERACTION_FACT, ixn), (f.INTERACTION_RESOURCE_FACT, irf_rows),
                         (f.MEDIATION_SEGMENT_FACT, msf), (f.IXN_RESOURCE_STATE_FACT, states)):
-        written[table] = _project(conn, rows, table)
-        out.add(f"{table.name} rows", replace_facts(conn, table, written[table], scope,
-                                                    audit))
+        out.add(f"{table.name} rows", replace_facts(conn, table, rows, scope, audit))
     # What they cover now, from the rows just written (rather than read back).
-    stage_spans(conn, interaction_spans(None, *(written[t] for t in (
-        f.INTERACTION_FACT, f.INTERACTION_RESOURCE_FACT, f.MEDIATION_SEGMENT_FACT))))
+    stage_spans(conn, interaction_spans(None, ixn, irf_rows, msf))
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
     drop(conn, calls, parties, irf, ixn, msf, irf_rows, states, *STATE_TEMPS,
-         *descriptor.values(), *written.values())
+         *descriptor.values())
     return out
 
 
@@ -184,11 +180,6 @@ def interaction_spans(where: str | None, ixn: str = "INTERACTION_FACT",
             SELECT INTERACTION_ID, TENANT_KEY, START_TS, COALESCE(END_TS, START_TS)
             FROM {msf} {cond}) x
         GROUP BY INTERACTION_ID, TENANT_KEY"""
-
-
-def _project(conn: Connection, rows: str, table) -> str:  # noqa: ANN001
-    cols = [c.name for c in table.columns if c.name != "UPDATE_AUDIT_KEY"]
-    return temp(conn, f"{rows}_p", f"SELECT {', '.join(cols)} FROM {rows}", analyze=False)
 
 
 # --------------------------------------------------------------------------------------------
