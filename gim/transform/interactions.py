@@ -388,21 +388,24 @@ def _parties(conn: Connection, calls: str) -> str:
     call that another site's consultation reached (see _remote_consultations), whose
     party is two: the consultation until that consultation call ended, the call after."""
     remote = _remote_consultations(conn, calls)
-    base = " UNION ALL ".join(f"""
-        SELECT c.DATA_SOURCE_KEY, p.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, p.ID, p.PARTYID,
-               p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
-               p.ENDPOINTID, p.ENDPOINTTYPE, p.ENDPOINTDN, p.AGENTID, p.PLACEID, p.CCEVENT,
-               p.CCEVENTCAUSE, p.CREATED_TS, p.TERMINATED_TS, c.ROOTIRID,
-               COALESCE(c.CALLTYPE, 0) AS CALLTYPE, c.IS_MM, c.TENANTID, c.MEDIANAME,
-               c.SUFFIX, x.CONSULT_END
-        FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY
-             AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1
-        LEFT JOIN {remote} x ON x.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY AND x.CALLID = c.CALLID
-             AND p.AGENTID IS NOT NULL""" for s in SUFFIXES)
+
+    def base(join: str) -> str:
+        return " UNION ALL ".join(f"""
+            SELECT c.DATA_SOURCE_KEY, p.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, p.ID, p.PARTYID,
+                   p.PARTYGUID, p.TYPE, p.PROLE, p.CALLID,
+                   p.ENDPOINTID, p.ENDPOINTTYPE, p.ENDPOINTDN, p.AGENTID, p.PLACEID,
+                   p.CCEVENT, p.CCEVENTCAUSE, p.CREATED_TS, p.TERMINATED_TS, c.ROOTIRID,
+                   COALESCE(c.CALLTYPE, 0) AS CALLTYPE, c.IS_MM, c.TENANTID, c.MEDIANAME,
+                   c.SUFFIX, x.CONSULT_END
+            FROM GIDB_G_PARTY{s} p JOIN {calls} c ON c.OWN_SOURCE_KEY = p.DATA_SOURCE_KEY
+                 AND c.CALLID = p.CALLID AND c.SUFFIX = '{s}' AND c.DUP_RANK = 1
+            {join} {remote} x ON x.OWN_SOURCE_KEY = c.OWN_SOURCE_KEY
+                 AND x.CALLID = c.CALLID AND p.AGENTID IS NOT NULL""" for s in SUFFIXES)
+
     # The windows: (W0, W1), W1 NULL for no end; the consultation part has CALLTYPE
-    # consultation and ends where the consultation call did. The parties are staged once
-    # and each window reads them.
-    staged = temp(conn, "tx_party_b", base, analyze=False)
+    # consultation and ends where the consultation call did. Only the few parties another
+    # site's consultation reached (an inner join of the small table of those) are split.
+    split = f"({base('JOIN')})"
     consult_end = least("b.CONSULT_END", "COALESCE(b.TERMINATED_TS, b.CONSULT_END)")
 
     def window(**given: str) -> str:
@@ -410,16 +413,17 @@ def _parties(conn: Connection, calls: str) -> str:
                                                                      "W0", "W1", "SPLIT"))
 
     windows = temp(conn, "tx_party_w", f"""
-        SELECT {window(W0='b.CREATED_TS', W1='b.TERMINATED_TS', SPLIT='0')} FROM {staged} b
+        SELECT {window(W0='b.CREATED_TS', W1='b.TERMINATED_TS', SPLIT='0')}
+        FROM ({base('LEFT JOIN')}) b
         WHERE b.CONSULT_END IS NULL OR b.CONSULT_END <= b.CREATED_TS
         UNION ALL
         SELECT {window(TERMINATED_TS=consult_end, CALLTYPE=str(CONSULT), W0='b.CREATED_TS',
                        W1=consult_end, SPLIT='1')}
-        FROM {staged} b WHERE b.CONSULT_END > b.CREATED_TS
+        FROM {split} b WHERE b.CONSULT_END > b.CREATED_TS
         UNION ALL
         SELECT {window(CREATED_TS='b.CONSULT_END', W0='b.CONSULT_END', W1='b.TERMINATED_TS',
                        SPLIT='1')}
-        FROM {staged} b WHERE b.CONSULT_END > b.CREATED_TS
+        FROM {split} b WHERE b.CONSULT_END > b.CREATED_TS
              AND (b.TERMINATED_TS IS NULL OR b.TERMINATED_TS > b.CONSULT_END)""",
                    analyze=False)
     # The state history of the same parties. Each state runs from its ADDED_TS to the next
@@ -429,10 +433,10 @@ def _parties(conn: Connection, calls: str) -> str:
                LEAD(h.ADDED_TS) OVER (PARTITION BY h.DATA_SOURCE_KEY, h.PARTYID
                                       ORDER BY h.PSEQ, h.PHID) AS T1
         FROM GIDB_G_PARTY_HISTORY{s} h
-        JOIN (SELECT DISTINCT OWN_SOURCE_KEY, PARTYID FROM {staged} WHERE SUFFIX = '{s}') p
+        JOIN (SELECT DISTINCT OWN_SOURCE_KEY, PARTYID FROM {windows}
+              WHERE SUFFIX = '{s}') p
              ON p.OWN_SOURCE_KEY = h.DATA_SOURCE_KEY AND p.PARTYID = h.PARTYID"""
                                                        for s in SUFFIXES), analyze=False)
-    drop(conn, staged)
     run(conn, f"CREATE INDEX IF NOT EXISTS {spans}_ix ON {spans} (DATA_SOURCE_KEY, PARTYID)")
     # Seconds of a state within the window (a state with no end counts nothing); a whole
     # party's states all count.
@@ -504,7 +508,7 @@ def _resource_states(conn: Connection, irf_rows: str) -> str:
     assert irs("Wrap", "Consult") == IRS_ROLE_CONSULT + IRS_WRAP
     role = (f"CASE WHEN g.FOLDED = 1 OR g.CALLTYPE = {CONSULT} THEN {IRS_ROLE_CONSULT} "
             f"ELSE {IRS_ROLE_CUSTOMER} END")
-    spans = temp(conn, "tx_irs_span", f"""
+    spans = f"""
         SELECT r.INTERACTION_RESOURCE_ID, s.S0, s.S1, {role} + s.STATE AS STATE_KEY
         FROM tx_pstate s
         JOIN tx_agent_party g ON g.OWN_SOURCE_KEY = s.OWN_SOURCE_KEY
@@ -520,7 +524,7 @@ def _resource_states(conn: Connection, irf_rows: str) -> str:
                     ELSE r.X_ACW_TS + r.AFTER_CALL_WORK_DURATION END,
                {IRS_ROLE_CUSTOMER + IRS_WRAP}
         FROM {irf_rows} r WHERE r.X_ACW_TS IS NOT NULL
-          AND (r.X_ACW_OPEN = 1 OR r.AFTER_CALL_WORK_DURATION > 0)""", analyze=False)
+          AND (r.X_ACW_OPEN = 1 OR r.AFTER_CALL_WORK_DURATION > 0)"""
     total, lead, trail = _clip("s.S0", "s.S1")
     rows = temp(conn, "tx_irs", f"""
         SELECT r.INTERACTION_RESOURCE_ID * {IRF_SPAN} + ROW_NUMBER() OVER (
@@ -537,12 +541,12 @@ def _resource_states(conn: Connection, irf_rows: str) -> str:
                {trail} AS TRAIL_CLIP_DURATION, r.TARGET_ADDRESS,
                CASE WHEN s.S1 IS NULL THEN 1 ELSE 0 END AS ACTIVE_FLAG, 0 AS PURGE_FLAG,
                CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
-        FROM {spans} s JOIN {irf_rows} r ON r.INTERACTION_RESOURCE_ID = s.INTERACTION_RESOURCE_ID""",
+        FROM ({spans}) s
+        JOIN {irf_rows} r ON r.INTERACTION_RESOURCE_ID = s.INTERACTION_RESOURCE_ID""",
                 analyze=False)
     if run(conn, f"SELECT COUNT(*) FROM {rows} WHERE IXN_RESOURCE_STATE_FACT_KEY % "
                  f"{IRF_SPAN} = 0").scalar_one():
         raise ValueError("an agent's part with more than 999 interaction states")
-    drop(conn, spans)
     return rows
 
 
