@@ -240,7 +240,8 @@ def lineage_mismatches(idb_url: str, im_url: str, callids: Iterable[str]) -> lis
     and an agent's part beginning on the same call when it ended: the stay's MSF targets
     that agent's IRF beginning then, whose MEDIATION_SEGMENT_ID is a segment of the
     interaction. A consultation received: the IRF names as RECEIVED_FROM the IRF of an agent
-    whose part consulted while it began."""
+    whose part consulted while it began; another part, the part that last transferred the
+    interaction before it began (none if none did)."""
     wanted = set(callids)
     irfs = {}
     for (rid, guid, agent, start, end, from_id, seg, qkey) in _rows(im_url, """
@@ -314,6 +315,32 @@ def lineage_mismatches(idb_url: str, im_url: str, callids: Iterable[str]) -> lis
             bad.append((v["guid"], "RECEIVED_FROM", v["agent"], v["start"], src))
         else:
             delivered += 1
+    # Any other agent's part came from the agent's part that last transferred the
+    # interaction before it began, if one did.
+    transfers = 0
+    for v in irfs.values():
+        if v["guid"] not in wanted:
+            continue
+        mine = [p for p in parts[v["guid"]] if p[0] == "AGENT" and p[1] == v["agent"]
+                and p[3] == v["start"]]
+        if not mine or mine[0][2] == "ReceivedConsult":
+            continue
+        before = sorted((p[4], p[1], p[3]) for p in parts[v["guid"]]
+                        if p[0] == "AGENT" and p[6] == "Transferred" and p[4] is not None
+                        and p[4] <= v["start"] and p is not mine[0])
+        src = irfs.get(v["from"]) if v["from"] is not None else None
+        if not before:
+            if src is not None:
+                bad.append((v["guid"], "RECEIVED_FROM (none)", v["agent"], v["start"], src))
+            continue
+        want = [b for b in before if b[0] == before[-1][0]]
+        if src is None or (src["agent"], src["start"]) not in {(a, s) for _, a, s in want}:
+            bad.append((v["guid"], "RECEIVED_FROM (transfer)", v["agent"], v["start"],
+                        want, src))
+        else:
+            transfers += 1
+    if transfers == 0:
+        bad.append(("no transferred part was checked",))
     if delivered == 0:
         bad.append(("no distributed stay or consultation was checked",))
     return sorted(bad, key=repr)

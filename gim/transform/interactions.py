@@ -1112,6 +1112,26 @@ def _lineage(conn: Connection, calls: str, parties: str, irf_rows: str, msf: str
         WHERE r.X_AGENTID IS NOT NULL AND r.RECEIVED_FROM_IXN_RESOURCE_ID IS NULL
         GROUP BY r.INTERACTION_RESOURCE_ID) d
         WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
+    # Any other agent's part came from the part that last transferred the interaction
+    # before it began (a single-step transfer, straight or through a queue; a consultation
+    # completed as a transfer has named its receiver above), if one did. (Ours: the product
+    # does not document the pairing; a part that only rang in between transferred nothing.)
+    k = seed.technical_descriptor_key
+    transferred = ", ".join(str(k(role, "Unspecified", "Transferred", "Unspecified"))
+                            for role in ("Received", "ReceivedConsult"))
+    run(conn, f"""UPDATE {irf_rows} SET RECEIVED_FROM_IXN_RESOURCE_ID = d.FROM_ID FROM (
+        SELECT x.INTERACTION_RESOURCE_ID, x.FROM_ID FROM (
+            SELECT r.INTERACTION_RESOURCE_ID, a.INTERACTION_RESOURCE_ID AS FROM_ID,
+                   ROW_NUMBER() OVER (PARTITION BY r.INTERACTION_RESOURCE_ID
+                                      ORDER BY a.END_TS DESC, a.INTERACTION_RESOURCE_ID DESC)
+                       AS RN
+            FROM {irf_rows} r JOIN {irf_rows} a ON a.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
+                 AND a.ROOTIRID = r.ROOTIRID AND a.X_AGENTID IS NOT NULL
+                 AND a.TECHNICAL_DESCRIPTOR_KEY IN ({transferred}) AND a.END_TS <= r.START_TS
+                 AND a.INTERACTION_RESOURCE_ID <> r.INTERACTION_RESOURCE_ID
+            WHERE r.X_AGENTID IS NOT NULL AND r.RECEIVED_FROM_IXN_RESOURCE_ID IS NULL) x
+        WHERE x.RN = 1) d
+        WHERE d.INTERACTION_RESOURCE_ID = {irf_rows}.INTERACTION_RESOURCE_ID""")
     drop(conn, targets)
 
 
