@@ -537,6 +537,41 @@ def test_side_by_side_transactions_give_the_facts_of_one(cli, db_kind, tmp_path)
                                       ended_before=_t0() + DAY - 10 * 3600) == []
 
 
+def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
+        cli, db_kind, tmp_path):
+    """SIGTERM while several transactions of interactions are under way: the job stops
+    with the documented error once they have committed or rolled back, and the next run
+    ends with the facts of an uninterrupted run."""
+    with new_database(db_kind, tmp_path, "idb") as idb, \
+            new_database(db_kind, tmp_path, "im1") as im1, \
+            new_database(db_kind, tmp_path, "im2") as im2:
+        simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        clean = _config(tmp_path / "a", im1, idb)
+        stopped = _config(tmp_path / "b", im2, idb)
+        stopped.write_text(stopped.read_text() + "\n[gim-transformation]\n"
+                           "interactions-per-transaction = 5\n"
+                           "transform-thread-pool-size = 3\n")
+        _cycle(cli, clean)
+        assert invoke(cli, "extract", "--role", "all", "-c", str(stopped)).exit_code == 0
+        proc = spawn_gim("transform", "-c", str(stopped))
+        while proc.poll() is None and _chunks_committed(im2) < 3:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the transformation finished before it was interrupted"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert "interrupted by SIGTERM" in err.strip().splitlines()[-1]
+        assert _q(im2, "SELECT STATUS FROM CTL_ETL_HISTORY WHERE JOB_NAME = 'transform'"
+                       )[0][0] == "FAILED"
+        assert _q(im2, "SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE KIND = "
+                       "'interaction'")[0][0] > 0
+        done = run_gim("transform", "-c", str(stopped))
+        assert done.returncode == 0, done.stderr
+        assert _content(im2) == _content(im1)
+
+
 def test_interactions_wait_for_their_data(cli, tmp_path, center):
     idb_url, im_url = center
     simulate(idb_url, start=START, days=1, **SIM)
