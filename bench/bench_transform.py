@@ -9,6 +9,7 @@ The transformation's time is that of the `gim transform` process, start-up inclu
 
     python bench/bench_transform.py                 # 100 000 calls
     python bench/bench_transform.py --calls 20000
+    python bench/bench_transform.py --workers 1     # one transaction at a time
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="transform-thread-pool-size (default: the option's default)")
     args = parser.parse_args()
     agents = max(20, args.calls // 65)
     from gim.jobs.transform import GIDB_READ
@@ -83,7 +86,9 @@ def main() -> None:
                 f'[infomart]\nurl = "{im_url}"\n[gim-etl]\netl-start-date = "{START}"\n'
                 '[lock]\ndir = "locks"\n[log]\nfile = "gim.log"\n'
                 f'[[dap]]\nname = "bench"\nurl = "{idb_url}"\n'
-                'roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]\n')
+                'roles = ["ICON_CFG", "ICON_CORE", "ICON_MM", "ICON_OCS"]\n'
+                + (f"[gim-transformation]\ntransform-thread-pool-size = {args.workers}\n"
+                   if args.workers else ""))
             _gim(config, "init")
             _gim(config, "extract", "--role", "all")
             seconds = _gim(config, "transform")
@@ -103,8 +108,12 @@ def main() -> None:
         _drop(idb_name)
         _drop(im_name)
     rate, bare_rate = rows / seconds, bare_rows / bare_seconds
-    print(f"gim transform: {rows:,} GIDB rows into {facts:,} facts in {seconds:.1f}s = "
-          f"{rate:,.0f} rows/s")
+    from gim.config import build_config
+
+    workers = args.workers or build_config({}).get("gim-transformation",
+                                                    "transform-thread-pool-size")
+    print(f"gim transform ({workers} transaction(s) at a time): {rows:,} GIDB rows into "
+          f"{facts:,} facts in {seconds:.1f}s = {rate:,.0f} rows/s")
     print(f"bare INSERT ... SELECT: {bare_rows:,} rows in {bare_seconds:.1f}s = "
           f"{bare_rate:,.0f} rows/s")
     print(f"ratio: {rate / bare_rate:.2f} (target >= 0.4)")

@@ -510,38 +510,12 @@ def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_
         assert _content(im2) == _content(im1)
 
 
-def test_side_by_side_transactions_give_the_facts_of_one(cli, db_kind, tmp_path):
-    """Interactions recomputed in many small transactions, four at a time on PostgreSQL
-    (inventing placeholders and dimension members, queueing intervals, discarding faults
-    side by side): the facts, members and queue of one transaction, and the truth."""
-    with new_database(db_kind, tmp_path, "idb") as idb, \
-            new_database(db_kind, tmp_path, "im1") as im1, \
-            new_database(db_kind, tmp_path, "im2") as im2:
-        simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        one = _config(tmp_path / "a", im1, idb)
-        many = _config(tmp_path / "b", im2, idb)
-        many.write_text(many.read_text() + "\n[gim-transformation]\n"
-                        "interactions-per-transaction = 6\ntransform-thread-pool-size = 4\n")
-        _cycle(cli, one)
-        summary = _cycle(cli, many)
-        assert summary["counts"]["placeholder resources"] > 0
-        assert _chunks_committed(im2) > _chunks_committed(im1) + 10
-        assert _content(im2) == _content(im1)
-        faulty = {c for (c,) in _q(idb, "SELECT CALLID FROM SIM_FAULT")}
-        clean = [c for (c,) in _q(idb, "SELECT CALLID FROM SIM_INTERACTION")
-                 if c not in faulty]
-        # (Extraction holds voice calls back 8 h behind a call never terminated.)
-        assert interaction_mismatches(idb, im2, callids=clean,
-                                      ended_before=_t0() + DAY - 10 * 3600) == []
-
-
 def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
         cli, db_kind, tmp_path):
-    """SIGTERM while several transactions of interactions are under way: the job stops
-    with the documented error once they have committed or rolled back, and the next run
-    ends with the facts of an uninterrupted run."""
+    """Interactions recomputed in many small transactions, three at a time on PostgreSQL;
+    SIGTERM while several are under way: the job stops with the documented error once they
+    have committed or rolled back, and the next run ends with the facts, dimension members
+    and queue of one uninterrupted transaction, and the truth."""
     with new_database(db_kind, tmp_path, "idb") as idb, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
@@ -569,7 +543,17 @@ def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
                        "'interaction'")[0][0] > 0
         done = run_gim("transform", "-c", str(stopped))
         assert done.returncode == 0, done.stderr
+        # Side by side, the transactions invented placeholders and dimension members,
+        # queued intervals and discarded faults as one transaction does.
+        assert _q(im2, "SELECT COUNT(*) FROM RESOURCE_ WHERE IS_PLACEHOLDER = 1")[0][0] > 0
+        assert _chunks_committed(im2) > _chunks_committed(im1) + 10
         assert _content(im2) == _content(im1)
+        faulty = {c for (c,) in _q(idb, "SELECT CALLID FROM SIM_FAULT")}
+        clean_calls = [c for (c,) in _q(idb, "SELECT CALLID FROM SIM_INTERACTION")
+                       if c not in faulty]
+        # (Extraction holds voice calls back 8 h behind a call never terminated.)
+        assert interaction_mismatches(idb, im2, callids=clean_calls,
+                                      ended_before=_t0() + DAY - 10 * 3600) == []
 
 
 def test_interactions_wait_for_their_data(cli, tmp_path, center):
