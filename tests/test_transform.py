@@ -525,7 +525,7 @@ def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
         clean = _config(tmp_path / "a", im1, idb)
         stopped = _config(tmp_path / "b", im2, idb)
         stopped.write_text(stopped.read_text() + "\n[gim-transformation]\n"
-                           "interactions-per-transaction = 5\n"
+                           "interactions-per-transaction = 10\n"
                            "transform-thread-pool-size = 3\n")
         _cycle(cli, clean)
         assert invoke(cli, "extract", "--role", "all", "-c", str(stopped)).exit_code == 0
