@@ -436,8 +436,8 @@ def _parties(conn: Connection, calls: str) -> str:
         JOIN (SELECT DISTINCT OWN_SOURCE_KEY, PARTYID FROM {windows}
               WHERE SUFFIX = '{s}') p
              ON p.OWN_SOURCE_KEY = h.DATA_SOURCE_KEY AND p.PARTYID = h.PARTYID"""
-                                                       for s in SUFFIXES), analyze=False)
-    run(conn, f"CREATE INDEX IF NOT EXISTS {spans}_ix ON {spans} (DATA_SOURCE_KEY, PARTYID)")
+                                                       for s in SUFFIXES),
+                 analyze=("DATA_SOURCE_KEY", "PARTYID", "STATE"))
     # Seconds of a state within the window (a state with no end counts nothing); a whole
     # party's states all count.
     clipped = greatest("0", f"{least('x.T1', 'COALESCE(w.W1, x.T1)')} - "
