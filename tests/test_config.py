@@ -81,6 +81,7 @@ def test_unknown_section(tmp_path):
     ("[gim-etl]\ndays-to-keep-gdpr-history = 31\n", "above the maximum 30"),
     ("[gim-etl]\ndelayed-data-threshold = 10\n", "below the minimum 60"),
     ("[gim-etl]\nextract-first-load-index-rows = -1\n", "below the minimum 0"),
+    ("[gim-transformation]\ntransform-thread-pool-size = 0\n", "below the minimum 1"),
     ("[gim-etl]\nlink-msf-userdata-mm = 1\n", "expected true or false"),
     ('[error-policy]\nerror-policy-irf-exception = "resum"\n', "did you mean 'resume'"),
     ('[date-time]\ndate-time-tz = "Mars/Olympus"\n', "unknown time zone"),
