@@ -3,6 +3,7 @@ per interaction and per agent interval, faults, incremental loading, killed runs
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -451,10 +452,7 @@ def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
             _cycle(cli, inc)
         assert _content(im2) == _content(im1)
         end = _t0() + DAY + 90 * 60
-        faulty = {c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_FAULT")}
-        clean = [c for (c,) in _q(idb2, "SELECT CALLID FROM SIM_INTERACTION")
-                 if c not in faulty]
-        assert interaction_mismatches(idb2, im2, callids=clean,
+        assert interaction_mismatches(idb2, im2, callids=_clean_calls(idb2),
                                       ended_before=end - 10 * 3600) == []
         assert agent_mismatches(idb2, im2, before=end - 3600) == []
 
@@ -465,23 +463,38 @@ def _chunks_committed(url: str) -> int:
         AND TABLE_NAME IN ('interaction facts', 'SM_* facts')""")[0][0]
 
 
-def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_path):
-    """SIGKILL lands while the job is writing facts (after at least one of its chunks
-    committed, before it finished), again and again; the run after that ends with the facts
-    of an uninterrupted run."""
+def _clean_calls(idb: str) -> list[str]:
+    """The ledger's interactions that no injected fault touched."""
+    faulty = {c for (c,) in _q(idb, "SELECT CALLID FROM SIM_FAULT")}
+    return [c for (c,) in _q(idb, "SELECT CALLID FROM SIM_INTERACTION") if c not in faulty]
+
+
+@contextlib.contextmanager
+def _twin_infomarts(cli, db_kind, tmp_path, extra: str):
+    """A simulated day with faults and two Info Marts extracting it: the first
+    transformed in one uninterrupted run, the second extracted only, its configuration
+    given `extra` (a TOML section). Yields (idb, im1, im2, second config)."""
     with new_database(db_kind, tmp_path, "idb") as idb, \
             new_database(db_kind, tmp_path, "im1") as im1, \
             new_database(db_kind, tmp_path, "im2") as im2:
         simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        small = "\n[gim-transformation]\ninteractions-per-transaction = 10\n" \
-                "sessions-per-transaction = 3\n"
         clean = _config(tmp_path / "a", im1, idb)
-        killed = _config(tmp_path / "b", im2, idb)
-        killed.write_text(killed.read_text() + small)
+        other = _config(tmp_path / "b", im2, idb)
+        other.write_text(other.read_text() + extra)
         _cycle(cli, clean)
-        assert invoke(cli, "extract", "--role", "all", "-c", str(killed)).exit_code == 0
+        assert invoke(cli, "extract", "--role", "all", "-c", str(other)).exit_code == 0
+        yield idb, im1, im2, other
+
+
+def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_path):
+    """SIGKILL lands while the job is writing facts (after at least one of its chunks
+    committed, before it finished), again and again; the run after that ends with the facts
+    of an uninterrupted run."""
+    small = "\n[gim-transformation]\ninteractions-per-transaction = 10\n" \
+            "sessions-per-transaction = 3\n"
+    with _twin_infomarts(cli, db_kind, tmp_path, small) as (_, im1, im2, killed):
         rng = random.Random(7)
         kills = 0
         for _ in range(30):
@@ -516,19 +529,9 @@ def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
     SIGTERM while several are under way: the job stops with the documented error once they
     have committed or rolled back, and the next run ends with the facts, dimension members
     and queue of one uninterrupted transaction, and the truth."""
-    with new_database(db_kind, tmp_path, "idb") as idb, \
-            new_database(db_kind, tmp_path, "im1") as im1, \
-            new_database(db_kind, tmp_path, "im2") as im2:
-        simulate(idb, start=START, days=1, **{**SIM, "faults": 0.05})
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        clean = _config(tmp_path / "a", im1, idb)
-        stopped = _config(tmp_path / "b", im2, idb)
-        stopped.write_text(stopped.read_text() + "\n[gim-transformation]\n"
-                           "interactions-per-transaction = 10\n"
-                           "transform-thread-pool-size = 3\n")
-        _cycle(cli, clean)
-        assert invoke(cli, "extract", "--role", "all", "-c", str(stopped)).exit_code == 0
+    side_by_side = ("\n[gim-transformation]\ninteractions-per-transaction = 10\n"
+                    "transform-thread-pool-size = 3\n")
+    with _twin_infomarts(cli, db_kind, tmp_path, side_by_side) as (idb, im1, im2, stopped):
         proc = spawn_gim("transform", "-c", str(stopped))
         while proc.poll() is None and _chunks_committed(im2) < 3:
             time.sleep(0.01)
@@ -548,11 +551,8 @@ def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
         assert _q(im2, "SELECT COUNT(*) FROM RESOURCE_ WHERE IS_PLACEHOLDER = 1")[0][0] > 0
         assert _chunks_committed(im2) > _chunks_committed(im1) + 10
         assert _content(im2) == _content(im1)
-        faulty = {c for (c,) in _q(idb, "SELECT CALLID FROM SIM_FAULT")}
-        clean_calls = [c for (c,) in _q(idb, "SELECT CALLID FROM SIM_INTERACTION")
-                       if c not in faulty]
         # (Extraction holds voice calls back 8 h behind a call never terminated.)
-        assert interaction_mismatches(idb, im2, callids=clean_calls,
+        assert interaction_mismatches(idb, im2, callids=_clean_calls(idb),
                                       ended_before=_t0() + DAY - 10 * 3600) == []
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gim import __version__
+from gim import __version__, parallel
 from gim.config import ROLES, Config, Dap
 from gim.db import describe_db_error, make_engine, ops_for, write_tx
 from gim.db.engine import DB_ERRORS, check_connection, is_integrity_error
@@ -456,16 +456,10 @@ def _sessions(idb: Idb, role: str, provider: sa.Table) -> list[tuple[int, int]] 
 
 
 # Workers extracting the tables of one source at the same time, at most.
-MAX_WORKERS = 8
-
-
 def workers(ctx: JobContext, tables: int) -> int:
     """How many tables are extracted at once: each commits its own windows, so tables are
-    independent; an SQLite Info Mart has a single writer."""
-    if ctx.engine.dialect.name != "postgresql":
-        return 1
-    wanted = ctx.config.get("gim-etl", "extract-data-thread-pool-size")
-    return max(1, min(wanted, MAX_WORKERS, tables))
+    independent."""
+    return parallel.workers(ctx, "gim-etl", "extract-data-thread-pool-size", tables)
 
 
 def extract_source(ctx: JobContext, source: Source, role: str,
@@ -504,22 +498,12 @@ def extract_source(ctx: JobContext, source: Source, role: str,
 
 def _extract_in_parallel(ctx: JobContext, source: Source, copies: list[Copy], count: int,
                          done: Any) -> None:
-    """The tables by `count` workers. On the first failure, or an interruption of the job,
-    the other workers stop at the end of the window they are loading (a window commits
-    whole or not at all) and the failure is raised once they have."""
+    """The tables by `count` workers; on a failure or an interruption, the others stop at
+    the end of the window they are loading."""
     stop = threading.Event()
-    with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="gim-extract") as pool:
-        futures = {pool.submit(extract_table, ctx, source, copy, stop): copy
-                   for copy in copies}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                done(futures[future], future.result())
-        except BaseException:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            concurrent.futures.wait(futures)
-            raise
+    parallel.side_by_side(
+        count, ((copy, functools.partial(extract_table, ctx, source, copy, stop))
+                for copy in copies), done, stop, "gim-extract")
 
 
 def _mark(ctx: JobContext, source: Source, copy: Copy) -> tuple[int | None, str | None]:

@@ -19,7 +19,6 @@ changed interactions or sessions covered before the change and cover after it.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gim import parallel
 from gim.db import ops_for, write_tx
 from gim.jobs import gidb_indexes, merge
 from gim.runner import JobContext
@@ -228,6 +228,10 @@ def _orphans(ctx: JobContext, conn: Connection, audit: int, now: int) -> int:
 # Step 3: recomputing
 
 
+def _chunks_of(one: Callable[[], Iterator[_Chunk]]) -> list[_Chunk]:
+    return list(one())
+
+
 def _session_range(ctx: JobContext, after: str | None, upto: str | None, size: int,
                    stop: threading.Event) -> Iterator[_Chunk]:
     """The pending login sessions of ids in (after, upto], in transactions of at most
@@ -389,9 +393,6 @@ def _drop_hopeless(conn: Connection, cand: str) -> None:
     drop(conn, hopeless)
 
 
-MAX_WORKERS = 8
-
-
 @dataclass
 class _Chunk:
     """What one transaction of sessions or interactions did."""
@@ -415,13 +416,6 @@ def _chunk_bounds(ctx: JobContext, kind: str,
             WHERE x.RN % {int(size)} = 0 ORDER BY ENTITY_ID""")]
     cuts = sorted(set(cuts))
     return list(zip([None, *cuts], [*cuts, None], strict=True))
-
-
-def _workers(ctx: JobContext, chunks: int) -> int:
-    if ctx.engine.dialect.name != "postgresql":
-        return 1
-    wanted = ctx.config.get("gim-transformation", "transform-thread-pool-size")
-    return max(1, min(wanted, MAX_WORKERS, chunks))
 
 
 def _recompute(ctx: JobContext) -> tuple[int, int, int]:
@@ -453,25 +447,19 @@ def _recompute(ctx: JobContext) -> tuple[int, int, int]:
         done += chunk.finished
         waiting_total += chunk.not_ready
 
-    workers = _workers(ctx, len(ranges))
+    workers = parallel.workers(ctx, "gim-transformation", "transform-thread-pool-size",
+                               len(ranges))
     if workers == 1:
         for one in ranges:
             for chunk in one():
                 tally(chunk)
     else:
-        with concurrent.futures.ThreadPoolExecutor(
-                workers, thread_name_prefix="gim-transform") as pool:
-            futures = [pool.submit(lambda r: list(r()), one) for one in ranges]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    for chunk in future.result():
-                        tally(chunk)
-            except BaseException:
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                concurrent.futures.wait(futures)
-                raise
+        def tally_all(_: object, chunks: list[_Chunk]) -> None:
+            for chunk in chunks:
+                tally(chunk)
+
+        parallel.side_by_side(workers, ((one, functools.partial(_chunks_of, one))
+                                        for one in ranges), tally_all, stop, "gim-transform")
     with ctx.engine.connect() as conn:
         waiting = conn.execute(sa.text("SELECT COUNT(*) FROM CTL_TRANSFORM_PENDING WHERE "
                                        "KIND = 'interaction'")).scalar_one()

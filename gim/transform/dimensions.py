@@ -10,7 +10,15 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 from gim.schema import facts as f
-from gim.transform.sqlkit import assign_keys, count, drop, lock_shared, run, temp, upsert_changed
+from gim.transform.sqlkit import (
+    assign_keys,
+    drop,
+    lock_shared,
+    new_members,
+    run,
+    temp,
+    upsert_changed,
+)
 
 # Configuration Server object types (CfgObjectType) of the resources gim keeps.
 CFG_PERSON, CFG_DN, CFG_SCRIPT = 3, 2, 22
@@ -115,22 +123,11 @@ def _write_resources(conn: Connection, rows: str, audit: int) -> int:
     return n
 
 
-def _missing(conn: Connection, name: str, select_sql: str) -> str:
-    """Temp table `name` of the placeholders select_sql finds missing; when there are some,
-    they are looked for again under lock_shared (transactions transforming other
-    interactions at the same time may be inventing the same)."""
-    rows = temp(conn, name, select_sql)
-    if count(conn, rows):
-        lock_shared(conn)
-        rows = temp(conn, name, select_sql)
-    return rows
-
-
 def placeholder_resources(conn: Connection, refs: str, audit: int) -> int:
     """Invent RESOURCE_ rows for configuration objects that facts name but configuration
     never described. `refs` is a temp table of (TENANT_KEY, RESOURCE_CFG_TYPE_ID,
     RESOURCE_CFG_DBID). Returns how many were invented."""
-    rows = _missing(conn, "tx_placeholder", f"""
+    rows, _ = new_members(conn, "tx_placeholder", f"""
         SELECT DISTINCT CAST(NULL AS INTEGER) AS RESOURCE_KEY, r.TENANT_KEY,
                'Unknown' AS RESOURCE_TYPE, 'UNKNOWN' AS RESOURCE_TYPE_CODE,
                'Unknown' AS RESOURCE_SUBTYPE,
@@ -172,7 +169,7 @@ def _write_places(conn: Connection, rows: str, audit: int) -> int:
 def placeholder_places(conn: Connection, refs: str, audit: int) -> int:
     """Places that facts name but configuration never described (refs: TENANT_KEY,
     PLACE_CFG_DBID)."""
-    rows = _missing(conn, "tx_place_ph", f"""
+    rows, _ = new_members(conn, "tx_place_ph", f"""
         SELECT DISTINCT CAST(NULL AS INTEGER) AS PLACE_KEY, r.TENANT_KEY,
                'Unknown ' || CAST(r.PLACE_CFG_DBID AS VARCHAR(32)) AS PLACE_NAME,
                r.PLACE_CFG_DBID, 1 AS IS_PLACEHOLDER, CAST(NULL AS INTEGER) AS START_TS,

@@ -40,7 +40,7 @@ from gim.transform.sqlkit import (
     flush_spans,
     greatest,
     least,
-    lock_shared,
+    new_members,
     replace_facts,
     run,
     stage_spans,
@@ -798,36 +798,24 @@ def _type_code(ixn: str) -> str:
             f"'OUTBOUND' WHEN 4 THEN 'INTERNAL' ELSE 'UNKNOWN' END")
 
 
-def _new_members(conn: Connection, name: str, select_sql: str) -> tuple[str, int]:
-    """Temp table `name` of the new members of a shared dimension (select_sql) and their
-    count; when there are some, under lock_shared, looked for again after the wait."""
-    rows = temp(conn, name, select_sql, analyze=False)
-    n = count(conn, rows)
-    if n:
-        lock_shared(conn)
-        rows = temp(conn, name, select_sql, analyze=False)
-        n = count(conn, rows)
-    return rows, n
-
-
 def _dimension_members(conn: Connection, ixn: str, audit: int, out: ChunkResult) -> int:
     """Media and interaction subtypes met for the first time join their dimensions (media
     gim does not know are offline). Returns how many media were new."""
-    new_media, media = _new_members(conn, "tx_new_media", f"""
+    new_media, media = new_members(conn, "tx_new_media", f"""
         SELECT DISTINCT UPPER(i.MEDIANAME) AS CODE, i.MEDIANAME AS NAME FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM MEDIA_TYPE m WHERE m.MEDIA_NAME_CODE =
-                          UPPER(i.MEDIANAME))""")
+                          UPPER(i.MEDIANAME))""", analyze=False)
     if media:
         run(conn, f"""INSERT INTO MEDIA_TYPE (MEDIA_TYPE_KEY, MEDIA_NAME, MEDIA_NAME_CODE,
             IS_ONLINE, CREATE_AUDIT_KEY, UPDATE_AUDIT_KEY)
             SELECT (SELECT MAX(MEDIA_TYPE_KEY) FROM MEDIA_TYPE) + ROW_NUMBER() OVER
                    (ORDER BY CODE), NAME, CODE, 0, {audit}, {audit} FROM {new_media}""")
     drop(conn, new_media)
-    new_types, types = _new_members(conn, "tx_new_types", f"""
+    new_types, types = new_members(conn, "tx_new_types", f"""
         SELECT DISTINCT {_type_code('i')} AS TYPE_CODE, i.SUBTYPE FROM {ixn} i
         WHERE NOT EXISTS (SELECT 1 FROM INTERACTION_TYPE t WHERE t.INTERACTION_TYPE_CODE =
                           {_type_code('i')} AND t.INTERACTION_SUBTYPE_CODE =
-                          UPPER(i.SUBTYPE))""")
+                          UPPER(i.SUBTYPE))""", analyze=False)
     if types:
         run(conn, f"""INSERT INTO INTERACTION_TYPE (INTERACTION_TYPE_KEY, INTERACTION_TYPE,
             INTERACTION_TYPE_CODE, INTERACTION_SUBTYPE, INTERACTION_SUBTYPE_CODE, IGNORE,

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 
 from gim.db import ops_for, safe_identifier
 
-
 TEMP_STATISTICS = 20  # statistics target of temporary tables' ANALYZE (300 rows per unit)
 
 
@@ -75,6 +74,20 @@ def lock_shared(conn: Connection) -> None:
     what the other committed meanwhile); no other lock is ever waited for while holding it,
     so the transactions cannot deadlock."""
     ops_for(conn).transaction_lock(conn, "transform-shared")
+
+
+def new_members(conn: Connection, name: str, select_sql: str,
+                analyze: bool = True) -> tuple[str, int]:
+    """Temp table `name` of the rows of a shared table that `select_sql` finds missing
+    (new dimension members, placeholders), and how many; when there are some, they are
+    looked for again under lock_shared, after what another transaction committed."""
+    rows = temp(conn, name, select_sql, analyze=analyze)
+    n = count(conn, rows)
+    if n:
+        lock_shared(conn)
+        rows = temp(conn, name, select_sql, analyze=analyze)
+        n = count(conn, rows)
+    return rows, n
 
 
 def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: str,
