@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from gim.cli import app
 PG_ADMIN_URL = os.environ.get("GIM_TEST_PG_URL",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}
+_drop_failures: list[str] = []
 
 
 def _pg_available() -> str | None:
@@ -55,9 +58,41 @@ def _pg_url(dbname: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
 
 
+def _drop_databases(names: queue.Queue) -> None:
+    import psycopg
+
+    while (name := names.get()) is not None:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except psycopg.Error as exc:
+            _drop_failures.append(f"{name}: {exc}")
+
+
+def drop_pg_database(name: str) -> None:
+    """Drop a test database, in the background: DROP DATABASE waits for a checkpoint, which
+    under the other tests' writes takes seconds that no test needs to wait. The session's
+    end waits for the drops."""
+    if "dropper" not in _pg_state:
+        names: queue.Queue = queue.Queue()
+        thread = threading.Thread(target=_drop_databases, args=(names,), daemon=True)
+        thread.start()
+        _pg_state["dropper"] = (names, thread)
+    _pg_state["dropper"][0].put(name)  # type: ignore[index]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "dropper" in _pg_state:
+        names, thread = _pg_state.pop("dropper")  # type: ignore[misc]
+        names.put(None)
+        thread.join()
+    for failure in _drop_failures:
+        print(f"\ncould not drop test database {failure}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def pg_database(prefix: str = "gim_test") -> Iterator[str]:
-    """A new, empty PostgreSQL database; dropped on exit."""
+    """A new, empty PostgreSQL database; dropped after use."""
     require_pg()
     import psycopg
 
@@ -67,8 +102,7 @@ def pg_database(prefix: str = "gim_test") -> Iterator[str]:
     try:
         yield _pg_url(name)
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_pg_database(name)
 
 
 @contextlib.contextmanager
@@ -83,8 +117,7 @@ def pg_clone(url: str) -> Iterator[str]:
     try:
         yield _pg_url(name)
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_pg_database(name)
 
 
 @contextlib.contextmanager
@@ -153,6 +186,31 @@ def spawn_gim(*args: str, cwd: Path | None = None,
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "gim.cli", *args], cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Watch:
+    """A value read again and again over one connection, each read in a transaction of its
+    own (so it sees what other processes committed), for loops that wait on a job: a new
+    connection per read would cost more than the job's own steps."""
+
+    def __init__(self, url: str, sql: str) -> None:
+        self._engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        self._conn = self._engine.connect()
+        self._sql = sa.text(sql)
+
+    def __call__(self) -> tuple:
+        """The rows, as a tuple of tuples."""
+        try:
+            return tuple(tuple(r) for r in self._conn.execute(self._sql))
+        finally:
+            self._conn.rollback()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+        self._engine.dispose()
 
 
 def _sort_key(row: tuple) -> tuple:

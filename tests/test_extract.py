@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from conftest import invoke, new_database, pg_clone, run_gim, spawn_gim, write_config
+from conftest import Watch, invoke, new_database, pg_clone, run_gim, spawn_gim, write_config
 
 from gim.config import load_config
 from gim.jobs import extract as extract_job
@@ -414,11 +414,9 @@ def test_stuck_threshold_holds_young_active_calls_back_and_lets_stuck_ones_go(
         == [(1,)]
 
 
-def _progress(url: str) -> tuple:
-    """Changes with every committed chunk, empty ones included."""
-    return tuple(_query(url, "SELECT (SELECT COUNT(*) FROM CTL_AUDIT_LOG), (SELECT "
-                             "COUNT(*) FROM CTL_EXTRACT_HWM), (SELECT COALESCE(SUM(MARK_TS), "
-                             "0) FROM CTL_EXTRACT_HWM)")[0])
+# Changes with every committed chunk, empty ones included.
+PROGRESS = ("SELECT (SELECT COUNT(*) FROM CTL_AUDIT_LOG), (SELECT COUNT(*) FROM "
+            "CTL_EXTRACT_HWM), (SELECT COALESCE(SUM(MARK_TS), 0) FROM CTL_EXTRACT_HWM)")
 
 
 def _role_marks(url: str, role: str) -> dict[str, int]:
@@ -436,7 +434,7 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
     per_role, attempts = 6, 20
     with new_database(db_kind, tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "im1") as im1, \
-            new_database(db_kind, tmp_path, "im2") as im2:
+            new_database(db_kind, tmp_path, "im2") as im2, contextlib.ExitStack() as stack:
         simulate(idb_url, start=START, days=1, **SIM)
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
@@ -447,12 +445,13 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
         assert run_gim("init", "-c", str(killed)).returncode == 0
         rng = random.Random(3)
         kills: Counter = Counter()
+        progress = stack.enter_context(Watch(im2, PROGRESS))
         for role in ROLES:
             final = _role_marks(im1, role)
             for _ in range(attempts):
-                before = _progress(im2)
+                before = progress()
                 proc = spawn_gim("extract", "--role", role, "-c", str(killed))
-                while proc.poll() is None and _progress(im2) == before:
+                while proc.poll() is None and progress() == before:
                     time.sleep(0.005)
                 if proc.poll() is None:
                     # Configuration history comes in a few chunks written fast (the whole

@@ -299,8 +299,7 @@ def test_killed_multisite_extraction_ends_like_an_uninterrupted_one(db_kind, tmp
     import signal
     import time
 
-    from conftest import run_gim, spawn_gim
-    from test_extract import marks
+    from conftest import Watch, run_gim, spawn_gim
 
     def _source_marks(url):  # the two sources have a mark each for the same table
         return {(src, t): m for src, t, m in _query(
@@ -317,21 +316,24 @@ def test_killed_multisite_extraction_ends_like_an_uninterrupted_one(db_kind, tmp
         (tmp_path / "o").mkdir()
         killed = _config(tmp_path / "k", im_killed, daps, "extract-data-chunk-size = 1800\n")
         assert run_gim("init", "-c", str(killed)).returncode == 0
-        kills = waiting_after = 0
-        for _ in range(12):
-            if kills >= 5 and waiting_after >= 2:
-                break
-            simulate(s1, site_idbs=(s2,), minutes=rng.choice((30, 45, 60)), resume=True)
-            before = marks(im_killed)
-            proc = spawn_gim("extract", "--role", "ICON_CORE", "-c", str(killed))
-            while proc.poll() is None and marks(im_killed) == before:
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0, 0.3))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(60)
-            waiting_after += bool(_query(im_killed, "SELECT COUNT(*) FROM MRG_G_CALL_V")[0][0])
+        with Watch(im_killed, "SELECT SOURCE_NAME, TABLE_NAME, MARK_TS FROM "
+                              "CTL_EXTRACT_HWM ORDER BY 1, 2") as marks_now:
+            kills = waiting_after = 0
+            for _ in range(12):
+                if kills >= 5 and waiting_after >= 2:
+                    break
+                simulate(s1, site_idbs=(s2,), minutes=rng.choice((30, 45, 60)), resume=True)
+                before = marks_now()
+                proc = spawn_gim("extract", "--role", "ICON_CORE", "-c", str(killed))
+                while proc.poll() is None and marks_now() == before:
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0, 0.3))
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                proc.wait(60)
+                waiting_after += bool(_query(im_killed,
+                                             "SELECT COUNT(*) FROM MRG_G_CALL_V")[0][0])
         assert kills >= 5 and waiting_after >= 2, (kills, waiting_after)
         # A killed run's PostgreSQL session may hold its advisory lock a moment longer
         # (exit 3, lock busy: nothing done).

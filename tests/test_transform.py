@@ -13,7 +13,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import invoke, new_database, run_gim, spawn_gim, write_config
+from conftest import Watch, invoke, new_database, run_gim, spawn_gim, write_config
 from truth_check import (
     agent_mismatches,
     interaction_mismatches,
@@ -457,10 +457,13 @@ def test_quarter_hour_cycles_give_the_facts_of_one_run(cli, db_kind, tmp_path):
         assert agent_mismatches(idb2, im2, before=end - 3600) == []
 
 
+# Transactions of facts the transformation has committed (its audit-log rows).
+COMMITTED = """SELECT COUNT(*) FROM CTL_AUDIT_LOG WHERE JOB_NAME = 'transform'
+    AND TABLE_NAME IN ('interaction facts', 'SM_* facts')"""
+
+
 def _chunks_committed(url: str) -> int:
-    """Transactions of facts the transformation has committed (its audit-log rows)."""
-    return _q(url, """SELECT COUNT(*) FROM CTL_AUDIT_LOG WHERE JOB_NAME = 'transform'
-        AND TABLE_NAME IN ('interaction facts', 'SM_* facts')""")[0][0]
+    return _q(url, COMMITTED)[0][0]
 
 
 def _clean_calls(idb: str) -> list[str]:
@@ -494,13 +497,14 @@ def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_
     of an uninterrupted run."""
     small = "\n[gim-transformation]\ninteractions-per-transaction = 10\n" \
             "sessions-per-transaction = 3\n"
-    with _twin_infomarts(cli, db_kind, tmp_path, small) as (_, im1, im2, killed):
+    with _twin_infomarts(cli, db_kind, tmp_path, small) as (_, im1, im2, killed), \
+            Watch(im2, COMMITTED) as committed:
         rng = random.Random(7)
         kills = 0
         for _ in range(30):
-            before = _chunks_committed(im2)
+            before = committed()
             proc = spawn_gim("transform", "-c", str(killed))
-            while proc.poll() is None and _chunks_committed(im2) == before:
+            while proc.poll() is None and committed() == before:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0, 0.25))
             if proc.poll() is not None:  # it finished first
@@ -510,7 +514,7 @@ def test_killed_transformations_end_like_an_uninterrupted_one(cli, db_kind, tmp_
             proc.wait(30)
             status = _q(im2, "SELECT STATUS FROM CTL_ETL_HISTORY WHERE PID = :p AND "
                              "JOB_NAME = 'transform' ORDER BY START_TS DESC", p=proc.pid)
-            if _chunks_committed(im2) > before and status and status[0][0] == "RUNNING":
+            if committed() > before and status and status[0][0] == "RUNNING":
                 kills += 1
             if kills == 6:
                 break
@@ -531,9 +535,10 @@ def test_interrupted_side_by_side_transformation_ends_like_an_uninterrupted_one(
     and queue of one uninterrupted transaction, and the truth."""
     side_by_side = ("\n[gim-transformation]\ninteractions-per-transaction = 10\n"
                     "transform-thread-pool-size = 3\n")
-    with _twin_infomarts(cli, db_kind, tmp_path, side_by_side) as (idb, im1, im2, stopped):
+    with _twin_infomarts(cli, db_kind, tmp_path, side_by_side) as (idb, im1, im2, stopped), \
+            Watch(im2, COMMITTED) as committed:
         proc = spawn_gim("transform", "-c", str(stopped))
-        while proc.poll() is None and _chunks_committed(im2) < 3:
+        while proc.poll() is None and committed()[0][0] < 3:
             time.sleep(0.01)
         assert proc.poll() is None, "the transformation finished before it was interrupted"
         proc.send_signal(signal.SIGTERM)
