@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import decimal
 import json
+import operator
 import random
 import signal
 import time
@@ -844,9 +845,28 @@ def test_changes_queue_the_intervals_they_touch(cli, tmp_path, center):
     assert covered <= _queued(im_url)
 
 
+def _map_rule(cli, path, url, key, rule, column=None, table="IRF_USER_DATA_GEN_1",
+              row_id=None):
+    """Initialize the Info Mart of `path` and make `key` map by `rule` (to `column` of
+    `table` in a new mapping row when row_id is given, else in the key's own row)."""
+    assert invoke(cli, "init", "-c", str(path)).exit_code == 0
+    engine = _engine(url)
+    with engine.begin() as conn:
+        if row_id is None:
+            conn.execute(sa.text("UPDATE CTL_UD_TO_UDE_MAPPING SET PROPAGATION_RULE = :r "
+                                 "WHERE UD_KEY_NAME = :k"), {"r": rule, "k": key})
+        else:
+            conn.execute(sa.text("""INSERT INTO CTL_UD_TO_UDE_MAPPING (ID, UD_KEY_NAME,
+                UDE_TABLE_NAME, UDE_COLUMN_NAME, PROPAGATION_RULE, ACTIVE_FLAG)
+                VALUES (:i, :k, :t, :c, :r, 1)"""),
+                         {"i": row_id, "k": key, "t": table, "c": column, "r": rule})
+    engine.dispose()
+
+
 def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_kind):
-    """Key-value pairs an agent sends after the call ended count within
-    user-event-data-timeout, not later; those the media server attaches count whenever."""
+    """Key-value pairs an agent sends after the call ended count (for the PARTY rule, the
+    only one that looks past the agent's part) within user-event-data-timeout, not later;
+    the timeout is the agent's: a change the media server made is never counted ignored."""
     idb_url, im_url = center
     simulate(idb_url, start=START, days=1, **{**SIM, "media": ("voice",), "outbound": False})
     timeout = 300
@@ -857,14 +877,15 @@ def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_
 
             ud = idb_metadata.tables["G_USERDATA_HISTORY"]
             # An interaction of one call that ended well before the data does, and the
-            # agent who handled it.
+            # one agent who handled it.
             callid, end, agent = conn.execute(sa.text(f"""
                 SELECT c.CALLID, c.TERMINATED_TS, MIN(p.AGENTID) FROM G_CALL c
                 JOIN G_PARTY p ON p.CALLID = c.CALLID AND p.AGENTID IS NOT NULL
                 WHERE c.STATE = 2 AND c.TERMINATED_TS < {_t0() + DAY - 4 * 3600}
                 AND c.ROOTIRID = c.IRID AND NOT EXISTS (SELECT 1 FROM G_CALL o WHERE
                     o.ROOTIRID = c.ROOTIRID AND o.CALLID <> c.CALLID)
-                GROUP BY c.CALLID, c.TERMINATED_TS ORDER BY c.CALLID""")).first()
+                GROUP BY c.CALLID, c.TERMINATED_TS
+                HAVING COUNT(DISTINCT p.AGENTID) = 1 ORDER BY c.CALLID""")).first()
             model = dict(conn.execute(sa.select(ud).where(ud.c.CALLID == callid)
                                       .limit(1)).mappings().one())
             top = conn.execute(sa.select(sa.func.max(ud.c.ID))).scalar()
@@ -872,24 +893,33 @@ def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_
             def kvp(n, value, late, by_agent):
                 ts = end + late
                 return {**model, "ID": top + n, "KEYNAME": "CustomerID", "VALUE": value,
-                        "AGENTID": agent if by_agent else None, "CHANGETYPE": 2,
-                        "ADDED_TS": ts, "ADDED": dt.datetime.fromtimestamp(ts, dt.UTC)
-                        .replace(tzinfo=None), "CSEQ": 90 + n}
+                        "AGENTID": agent if by_agent else None, "PARTYID": None,
+                        "CHANGETYPE": 2, "ADDED_TS": ts,
+                        "ADDED": dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None),
+                        "CSEQ": 90 + n}
 
             conn.execute(ud.insert(), [kvp(1, "SENT-IN-TIME", timeout - 60, True),
                                        kvp(2, "SENT-TOO-LATE", timeout + 60, True)])
     finally:
         engine.dispose()
+
+    def agent_values(url):
+        return {v for (v,) in _q(url, """SELECT u.CUSTOMER_ID FROM IRF_USER_DATA_GEN_1 u
+            JOIN INTERACTION_RESOURCE_FACT r
+                 ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            JOIN RESOURCE_ x ON x.RESOURCE_KEY = r.RESOURCE_KEY
+            WHERE i.MEDIA_SERVER_IXN_GUID = :c AND x.RESOURCE_CFG_DBID = :a
+            AND x.RESOURCE_TYPE_CODE = 'AGENT'""", c=callid, a=agent)}
+
+    ignored = "user data ignored (sent by an agent after user-event-data-timeout)"
     path = _config(tmp_path, im_url, idb_url, f"user-event-data-timeout = {timeout}")
+    _map_rule(cli, path, im_url, "CustomerID", "PARTY")
     summary = _cycle(cli, path)
-    values = {v for (v,) in _q(im_url, """SELECT u.CUSTOMER_ID FROM IRF_USER_DATA_GEN_1 u
-        JOIN INTERACTION_RESOURCE_FACT r ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID
-        JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
-        WHERE i.MEDIA_SERVER_IXN_GUID = :c""", c=callid)}
-    assert values == {"SENT-IN-TIME"}
-    assert summary["counts"][
-        "user data ignored (sent by an agent after user-event-data-timeout)"] == 1
-    # Attached by the media server, the same late value counts.
+    assert agent_values(im_url) == {"SENT-IN-TIME"}
+    assert summary["counts"][ignored] == 1
+    # By the media server, the same late change is no agent's: not counted ignored (and
+    # no party's change either).
     engine = _engine(idb_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE G_USERDATA_HISTORY SET AGENTID = NULL, PARTYID = NULL "
@@ -898,10 +928,138 @@ def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_
     # ICON does not change rows in place; a fresh Info Mart reads the changed history.
     with new_database(db_kind, tmp_path, "im2") as im2:
         (tmp_path / "b").mkdir()
-        _cycle(cli, _config(tmp_path / "b", im2, idb_url,
-                            f"user-event-data-timeout = {timeout}"))
-        assert {v for (v,) in _q(im2, """SELECT u.CUSTOMER_ID FROM IRF_USER_DATA_GEN_1 u
-            JOIN INTERACTION_RESOURCE_FACT r
-                 ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID
-            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
-            WHERE i.MEDIA_SERVER_IXN_GUID = :c""", c=callid)} == {"SENT-TOO-LATE"}
+        path2 = _config(tmp_path / "b", im2, idb_url, f"user-event-data-timeout = {timeout}")
+        _map_rule(cli, path2, im2, "CustomerID", "PARTY")
+        summary = _cycle(cli, path2)
+        assert agent_values(im2) == {"SENT-IN-TIME"}
+        assert ignored not in summary["counts"]
+
+
+# Each propagation rule, from its documented meaning, over one key's changes (t: when, n:
+# the IDB row's ID, agent: who made it) for a resource fact from t0 to t1 (None: still
+# active) whose IRF_FIRST_UPDATE window begins at `window`.
+def _expected_value(rule, changes, t0, t1, window, agent):
+    until = [c for c in changes if t1 is None or c["t"] <= t1]
+    chosen = {"CALL": until,
+              "IRF": [c for c in until if c["t"] >= t0],
+              "IRF_FIRST_UPDATE": [c for c in until if c["t"] >= window],
+              "IRF_INITIAL": [c for c in changes if c["t"] <= t0],
+              "PARTY": [c for c in changes if agent is not None and c["agent"] == agent
+                        and c["t"] >= t0]}[rule]
+    if not chosen:
+        return None
+    order = operator.itemgetter("t", "n")
+    pick = min(chosen, key=order) if rule == "IRF_FIRST_UPDATE" else max(chosen, key=order)
+    return pick["value"]
+
+
+RULE_COLUMNS = {"CALL": "CUSTOM_DATA_1", "PARTY": "CUSTOM_DATA_2", "IRF": "CUSTOM_DATA_3",
+                "IRF_FIRST_UPDATE": "CUSTOM_DATA_4", "IRF_INITIAL": "CUSTOM_DATA_5"}
+
+
+def test_propagation_rules_pick_each_facts_value(cli, tmp_path, center):
+    """One attached-data key the IVR sets and agents change (ServiceSubType), mapped by each
+    propagation rule to a column of its own: every resource fact holds the value the
+    rule's documented meaning picks from the IDB's history of the key, and the rules
+    disagree where they should."""
+    idb_url, im_url = center
+    # Enough calls for some to be redirected when an agent does not answer.
+    simulate(idb_url, start=START, days=1, **{**SIM, "media": ("voice",), "outbound": False,
+                                              "calls_per_day": 400})
+    # The media server changes the key while an agent lets the call ring unanswered, so
+    # that the window of the next resource's first update reaches back to that change.
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        from gim.schema.icon_codes import CCCause
+        from gim.schema.idb import idb_metadata
+
+        ud = idb_metadata.tables["G_USERDATA_HISTORY"]
+        model = dict(conn.execute(sa.select(ud).limit(1)).mappings().one())
+        top = conn.execute(sa.select(sa.func.max(ud.c.ID))).scalar()
+        rings = conn.execute(sa.text(f"""SELECT CALLID, CREATED_TS FROM G_PARTY WHERE
+            AGENTID IS NOT NULL AND CCEVENTCAUSE = {int(CCCause.NO_ANSWER)}""")).all()
+        assert rings
+        conn.execute(ud.insert(), [
+            {**model, "ID": top + n, "CALLID": callid, "PARTYID": None, "AGENTID": None,
+             "ENDPOINTID": None, "ENDPOINTDN": None, "KEYNAME": "ServiceSubType",
+             "VALUE": f"WHILE-RINGING-{n}", "CHANGETYPE": 2, "ADDED_TS": ts + 1,
+             "ADDED": dt.datetime.fromtimestamp(ts + 1, dt.UTC).replace(tzinfo=None),
+             "CSEQ": 500 + n} for n, (callid, ts) in enumerate(rings, start=1)])
+    engine.dispose()
+    path = _config(tmp_path, im_url, idb_url)
+    for n, (rule, column) in enumerate(RULE_COLUMNS.items(), start=100):
+        _map_rule(cli, path, im_url, "ServiceSubType", rule, column, "IRF_USER_DATA_CUST_1",
+                  row_id=n)
+    _cycle(cli, path)
+    changes: dict[str, list[dict]] = {}
+    for root, t, n, value, agent in _q(idb_url, """SELECT c.ROOTIRID, u.ADDED_TS, u.ID,
+            u.VALUE, u.AGENTID FROM G_USERDATA_HISTORY u JOIN G_CALL c ON c.CALLID = u.CALLID
+            WHERE u.KEYNAME = 'ServiceSubType'"""):
+        changes.setdefault(root, []).append({"t": t, "n": n, "value": value, "agent": agent})
+    facts = _q(im_url, f"""SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, r.INTERACTION_ID,
+            r.INTERACTION_RESOURCE_ORDINAL, r.START_TS, r.END_TS, t.TECHNICAL_RESULT,
+            CASE WHEN x.RESOURCE_TYPE_CODE = 'AGENT' THEN x.RESOURCE_CFG_DBID END,
+            {', '.join('u.' + c for c in RULE_COLUMNS.values())}
+        FROM INTERACTION_RESOURCE_FACT r
+        JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+        JOIN TECHNICAL_DESCRIPTOR t ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY
+        JOIN RESOURCE_ x ON x.RESOURCE_KEY = r.RESOURCE_KEY
+        JOIN IRF_USER_DATA_CUST_1 u ON u.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID
+        ORDER BY r.INTERACTION_ID, r.INTERACTION_RESOURCE_ORDINAL""")
+    agents_per_ixn: dict[int, list] = {}
+    for row in facts:
+        agents_per_ixn.setdefault(row[1], []).append(row[6])
+    window_start: dict[int, int] = {}
+    disagree: set[str] = set()
+    checked = reached_back = 0
+    for i, (root, iid, _, t0, t1, _result, agent, *stored) in enumerate(facts):
+        previous = facts[i - 1] if i else None
+        chained = previous is not None and previous[1] == iid and previous[5] == "Redirected"
+        window_start[iid] = window_start[iid] if chained else t0
+        mine = changes.get(root, [])
+        expected = {rule: _expected_value(rule, mine, t0, t1, window_start[iid], agent)
+                    for rule in RULE_COLUMNS}
+        # PARTY by the agent stands for the agent's party where the agent has one fact.
+        lone = agent is not None and agents_per_ixn[iid].count(agent) == 1
+        for (rule, _), value in zip(RULE_COLUMNS.items(), stored, strict=True):
+            if rule == "PARTY" and not lone:
+                continue
+            assert value == expected[rule], (root, rule, t0, t1, mine)
+        checked += 1
+        disagree |= {r for r in RULE_COLUMNS if expected[r] != expected["CALL"]}
+        reached_back += expected["IRF_FIRST_UPDATE"] != _expected_value(
+            "IRF_FIRST_UPDATE", mine, t0, t1, t0, agent)
+    assert checked > 300
+    # The simulated day makes each rule matter somewhere, the redirections too.
+    assert set(RULE_COLUMNS) - {"CALL"} <= disagree, disagree
+    assert reached_back > 0
+
+
+def test_user_data_mapping_it_cannot_apply_stops_the_job(cli, tmp_path, center):
+    """A mapping row with a rule, table or column gim does not know, or a column mapped
+    twice: the transformation stops with a configuration error naming the row, before it
+    writes anything."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=0, minutes=120, **SIM)
+    path = _config(tmp_path, im_url, idb_url)
+    assert invoke(cli, "extract", "--role", "all", "-c", str(path)).exit_code == 0
+    for n, (table, column, rule, says) in enumerate((
+            ("IRF_USER_DATA_CUST_1", "CUSTOM_DATA_1", "IRF_ROUTE", "propagation rule"),
+            ("IRF_USER_DATA_CUST_9", "CUSTOM_DATA_1", "CALL", "unknown table"),
+            ("IRF_USER_DATA_CUST_1", "CUSTOM_DATA_99", "CALL", "has no column"),
+            ("IRF_USER_DATA_GEN_1", "CUSTOMER_ID", "CALL", "already mapped by row ID"))):
+        row_id = 200 + n
+        engine = _engine(im_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM CTL_UD_TO_UDE_MAPPING WHERE ID >= 200"))
+            conn.execute(sa.text("""INSERT INTO CTL_UD_TO_UDE_MAPPING (ID, UD_KEY_NAME,
+                UDE_TABLE_NAME, UDE_COLUMN_NAME, PROPAGATION_RULE, ACTIVE_FLAG)
+                VALUES (:i, 'Whatever', :t, :c, :r, 1)"""),
+                         {"i": row_id, "t": table, "c": column, "r": rule})
+        engine.dispose()
+        result = invoke(cli, "transform", "-c", str(path))
+        assert result.exit_code == 5, result.output
+        line = result.stderr.strip().splitlines()[-1]
+        assert f"CTL_UD_TO_UDE_MAPPING row ID {row_id}" in line and says in line, line
+        assert _q(im_url, "SELECT COUNT(*) FROM INTERACTION_FACT")[0][0] == 0
+        assert _q(im_url, "SELECT COUNT(*) FROM CTL_TRANSFORM_HISTORY")[0][0] == 0

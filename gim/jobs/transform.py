@@ -57,6 +57,8 @@ _DEPENDENCIES = ("G_PARTY", "G_PARTY_HISTORY", "G_USERDATA_HISTORY", "G_AGENT_ST
 
 def run_job(ctx: JobContext) -> str:
     started = time.time()
+    with ctx.engine.connect() as conn:  # a mapping it cannot apply stops it before it begins
+        interactions.user_data_mapping(conn)
     # An extraction killed during a first load may have left GIDB indexes unmade.
     gidb_indexes.ensure_job(ctx, gidb_indexes.gidb_tables())
     with write_tx(ctx.engine) as conn:

@@ -122,7 +122,7 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
     msf = _segments(conn, calls, parties, ixn)
     irf_rows = _irf_rows(conn, irf, parties, ixn)
     _lineage(conn, calls, parties, irf_rows, msf)
-    descriptor = _user_data(conn, calls, ixn, irf_rows, audit, out,
+    descriptor = _user_data(conn, calls, parties, irf_rows, audit, out,
                             config.get("gim-etl", "user-event-data-timeout"))
     # Interactions given their INTERACTION_ID now have no facts yet: only the others have
     # facts to replace and intervals covered before to queue.
@@ -1124,22 +1124,165 @@ def _lineage(conn: Connection, calls: str, parties: str, irf_rows: str, msf: str
 
 
 # --------------------------------------------------------------------------------------------
-# User data: the latest value of each attached-data key on the interaction's calls (the
-# CALL propagation rule), mapped by CTL_UD_TO_UDE_MAPPING.
+# User data: each mapped attached-data key's value for each resource fact, chosen by the
+# propagation rule of its CTL_UD_TO_UDE_MAPPING row.
 
 
 DESCRIPTOR_COLUMNS = ("CUSTOMER_SEGMENT", "SERVICE_TYPE", "SERVICE_SUBTYPE", "BUSINESS_RESULT")
 
+# The propagation rules, and the changes of a key on the interaction's calls each one picks
+# for a resource fact r (u: the change; deleting a key is a change to no value):
+#   CALL              the latest change made by anyone until the interaction left the
+#                     resource (r's end; an active fact: until now);
+#   PARTY             the latest change made by the fact's own party (its PARTYID, or the
+#                     fact's agent for a change that names no party but the agent, such as
+#                     data an agent's desktop sends with a UserEvent), whenever it came:
+#                     the only rule that keeps what an agent records after the call;
+#   IRF               the latest change made during the fact (from r's start to its end);
+#   IRF_FIRST_UPDATE  the first change made during the fact, the window reaching back over
+#                     the facts just before it that ended Redirected (ringing that was not
+#                     answered and went on to this resource);
+#   IRF_INITIAL       (ours: the product's meaning is not documented) the value in effect
+#                     when the fact began: the latest change up to r's start.
+# The product also knows IRF_ROUTE, whose meaning is not documented either: a mapping row
+# with it (or any other rule) stops the transformation before it writes anything.
+PROPAGATION_RULES = ("CALL", "PARTY", "IRF", "IRF_FIRST_UPDATE", "IRF_INITIAL")
+USER_DATA_TABLES = {t.name: t for t in (f.IRF_USER_DATA_GEN_1, f.IRF_USER_DATA_CUST_1)}
+_UDE_OWN_COLUMNS = ("INTERACTION_RESOURCE_ID", "START_DATE_TIME_KEY", "TENANT_KEY",
+                    "CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")
 
-def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int,
+
+@dataclass(frozen=True)
+class Mapping:
+    key: str
+    table: str
+    column: str
+    rule: str
+    default: str | None
+
+
+def user_data_mapping(conn: Connection) -> list[Mapping]:
+    """The active rows of CTL_UD_TO_UDE_MAPPING, checked: a row naming a table, column or
+    propagation rule gim does not know raises ConfigError naming the row."""
+    from gim.errors import ConfigError
+
+    out: list[Mapping] = []
+    taken: dict[tuple[str, str], int] = {}
+    for row_id, key, table, column, rule, default in run(conn, """
+            SELECT ID, UD_KEY_NAME, UDE_TABLE_NAME, UDE_COLUMN_NAME, PROPAGATION_RULE,
+                   DEFAULT_VALUE FROM CTL_UD_TO_UDE_MAPPING WHERE ACTIVE_FLAG = 1
+            ORDER BY ID"""):
+        where = f"CTL_UD_TO_UDE_MAPPING row ID {row_id} (key {key!r})"
+        table, column = (table or "").strip().upper(), (column or "").strip().upper()
+        rule = (rule or "").strip().upper()
+        if rule not in PROPAGATION_RULES:
+            raise ConfigError(f"{where}: propagation rule {rule!r} is not supported (one of "
+                              f"{', '.join(PROPAGATION_RULES)})")
+        if table == "INTERACTION_DESCRIPTOR":
+            known: tuple[str, ...] = DESCRIPTOR_COLUMNS
+        elif table in USER_DATA_TABLES:
+            known = tuple(c.name for c in USER_DATA_TABLES[table].columns
+                          if c.name not in _UDE_OWN_COLUMNS)
+        else:
+            raise ConfigError(f"{where}: unknown table {table!r} (one of "
+                              f"INTERACTION_DESCRIPTOR, {', '.join(USER_DATA_TABLES)})")
+        if column not in known:
+            raise ConfigError(f"{where}: {table} has no column {column!r} for user data")
+        if (table, column) in taken:
+            raise ConfigError(f"{where}: {table}.{column} is already mapped by row ID "
+                              f"{taken[table, column]}")
+        taken[table, column] = row_id
+        out.append(Mapping(key, table, column, rule, default))
+    return out
+
+
+def _irf_parties(conn: Connection, parties: str, irf_rows: str) -> str:
+    """(INTERACTION_RESOURCE_ID, OWN_SOURCE_KEY, PARTYID): the parties each resource fact
+    was made of (an agent's, grouped as in _irf_spans; a mediation resource's, its one)."""
+    return temp(conn, "tx_irf_party", f"""
+        SELECT r.INTERACTION_RESOURCE_ID, g.OWN_SOURCE_KEY, g.PARTYID
+        FROM {irf_rows} r JOIN tx_agent_party g ON g.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
+             AND g.ROOTIRID = r.ROOTIRID AND g.GROUP_GUID = r.PARTYGUID
+             AND g.AGENTID = r.X_AGENTID
+        UNION ALL
+        SELECT r.INTERACTION_RESOURCE_ID, p.OWN_SOURCE_KEY, p.PARTYID
+        FROM {irf_rows} r JOIN {parties} p ON p.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
+             AND p.ROOTIRID = r.ROOTIRID AND p.PARTYGUID = r.PARTYGUID
+        WHERE r.X_AGENTID IS NULL""")
+
+
+def _first_update_windows(conn: Connection, irf_rows: str) -> str:
+    """(INTERACTION_RESOURCE_ID, FROM_TS): where IRF_FIRST_UPDATE's window begins, the
+    start of the earliest of the facts ended Redirected that lead, one after the other, to
+    this one (or its own start)."""
+    return temp(conn, "tx_ud_window", f"""
+        SELECT y.INTERACTION_RESOURCE_ID, MIN(y.START_TS) OVER (
+                   PARTITION BY y.INTERACTION_ID, y.CHAIN) AS FROM_TS
+        FROM (SELECT x.*, SUM(x.NEW_CHAIN) OVER (
+                         PARTITION BY x.INTERACTION_ID ORDER BY x.INTERACTION_RESOURCE_ORDINAL
+                         ROWS UNBOUNDED PRECEDING) AS CHAIN
+              FROM (SELECT r.INTERACTION_ID, r.INTERACTION_RESOURCE_ID,
+                           r.INTERACTION_RESOURCE_ORDINAL, r.START_TS,
+                           CASE WHEN LAG(CASE WHEN t.TECHNICAL_RESULT = 'Redirected' THEN 1
+                                              ELSE 0 END) OVER (
+                                         PARTITION BY r.INTERACTION_ID
+                                         ORDER BY r.INTERACTION_RESOURCE_ORDINAL) = 1
+                                THEN 0 ELSE 1 END AS NEW_CHAIN
+                    FROM {irf_rows} r LEFT JOIN TECHNICAL_DESCRIPTOR t
+                         ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY) x) y""")
+
+
+def _rule_values(conn: Connection, rule: str, keys: list[str], irf_rows: str,
+                 changes: str) -> str:
+    """SELECT of (INTERACTION_RESOURCE_ID, KEYNAME, VALUE): the change `rule` picks for each
+    resource fact and key."""
+    quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in keys)
+    until_end = "(r.END_TS IS NULL OR u.ADDED_TS <= r.END_TS)"
+    same_ixn = ("u.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY AND u.ROOTIRID = r.ROOTIRID AND "
+                f"u.KEYNAME IN ({quoted})")
+    order = "ASC" if rule == "IRF_FIRST_UPDATE" else "DESC"
+    if rule == "PARTY":
+        # By one of the fact's parties; a change naming no party but the fact's agent,
+        # made after the fact began, is the agent's too.
+        source = f"""
+            SELECT r.INTERACTION_RESOURCE_ID, u.KEYNAME, u.VALUE, u.ADDED_TS, u.ID
+            FROM {irf_rows} r JOIN tx_irf_party q
+                 ON q.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID
+            JOIN {changes} u ON {same_ixn} AND u.OWN_SOURCE_KEY = q.OWN_SOURCE_KEY
+                 AND u.PARTYID = q.PARTYID
+            UNION ALL
+            SELECT r.INTERACTION_RESOURCE_ID, u.KEYNAME, u.VALUE, u.ADDED_TS, u.ID
+            FROM {irf_rows} r JOIN {changes} u ON {same_ixn} AND u.PARTYID IS NULL
+                 AND u.AGENTID = r.X_AGENTID AND u.ADDED_TS >= r.START_TS"""
+    else:
+        window = {"CALL": until_end,
+                  "IRF": f"u.ADDED_TS >= r.START_TS AND {until_end}",
+                  "IRF_FIRST_UPDATE": f"u.ADDED_TS >= w.FROM_TS AND {until_end}",
+                  "IRF_INITIAL": "u.ADDED_TS <= r.START_TS"}[rule]
+        windows = ("JOIN tx_ud_window w ON w.INTERACTION_RESOURCE_ID = "
+                   "r.INTERACTION_RESOURCE_ID" if rule == "IRF_FIRST_UPDATE" else "")
+        source = f"""
+            SELECT r.INTERACTION_RESOURCE_ID, u.KEYNAME, u.VALUE, u.ADDED_TS, u.ID
+            FROM {irf_rows} r {windows} JOIN {changes} u ON {same_ixn} AND {window}"""
+    return f"""
+        SELECT x.INTERACTION_RESOURCE_ID, x.KEYNAME, x.VALUE, '{rule}' AS RULE FROM (
+            SELECT s.*, ROW_NUMBER() OVER (
+                       PARTITION BY s.INTERACTION_RESOURCE_ID, s.KEYNAME
+                       ORDER BY s.ADDED_TS {order}, s.ID {order}) AS RN
+            FROM ({source}) s) x
+        WHERE x.RN = 1"""
+
+
+def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, audit: int,
                out: ChunkResult, event_timeout: int) -> dict:
-    """The interaction's user data into the extension tables. Key-value pairs an agent
-    sent (ICON records the agent: UserEvent data from the desktop) count only until
+    """The interaction's user data into the extension tables and the interaction
+    descriptor, by the mapping's propagation rules. Key-value pairs an agent sent (ICON
+    records the agent: UserEvent data from the desktop) count only until
     `user-event-data-timeout` seconds after the call they are attached to ended; later
-    ones are ignored (and counted). Attached data the media server changed counts
-    whenever it came."""
-    from gim.db import ops_for, safe_identifier
+    ones are ignored (and counted)."""
+    from gim.db import ops_for
 
+    mapping = user_data_mapping(conn)
     too_late = (f"u.AGENTID IS NOT NULL AND c.TERMINATED_TS IS NOT NULL "
                 f"AND u.ADDED_TS > c.TERMINATED_TS + {int(event_timeout)}")
     ignored = run(conn, f"""SELECT COUNT(*) FROM (
@@ -1149,47 +1292,52 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
         JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
         WHERE {too_late}""").scalar_one()
     out.add("user data ignored (sent by an agent after user-event-data-timeout)", ignored)
+    keys = sorted({m.key for m in mapping})
+    quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in keys) or "NULL"
     latest = temp(conn, "tx_ud", f"""
-        SELECT x.DATA_SOURCE_KEY, x.ROOTIRID, x.KEYNAME, x.VALUE FROM (
-            SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME, u.VALUE,
-                   ROW_NUMBER() OVER (PARTITION BY c.DATA_SOURCE_KEY, c.ROOTIRID, u.KEYNAME
-                                      ORDER BY u.ADDED_TS DESC, u.ID DESC) AS RN
-            FROM (SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
-                  FROM GIDB_G_USERDATA_HISTORY_V UNION ALL
-                  SELECT DATA_SOURCE_KEY, CALLID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
-                  FROM GIDB_G_USERDATA_HISTORY_MM) u
-            JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
-            WHERE NOT ({too_late})
-        ) x WHERE x.RN = 1""")
+        SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, u.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, u.PARTYID,
+               u.AGENTID, u.KEYNAME, u.VALUE, u.ADDED_TS, u.ID
+        FROM (SELECT DATA_SOURCE_KEY, CALLID, PARTYID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
+              FROM GIDB_G_USERDATA_HISTORY_V UNION ALL
+              SELECT DATA_SOURCE_KEY, CALLID, PARTYID, KEYNAME, VALUE, ADDED_TS, ID, AGENTID
+              FROM GIDB_G_USERDATA_HISTORY_MM) u
+        JOIN {calls} c ON c.OWN_SOURCE_KEY = u.DATA_SOURCE_KEY AND c.CALLID = u.CALLID
+        WHERE u.KEYNAME IN ({quoted}) AND NOT ({too_late})""")
     # Garbage (control characters) is no value: the default takes its place.
     bad = ops_for(conn).has_control_chars("VALUE")
     garbage = run(conn, f"SELECT COUNT(*) FROM {latest} WHERE {bad}").scalar_one()
     if garbage:
         out.add("user data values replaced (control characters)", garbage)
         run(conn, f"UPDATE {latest} SET VALUE = NULL WHERE {bad}")
-    mapping = run(conn, "SELECT UD_KEY_NAME, UDE_TABLE_NAME, UDE_COLUMN_NAME, DEFAULT_VALUE "
-                        "FROM CTL_UD_TO_UDE_MAPPING WHERE ACTIVE_FLAG = 1 ORDER BY ID").all()
+    # One row per resource fact, one column per mapped key and rule: joined, not looked up
+    # per row.
+    pairs = sorted({(m.key, m.rule) for m in mapping})
+    alias = {pair: f"K{i}" for i, pair in enumerate(pairs)}
     by_table: dict[str, list[tuple[str, str, str | None]]] = {}
-    for key, table_name, column, default in mapping:
-        by_table.setdefault(table_name.upper(), []).append(
-            (key, safe_identifier(column.upper(), "CTL_UD_TO_UDE_MAPPING column"), default))
-
-    # One row per interaction, one column per mapped key: joined, not looked up per row.
-    keys = sorted({key for rows in by_table.values() for key, _, _ in rows})
-    alias = {key: f"K{i}" for i, key in enumerate(keys)}
+    for m in mapping:
+        by_table.setdefault(m.table, []).append((alias[m.key, m.rule], m.column, m.default))
+    rules = sorted({m.rule for m in mapping})
+    if "PARTY" in rules:
+        _irf_parties(conn, parties, irf_rows)
+    if "IRF_FIRST_UPDATE" in rules:
+        _first_update_windows(conn, irf_rows)
+    picked = " UNION ALL ".join(
+        _rule_values(conn, rule, sorted({m.key for m in mapping if m.rule == rule}),
+                     irf_rows, latest) for rule in rules)
     pivot_cols = "".join(
-        f", MAX(CASE WHEN KEYNAME = '{key.replace(chr(39), chr(39) * 2)}' THEN VALUE END) "
-        f"AS {alias[key]}" for key in keys)
+        f", MAX(CASE WHEN KEYNAME = '{key.replace(chr(39), chr(39) * 2)}' AND RULE = "
+        f"'{rule}' THEN VALUE END) AS {alias[key, rule]}" for key, rule in pairs)
     pivot = temp(conn, "tx_ud_pivot", f"""
-        SELECT DATA_SOURCE_KEY, ROOTIRID{pivot_cols} FROM {latest}
-        GROUP BY DATA_SOURCE_KEY, ROOTIRID""")
-    run(conn, f"CREATE INDEX IF NOT EXISTS {pivot}_ix ON {pivot} (DATA_SOURCE_KEY, ROOTIRID)")
-    joined = (f"{irf_rows} r LEFT JOIN {pivot} u ON u.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY "
-              f"AND u.ROOTIRID = r.ROOTIRID")
+        SELECT INTERACTION_RESOURCE_ID{pivot_cols} FROM ({picked}) v
+        GROUP BY INTERACTION_RESOURCE_ID""" if picked else
+                 f"SELECT INTERACTION_RESOURCE_ID FROM {irf_rows} WHERE 1 = 0")
+    run(conn, f"CREATE INDEX IF NOT EXISTS {pivot}_ix ON {pivot} (INTERACTION_RESOURCE_ID)")
+    joined = (f"{irf_rows} r LEFT JOIN {pivot} u "
+              f"ON u.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID")
 
-    def value(key: str, default: str | None, width: int) -> str:
+    def value(column: str, default: str | None, width: int) -> str:
         dflt = "NULL" if default is None else "'" + default.replace("'", "''") + "'"
-        return f"SUBSTR(COALESCE(u.{alias[key]}, {dflt}), 1, {width})"
+        return f"SUBSTR(COALESCE(u.{column}, {dflt}), 1, {width})"
 
     result = {}
     descriptor = {c: "DEFAULT_" + c for c in DESCRIPTOR_COLUMNS}
@@ -1257,5 +1405,5 @@ def _user_data(conn: Connection, calls: str, ixn: str, irf_rows: str, audit: int
             SELECT r.INTERACTION_RESOURCE_ID, r.START_DATE_TIME_KEY, r.TENANT_KEY, {cols},
                    {unmapped + ', ' if unmapped else ''}CAST(NULL AS BIGINT) AS CREATE_AUDIT_KEY
             FROM {joined}""")
-    drop(conn, latest, pivot)
+    drop(conn, latest, pivot, "tx_irf_party", "tx_ud_window")
     return result
