@@ -1063,3 +1063,70 @@ def test_user_data_mapping_it_cannot_apply_stops_the_job(cli, tmp_path, center):
         assert f"CTL_UD_TO_UDE_MAPPING row ID {row_id}" in line and says in line, line
         assert _q(im_url, "SELECT COUNT(*) FROM INTERACTION_FACT")[0][0] == 0
         assert _q(im_url, "SELECT COUNT(*) FROM CTL_TRANSFORM_HISTORY")[0][0] == 0
+
+
+@pytest.mark.parametrize("linked", ["voice", "mm"])
+def test_mediation_segments_get_user_data_when_linked(cli, tmp_path, center, linked):
+    """With link-msf-userdata-voice (or -mm), the MSFs of that medium get user-data rows of
+    their own, by the same rules over their own time (PARTY: the party of the IRF the
+    segment distributed to); the other medium's MSFs get none, and the IRFs' rows are
+    those of an Info Mart without the option."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **SIM)
+    # A key agents change on voice calls; multimedia interactions have only keys set at
+    # their start.
+    key = "ServiceSubType" if linked == "voice" else "CustomerSegment"
+    option = f"link-msf-userdata-{'voice' if linked == 'voice' else 'mm'} = true"
+    path = _config(tmp_path, im_url, idb_url, option)
+    for n, rule in enumerate(("CALL", "PARTY"), start=100):
+        _map_rule(cli, path, im_url, key, rule, RULE_COLUMNS[rule],
+                  "IRF_USER_DATA_CUST_1", row_id=n)
+    _cycle(cli, path)
+    changes: dict[str, list[dict]] = {}
+    for root, t, n, value, agent in _q(idb_url, """SELECT c.ROOTIRID, u.ADDED_TS, u.ID,
+            u.VALUE, u.AGENTID FROM G_USERDATA_HISTORY u JOIN G_CALL c ON c.CALLID = u.CALLID
+            WHERE u.KEYNAME = :k""", k=key):
+        changes.setdefault(root, []).append({"t": t, "n": n, "value": value, "agent": agent})
+    segments = _q(im_url, """SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, m.START_TS, m.END_TS,
+            CASE WHEN x.RESOURCE_TYPE_CODE = 'AGENT' THEN x.RESOURCE_CFG_DBID END,
+            mt.MEDIA_NAME_CODE, u.INTERACTION_RESOURCE_ID, u.CUSTOM_DATA_1, u.CUSTOM_DATA_2,
+            k.INTERACTION_RESOURCE_ID
+        FROM MEDIATION_SEGMENT_FACT m
+        JOIN INTERACTION_FACT i ON i.INTERACTION_ID = m.INTERACTION_ID
+        JOIN MEDIA_TYPE mt ON mt.MEDIA_TYPE_KEY = m.MEDIA_TYPE_KEY
+        LEFT JOIN INTERACTION_RESOURCE_FACT r
+             ON r.INTERACTION_RESOURCE_ID = m.TARGET_IXN_RESOURCE_ID
+        LEFT JOIN RESOURCE_ x ON x.RESOURCE_KEY = r.RESOURCE_KEY
+        LEFT JOIN IRF_USER_DATA_CUST_1 u ON u.INTERACTION_RESOURCE_ID = m.MEDIATION_SEGMENT_ID
+        LEFT JOIN IRF_USER_DATA_KEYS k ON k.INTERACTION_RESOURCE_ID = m.MEDIATION_SEGMENT_ID""")
+    mine = [s for s in segments if (s[4] == "VOICE") == (linked == "voice")]
+    others = [s for s in segments if (s[4] == "VOICE") != (linked == "voice")]
+    assert len(mine) > 20 and others
+    assert all(s[5] is None and s[8] is None for s in others)
+    for root, t0, t1, agent, _, row, call_value, party_value, keys_row in mine:
+        assert row is not None and keys_row is not None, root
+        history = changes.get(root, [])
+        assert call_value == _expected_value("CALL", history, t0, t1, t0, agent), root
+        assert party_value == _expected_value("PARTY", history, t0, t1, t0, agent), root
+    assert {s[6] for s in mine} - {None}
+    if linked == "voice":  # what the agent a segment distributed to recorded
+        assert {s[7] for s in mine} - {None}
+    # The IRFs' user data is that of an Info Mart without the option.
+    with new_database("sqlite", tmp_path, "plain") as plain:
+        (tmp_path / "p").mkdir()
+        other = _config(tmp_path / "p", plain, idb_url)
+        for n, rule in enumerate(("CALL", "PARTY"), start=100):
+            _map_rule(cli, other, plain, key, rule, RULE_COLUMNS[rule],
+                      "IRF_USER_DATA_CUST_1", row_id=n)
+        _cycle(cli, other)
+        irf_rows = """SELECT u.* FROM IRF_USER_DATA_CUST_1 u JOIN INTERACTION_RESOURCE_FACT r
+            ON r.INTERACTION_RESOURCE_ID = u.INTERACTION_RESOURCE_ID"""
+
+        def strip(rows):
+            return sorted(tuple(v for k, v in r._mapping.items()
+                                if not k.upper().endswith("AUDIT_KEY")) for r in rows)
+
+        assert strip(_q(im_url, irf_rows)) == strip(_q(plain, irf_rows))
+        assert not _q(plain, """SELECT COUNT(*) FROM IRF_USER_DATA_CUST_1 u
+            JOIN MEDIATION_SEGMENT_FACT m ON m.MEDIATION_SEGMENT_ID = u.INTERACTION_RESOURCE_ID
+            """)[0][0]

@@ -122,7 +122,10 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
     msf = _segments(conn, calls, parties, ixn)
     irf_rows = _irf_rows(conn, irf, parties, ixn)
     _lineage(conn, calls, parties, irf_rows, msf)
-    descriptor = _user_data(conn, calls, parties, irf_rows, audit, out,
+    subjects = _subjects(conn, irf_rows, msf, ixn,
+                         config.get("gim-etl", "link-msf-userdata-voice"),
+                         config.get("gim-etl", "link-msf-userdata-mm"))
+    descriptor = _user_data(conn, calls, parties, irf_rows, subjects, audit, out,
                             config.get("gim-etl", "user-event-data-timeout"))
     # Interactions given their INTERACTION_ID now have no facts yet: only the others have
     # facts to replace and intervals covered before to queue.
@@ -133,17 +136,19 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
         # The intervals these interactions covered before and cover now both need
         # aggregating.
         stage_spans(conn, interaction_spans(scope))
-        # User data first, while the IRFs it hangs on are still the old ones: rows of IRFs
-        # that no longer exist go.
+        # User data first, while the IRFs and MSFs it hangs on are still the old ones: rows
+        # of facts that no longer have user data go.
         for table in f.USER_DATA_TABLES:
-            run(conn, f"""DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN (
-                SELECT r.INTERACTION_RESOURCE_ID FROM INTERACTION_RESOURCE_FACT r
-                WHERE r.{scope} AND NOT EXISTS (SELECT 1 FROM {irf_rows} n
-                    WHERE n.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID))""")
+            for facts, key in (("INTERACTION_RESOURCE_FACT", "INTERACTION_RESOURCE_ID"),
+                               ("MEDIATION_SEGMENT_FACT", "MEDIATION_SEGMENT_ID")):
+                run(conn, f"""DELETE FROM {table.name} WHERE INTERACTION_RESOURCE_ID IN (
+                    SELECT r.{key} FROM {facts} r
+                    WHERE r.{scope} AND NOT EXISTS (SELECT 1 FROM {subjects} n
+                        WHERE n.INTERACTION_RESOURCE_ID = r.{key}))""")
     for table, rows in descriptor.items():
         out.add(f"{table.name} rows", replace_facts(
             conn, table, rows, scope and f"INTERACTION_RESOURCE_ID IN (SELECT "
-                                         f"INTERACTION_RESOURCE_ID FROM {irf_rows} WHERE "
+                                         f"INTERACTION_RESOURCE_ID FROM {subjects} WHERE "
                                          f"{scope})", audit))
     states = _resource_states(conn, irf_rows)
     for table, rows in ((f.INTERACTION_FACT, ixn), (f.INTERACTION_RESOURCE_FACT, irf_rows),
@@ -154,7 +159,7 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
     run(conn, f"UPDATE {roots} SET DONE = 1 WHERE DONE = 0 AND EXISTS (SELECT 1 FROM {ixn} "
               f"i WHERE i.DATA_SOURCE_KEY = {roots}.DATA_SOURCE_KEY AND i.ROOT_IRID = "
               f"{roots}.ENTITY_ID)")
-    drop(conn, calls, parties, irf, ixn, msf, irf_rows, states, *STATE_TEMPS,
+    drop(conn, calls, parties, irf, ixn, msf, irf_rows, states, subjects, *STATE_TEMPS,
          *descriptor.values())
     return out
 
@@ -1196,19 +1201,50 @@ def user_data_mapping(conn: Connection) -> list[Mapping]:
     return out
 
 
-def _irf_parties(conn: Connection, parties: str, irf_rows: str) -> str:
+def _subjects(conn: Connection, irf_rows: str, msf: str, ixn: str, voice: bool,
+              multimedia: bool) -> str:
+    """The facts user data is kept for: every IRF, and the MSFs of the media
+    link-msf-userdata-voice / -mm name (their rows in the extension tables go by
+    MEDIATION_SEGMENT_ID, which no IRF shares). An MSF stands for the party of the IRF it
+    distributed the interaction to (the product's PARTY rule for MSFs)."""
+    media = [m for m, on in (("0", voice), ("1", multimedia)) if on]
+    segments = f"""
+        UNION ALL
+        SELECT m.MEDIATION_SEGMENT_ID, m.START_DATE_TIME_KEY, m.TENANT_KEY, i.DATA_SOURCE_KEY,
+               i.ROOT_IRID, m.START_TS, m.END_TS, t.X_AGENTID, t.PARTYGUID,
+               m.INTERACTION_ID, CAST(NULL AS INTEGER), m.TECHNICAL_DESCRIPTOR_KEY,
+               m.TARGET_IXN_RESOURCE_ID, 1
+        FROM {msf} m JOIN {ixn} i ON i.INTERACTION_ID = m.INTERACTION_ID
+        LEFT JOIN {irf_rows} t ON t.INTERACTION_RESOURCE_ID = m.TARGET_IXN_RESOURCE_ID
+        WHERE i.IS_MM IN ({', '.join(media)})""" if media else ""
+    return temp(conn, "tx_ud_subject", f"""
+        SELECT r.INTERACTION_RESOURCE_ID, r.START_DATE_TIME_KEY, r.TENANT_KEY,
+               r.DATA_SOURCE_KEY, r.ROOTIRID, r.START_TS, r.END_TS, r.X_AGENTID,
+               r.PARTYGUID, r.INTERACTION_ID, r.INTERACTION_RESOURCE_ORDINAL AS ORDINAL,
+               r.TECHNICAL_DESCRIPTOR_KEY, CAST(NULL AS BIGINT) AS TARGET_ID, 0 AS IS_MSF
+        FROM {irf_rows} r{segments}""")
+
+
+def _irf_parties(conn: Connection, parties: str, subjects: str) -> str:
     """(INTERACTION_RESOURCE_ID, OWN_SOURCE_KEY, PARTYID): the parties each resource fact
-    was made of (an agent's, grouped as in _irf_spans; a mediation resource's, its one)."""
-    return temp(conn, "tx_irf_party", f"""
+    was made of (an agent's, grouped as in _irf_spans; a mediation resource's, its one); an
+    MSF's, those of the IRF it distributed to."""
+    own = temp(conn, "tx_irf_party", f"""
         SELECT r.INTERACTION_RESOURCE_ID, g.OWN_SOURCE_KEY, g.PARTYID
-        FROM {irf_rows} r JOIN tx_agent_party g ON g.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
+        FROM {subjects} r JOIN tx_agent_party g ON g.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
              AND g.ROOTIRID = r.ROOTIRID AND g.GROUP_GUID = r.PARTYGUID
              AND g.AGENTID = r.X_AGENTID
+        WHERE r.IS_MSF = 0
         UNION ALL
         SELECT r.INTERACTION_RESOURCE_ID, p.OWN_SOURCE_KEY, p.PARTYID
-        FROM {irf_rows} r JOIN {parties} p ON p.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
+        FROM {subjects} r JOIN {parties} p ON p.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY
              AND p.ROOTIRID = r.ROOTIRID AND p.PARTYGUID = r.PARTYGUID
-        WHERE r.X_AGENTID IS NULL""")
+        WHERE r.X_AGENTID IS NULL AND r.IS_MSF = 0""")
+    run(conn, f"""INSERT INTO {own} (INTERACTION_RESOURCE_ID, OWN_SOURCE_KEY, PARTYID)
+        SELECT s.INTERACTION_RESOURCE_ID, q.OWN_SOURCE_KEY, q.PARTYID
+        FROM {subjects} s JOIN {own} q ON q.INTERACTION_RESOURCE_ID = s.TARGET_ID
+        WHERE s.IS_MSF = 1""")
+    return own
 
 
 def _first_update_windows(conn: Connection, irf_rows: str) -> str:
@@ -1216,20 +1252,21 @@ def _first_update_windows(conn: Connection, irf_rows: str) -> str:
     start of the earliest of the facts ended Redirected that lead, one after the other, to
     this one (or its own start)."""
     return temp(conn, "tx_ud_window", f"""
+        SELECT INTERACTION_RESOURCE_ID, START_TS AS FROM_TS FROM {irf_rows} WHERE IS_MSF = 1
+        UNION ALL
         SELECT y.INTERACTION_RESOURCE_ID, MIN(y.START_TS) OVER (
                    PARTITION BY y.INTERACTION_ID, y.CHAIN) AS FROM_TS
         FROM (SELECT x.*, SUM(x.NEW_CHAIN) OVER (
-                         PARTITION BY x.INTERACTION_ID ORDER BY x.INTERACTION_RESOURCE_ORDINAL
+                         PARTITION BY x.INTERACTION_ID ORDER BY x.ORDINAL
                          ROWS UNBOUNDED PRECEDING) AS CHAIN
-              FROM (SELECT r.INTERACTION_ID, r.INTERACTION_RESOURCE_ID,
-                           r.INTERACTION_RESOURCE_ORDINAL, r.START_TS,
+              FROM (SELECT r.INTERACTION_ID, r.INTERACTION_RESOURCE_ID, r.ORDINAL, r.START_TS,
                            CASE WHEN LAG(CASE WHEN t.TECHNICAL_RESULT = 'Redirected' THEN 1
                                               ELSE 0 END) OVER (
-                                         PARTITION BY r.INTERACTION_ID
-                                         ORDER BY r.INTERACTION_RESOURCE_ORDINAL) = 1
+                                         PARTITION BY r.INTERACTION_ID ORDER BY r.ORDINAL) = 1
                                 THEN 0 ELSE 1 END AS NEW_CHAIN
                     FROM {irf_rows} r LEFT JOIN TECHNICAL_DESCRIPTOR t
-                         ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY) x) y""")
+                         ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY
+                    WHERE r.IS_MSF = 0) x) y""")
 
 
 def _rule_values(conn: Connection, rule: str, keys: list[str], irf_rows: str,
@@ -1273,13 +1310,14 @@ def _rule_values(conn: Connection, rule: str, keys: list[str], irf_rows: str,
         WHERE x.RN = 1"""
 
 
-def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, audit: int,
-               out: ChunkResult, event_timeout: int) -> dict:
+def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, subjects: str,
+               audit: int, out: ChunkResult, event_timeout: int) -> dict:
     """The interaction's user data into the extension tables and the interaction
     descriptor, by the mapping's propagation rules. Key-value pairs an agent sent (ICON
     records the agent: UserEvent data from the desktop) count only until
     `user-event-data-timeout` seconds after the call they are attached to ended; later
-    ones are ignored (and counted)."""
+    ones are ignored (and counted). `subjects`: the facts to keep user data for
+    (_subjects)."""
     from gim.db import ops_for
 
     mapping = user_data_mapping(conn)
@@ -1318,21 +1356,21 @@ def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, audit:
         by_table.setdefault(m.table, []).append((alias[m.key, m.rule], m.column, m.default))
     rules = sorted({m.rule for m in mapping})
     if "PARTY" in rules:
-        _irf_parties(conn, parties, irf_rows)
+        _irf_parties(conn, parties, subjects)
     if "IRF_FIRST_UPDATE" in rules:
-        _first_update_windows(conn, irf_rows)
+        _first_update_windows(conn, subjects)
     picked = " UNION ALL ".join(
         _rule_values(conn, rule, sorted({m.key for m in mapping if m.rule == rule}),
-                     irf_rows, latest) for rule in rules)
+                     subjects, latest) for rule in rules)
     pivot_cols = "".join(
         f", MAX(CASE WHEN KEYNAME = '{key.replace(chr(39), chr(39) * 2)}' AND RULE = "
         f"'{rule}' THEN VALUE END) AS {alias[key, rule]}" for key, rule in pairs)
     pivot = temp(conn, "tx_ud_pivot", f"""
         SELECT INTERACTION_RESOURCE_ID{pivot_cols} FROM ({picked}) v
         GROUP BY INTERACTION_RESOURCE_ID""" if picked else
-                 f"SELECT INTERACTION_RESOURCE_ID FROM {irf_rows} WHERE 1 = 0")
+                 f"SELECT INTERACTION_RESOURCE_ID FROM {subjects} WHERE 1 = 0")
     run(conn, f"CREATE INDEX IF NOT EXISTS {pivot}_ix ON {pivot} (INTERACTION_RESOURCE_ID)")
-    joined = (f"{irf_rows} r LEFT JOIN {pivot} u "
+    joined = (f"{subjects} r LEFT JOIN {pivot} u "
               f"ON u.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID")
 
     def value(column: str, default: str | None, width: int) -> str:
