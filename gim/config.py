@@ -791,6 +791,35 @@ def render_effective(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Options declared (so that a configuration written for the product, or for a later gim,
+# loads) but not acted on yet by any command of this version: setting one is not an
+# error, and every job says that it is not applied.
+NOT_APPLIED = frozenset({
+    ("gim-etl", "days-to-keep-gim-facts"), ("gim-etl", "days-to-keep-cfg-facts"),
+    ("gim-etl", "days-to-keep-gidb-facts"), ("gim-etl", "days-to-keep-discards-and-job-history"),
+    ("gim-etl", "days-to-keep-gdpr-history"), ("gim-etl", "delayed-data-threshold"),
+    ("gim-etl", "max-chain-processing-duration"),
+    ("gim-transformation", "chunk-size"), ("gim-transformation", "stop-ixn-queues"),
+    ("gim-transformation", "introduced-transfer-threshold"),
+    ("gim-transformation", "max-chain-records"),
+    ("gim-transformation", "show-non-queue-mediation-mm"),
+    ("date-time", "date-time-min-days-ahead"),
+    ("error-policy", "error-policy-campaign-group-missing"),
+    ("schedule", "aggregate-duration"),
+    *(("gim-export", n) for n in ("output-directory", "start-date", "chunk-size-seconds",
+                                  "retry-delay-seconds", "max-retries",
+                                  "output-files-encoding", "days-to-keep-output-files",
+                                  "use-export-views")),
+    *(("gdpr", n) for n in ("request-directory", "output-directory", "redacted-value")),
+})
+
+
+def not_applied_settings(config: Config) -> list[str]:
+    """The options set (by the file or the environment) that this gim does not apply."""
+    return [f"[{section}] {name}" for (section, name) in sorted(NOT_APPLIED)
+            if config.sources.get((section, name), "default") != "default"]
+
+
 def render_template() -> str:
     """Every option, commented, with its default: the content of conf/gim.toml."""
     out = [
@@ -804,7 +833,10 @@ def render_template() -> str:
         out += ["", f"[{section}]"]
         for option in (o for o in _OPTIONS if o.section == section):
             out.append("")
-            for line in _wrap(option.help + (" (gim)" if option.ours else "")):
+            text = option.help + (" (gim)" if option.ours else "") + (
+                " Not applied yet by this version of gim." if option.key in NOT_APPLIED
+                else "")
+            for line in _wrap(text):
                 out.append(f"# {line}")
             rng = option.describe_range()
             if rng:

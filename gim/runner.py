@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gim import __version__
-from gim.config import Config, mask_url
+from gim.config import Config, mask_url, not_applied_settings
 from gim.db import describe_db_error, label_of, make_engine, ops_for
 from gim.db.engine import check_connection, write_tx
 from gim.errors import (
@@ -530,6 +530,8 @@ def run_job(spec: JobSpec, config: Config, body: JobBody, output: Output | None 
             ctx = JobContext(config=config, engine=engine, job_id=job_id, job_name=spec.name,
                              progress=progress, counts=outcome.counts, notes=outcome.notes)
             _gate(spec, ctx, stack)
+            for setting in not_applied_settings(config):
+                ctx.note(f"{setting} is set, but this version of gim does not apply it")
             # The history row is finished while the locks are still held, and no signal
             # can come between the job's end and its row's (held until the end).
             history_open = False

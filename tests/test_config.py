@@ -306,3 +306,31 @@ def test_template_lists_every_option_and_matches_conf():
     assert build_config({s: {} for s in cfgmod.SECTIONS})  # every section name is accepted
     assert (ROOT / "conf" / "gim.toml").read_text(encoding="utf-8") == text, \
         "conf/gim.toml is stale: run `gim config template > conf/gim.toml`"
+
+
+def test_options_not_applied_are_declared_marked_and_said_when_set(tmp_path, cli):
+    """An option this gim declares but does not act on yet loads without error; the
+    template marks it, and a job run with it set says, in its notes, that it is not
+    applied (an option left at its default says nothing)."""
+    declared = {o.key for o in cfgmod._OPTIONS}
+    assert cfgmod.NOT_APPLIED <= declared
+    template = render_template()
+    for _section, name in cfgmod.NOT_APPLIED:
+        block = template.split(f"# {name} =")[0].rsplit("\n\n", 1)[-1]
+        assert "Not applied yet" in " ".join(block.replace("#", " ").split()), name
+    path = _write(tmp_path, f"""\
+        [infomart]
+        url = "sqlite:///{tmp_path / 'im.db'}"
+        [lock]
+        dir = "locks"
+        [gim-transformation]
+        stop-ixn-queues = ["Stop"]
+        """)
+    result = invoke(cli, "init", "-c", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert notes == ["[gim-transformation] stop-ixn-queues is set, but this version of gim "
+                     "does not apply it"]
+    path.write_text(path.read_text().replace('stop-ixn-queues = ["Stop"]', ""))
+    result = invoke(cli, "init", "-c", str(path), "--json")
+    assert json.loads(result.stdout)["notes"] == []
