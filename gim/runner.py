@@ -593,7 +593,10 @@ class _Outcome:
         if isinstance(exc, GimError):
             self.message, self.exit_code = exc.message, exc.exit_code
         elif isinstance(exc, JobInterrupted):
-            self.message = f"{exc}; open work was rolled back, run the job again to finish"
+            # Transactions under way when the signal came have committed whole or rolled back
+            # (side by side, each finishes the one it is in): nothing is left half-written.
+            self.message = (f"{exc}; what it committed stays, nothing half-done was kept: "
+                            "run the job again to finish")
         elif isinstance(exc, sa.exc.DBAPIError):
             where = label_of(engine) if engine is not None else "database"
             self.message = f"database error on {where}: {describe_db_error(exc)}"

@@ -154,8 +154,8 @@ def test_sigterm_during_init_then_init_completes(tmp_path, db_url):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert err.strip().splitlines() == [
-        "gim init: error: interrupted by SIGTERM; open work was rolled back, run the job "
-        "again to finish"]
+        "gim init: error: interrupted by SIGTERM; what it committed stays, nothing half-done "
+        "was kept: run the job again to finish"]
     assert scalar(db_url, "SELECT STATUS FROM CTL_ETL_HISTORY") == "FAILED"
     assert scalar(db_url, "SELECT COUNT(*) FROM CTL_SCHEMA_INFO") == 0  # not initialized yet
     done = run_gim("init", "-c", str(path))
@@ -333,8 +333,8 @@ def test_repeated_sigterm_still_records_the_outcome(tmp_path, db_url):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert err.strip().splitlines() == [
-        "gim init: error: interrupted by SIGTERM; open work was rolled back, run the job "
-        "again to finish"]
+        "gim init: error: interrupted by SIGTERM; what it committed stays, nothing half-done "
+        "was kept: run the job again to finish"]
     assert _rows(db_url, "SELECT STATUS, EXIT_CODE FROM CTL_ETL_HISTORY") == [("FAILED", 1)]
     assert run_gim("init", "-c", str(path)).returncode == 0
     _assert_complete(db_url)
