@@ -800,7 +800,6 @@ NOT_APPLIED = frozenset({
     ("gim-etl", "days-to-keep-gdpr-history"), ("gim-etl", "delayed-data-threshold"),
     ("gim-etl", "max-chain-processing-duration"),
     ("gim-transformation", "chunk-size"), ("gim-transformation", "stop-ixn-queues"),
-    ("gim-transformation", "introduced-transfer-threshold"),
     ("gim-transformation", "max-chain-records"),
     ("gim-transformation", "show-non-queue-mediation-mm"),
     ("date-time", "date-time-min-days-ahead"),

@@ -1130,3 +1130,48 @@ def test_mediation_segments_get_user_data_when_linked(cli, tmp_path, center, lin
         assert not _q(plain, """SELECT COUNT(*) FROM IRF_USER_DATA_CUST_1 u
             JOIN MEDIATION_SEGMENT_FACT m ON m.MEDIATION_SEGMENT_ID = u.INTERACTION_RESOURCE_ID
             """)[0][0]
+
+
+def test_short_conferences_end_as_transfers_under_the_threshold(cli, tmp_path, center, db_kind):
+    """introduced-transfer-threshold: the part of an agent who left a conference less than
+    that many seconds after the other agent joined (who stayed on) ends Transferred; every
+    other fact is that of an Info Mart without the option."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **{**SIM, "media": ("voice",), "outbound": False,
+                                              "calls_per_day": 400})
+    threshold = 40
+    # When each initiator left its conference, and how long after the other agent joined.
+    left_after = {}
+    for callid, agent, end, joined in _q(idb_url, """
+            SELECT i.CALLID, i.AGENTID, i.TERMINATED_TS, MAX(m.CREATED_TS)
+            FROM G_PARTY i JOIN G_PARTY m ON m.CALLID = i.CALLID AND m.PROLE = 3
+                 AND m.AGENTID IS NOT NULL AND m.AGENTID <> i.AGENTID
+                 AND m.CREATED_TS <= i.TERMINATED_TS
+                 AND (m.TERMINATED_TS IS NULL OR m.TERMINATED_TS > i.TERMINATED_TS)
+            WHERE i.AGENTID IS NOT NULL AND i.CCEVENTCAUSE = 2 AND i.PROLE <> 3
+            GROUP BY i.CALLID, i.AGENTID, i.TERMINATED_TS"""):
+        left_after[(callid, agent, end)] = end - joined
+    short = {k for k, v in left_after.items() if v < threshold}
+    assert short and len(short) < len(left_after)
+
+    def results(url):
+        return {(r[0], r[1], r[2]): r[3] for r in _q(url, """
+            SELECT i.MEDIA_SERVER_IXN_GUID, x.RESOURCE_CFG_DBID, r.END_TS,
+                   t.TECHNICAL_RESULT FROM INTERACTION_RESOURCE_FACT r
+            JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+            JOIN RESOURCE_ x ON x.RESOURCE_KEY = r.RESOURCE_KEY
+            JOIN TECHNICAL_DESCRIPTOR t
+                 ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY""")}
+
+    _cycle(cli, _config(tmp_path, im_url, idb_url,
+                        f"\n[gim-transformation]\nintroduced-transfer-threshold = {threshold}\n"))
+    with new_database(db_kind, tmp_path, "plain") as plain:
+        (tmp_path / "p").mkdir()
+        _cycle(cli, _config(tmp_path / "p", plain, idb_url))
+        before, after = results(plain), results(im_url)
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed == short
+    assert {before[k] for k in changed} == {"Conferenced"}
+    assert {after[k] for k in changed} == {"Transferred"}
+    assert before.keys() == after.keys()
+    assert "Conferenced" in {after[k] for k in left_after.keys() - short}

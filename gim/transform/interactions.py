@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from gim.config import Config
 from gim.schema import facts as f
 from gim.schema import seed
-from gim.schema.icon_codes import CCEvent, DnType
+from gim.schema.icon_codes import CCCause, CCEvent, DnType, PartyRole
 from gim.transform.dimensions import (
     CFG_DN,
     CFG_PERSON,
@@ -112,6 +112,8 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
     _merge_policies(conn, audit, now, roots, calls, parties, config, out)
     _end_abandoned_calls(conn, calls, parties, out)
     irf = _irf_spans(conn, parties)
+    _short_conferences(conn, irf, parties,
+                       config.get("gim-transformation", "introduced-transfer-threshold"))
     _acw(conn, irf)
     _hold_back_open_acw(conn, roots, irf, calls, parties, now, wait_timeout, out)
     if not count(conn, calls):
@@ -635,7 +637,7 @@ def _irf_spans(conn: Connection, parties: str) -> str:
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENTCAUSE END) AS LAST_CAUSE,
                MAX(CASE WHEN g.TERMINATED_TS = g.LAST_END THEN g.ID END) AS LAST_PARTY_ID,
                CAST(0 AS INTEGER) AS ACW_S, CAST(0 AS INTEGER) AS ACW_OPEN,
-               CAST(NULL AS INTEGER) AS ACW_TS
+               CAST(NULL AS INTEGER) AS ACW_TS, CAST(0 AS INTEGER) AS SHORT_CONFERENCE
         FROM (
             SELECT a.*,
                    ROW_NUMBER() OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
@@ -653,6 +655,29 @@ def _irf_spans(conn: Connection, parties: str) -> str:
         ) g
         GROUP BY g.DATA_SOURCE_KEY, g.ROOTIRID, g.GROUP_GUID, g.AGENTID""",
                 analyze=("DATA_SOURCE_KEY", "AGENTID", "END_TS", "SUFFIX"))
+
+
+def _short_conferences(conn: Connection, irf: str, parties: str, threshold: int) -> None:
+    """introduced-transfer-threshold (voice): the part of an agent who began a conference
+    and left it less than `threshold` seconds after the other agent joined, that agent
+    staying on, ends as a transfer (the product's "introduced transfer"; ours: the plain
+    Transferred descriptor, the product's exact role and reason not being documented).
+    The conference began when the joining agent's conference-member party was added to
+    the call the initiator's last party was on."""
+    if threshold <= 0:
+        return
+    run(conn, f"""UPDATE {irf} SET SHORT_CONFERENCE = 1
+        WHERE {irf}.IS_MM = 0 AND {irf}.LAST_CAUSE = {int(CCCause.CONFERENCE)}
+          AND {irf}.FIRST_CALLTYPE <> {CONSULT} AND {irf}.END_TS IS NOT NULL
+          AND EXISTS (
+            SELECT 1 FROM {parties} l JOIN {parties} m
+                 ON m.OWN_SOURCE_KEY = l.OWN_SOURCE_KEY AND m.CALLID = l.CALLID
+            WHERE l.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND l.ROOTIRID = {irf}.ROOTIRID
+              AND l.ID = {irf}.LAST_PARTY_ID AND l.AGENTID = {irf}.AGENTID
+              AND m.PROLE = {int(PartyRole.CONFERENCE_MEMBER)} AND m.AGENTID IS NOT NULL
+              AND m.AGENTID <> {irf}.AGENTID AND m.CREATED_TS <= {irf}.END_TS
+              AND {irf}.END_TS - m.CREATED_TS < {int(threshold)}
+              AND (m.TERMINATED_TS IS NULL OR m.TERMINATED_TS > {irf}.END_TS))""")
 
 
 def _acw(conn: Connection, irf: str) -> None:
@@ -931,6 +956,8 @@ def _descriptor_case() -> str:
         WHEN x.LAST_CAUSE = 1 AND {consult}
              THEN {k('ReceivedConsult', 'Unspecified', 'Transferred', 'Unspecified')}
         WHEN x.LAST_CAUSE = 1 THEN {k('Received', 'Unspecified', 'Transferred', 'Unspecified')}
+        WHEN x.SHORT_CONFERENCE = 1
+             THEN {k('Received', 'Unspecified', 'Transferred', 'Unspecified')}
         WHEN x.LAST_CAUSE = 2 AND {consult}
              THEN {k('ReceivedConsult', 'ConferenceJoined', 'Conferenced', 'Unspecified')}
         WHEN x.LAST_CAUSE = 2
