@@ -799,7 +799,7 @@ NOT_APPLIED = frozenset({
     ("gim-etl", "days-to-keep-gidb-facts"), ("gim-etl", "days-to-keep-discards-and-job-history"),
     ("gim-etl", "days-to-keep-gdpr-history"), ("gim-etl", "delayed-data-threshold"),
     ("gim-etl", "max-chain-processing-duration"),
-    ("gim-transformation", "chunk-size"), ("gim-transformation", "stop-ixn-queues"),
+    ("gim-transformation", "chunk-size"),
     ("gim-transformation", "max-chain-records"),
     ("gim-transformation", "show-non-queue-mediation-mm"),
     ("date-time", "date-time-min-days-ahead"),

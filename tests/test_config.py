@@ -324,13 +324,13 @@ def test_options_not_applied_are_declared_marked_and_said_when_set(tmp_path, cli
         [lock]
         dir = "locks"
         [gim-transformation]
-        stop-ixn-queues = ["Stop"]
+        show-non-queue-mediation-mm = true
         """)
     result = invoke(cli, "init", "-c", str(path), "--json")
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout)["notes"]
-    assert notes == ["[gim-transformation] stop-ixn-queues is set, but this version of gim "
-                     "does not apply it"]
-    path.write_text(path.read_text().replace('stop-ixn-queues = ["Stop"]', ""))
+    assert notes == ["[gim-transformation] show-non-queue-mediation-mm is set, but this "
+                     "version of gim does not apply it"]
+    path.write_text(path.read_text().replace("show-non-queue-mediation-mm = true", ""))
     result = invoke(cli, "init", "-c", str(path), "--json")
     assert json.loads(result.stdout)["notes"] == []

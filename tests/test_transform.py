@@ -1175,3 +1175,77 @@ def test_short_conferences_end_as_transfers_under_the_threshold(cli, tmp_path, c
     assert {after[k] for k in changed} == {"Transferred"}
     assert before.keys() == after.keys()
     assert "Conferenced" in {after[k] for k in left_after.keys() - short}
+
+
+def test_stop_queue_ends_the_interaction_there(cli, tmp_path, center, db_kind):
+    """stop-ixn-queues: an agent placing an e-mail in a stop queue ends the interaction
+    then: the agent's part is completed, nothing after it (the stop queue's stay, the
+    reply, a later agent) makes facts, the interaction is no longer active; interactions
+    never placed there are those of an Info Mart without the option."""
+    idb_url, im_url = center
+    simulate(idb_url, start=START, days=1, **SIM)
+    engine = _engine(idb_url)
+    with engine.begin() as conn:
+        from gim.schema.idb import idb_metadata
+
+        script, party = idb_metadata.tables["GC_SCRIPT"], idb_metadata.tables["G_PARTY"]
+        model = dict(conn.execute(sa.select(script).where(script.c.ID == 702))
+                     .mappings().one())
+        conn.execute(script.insert(), {**model, "ID": 799, "NAME": "Email_Done",
+                                       "GSYS_SEQ": 90001, "GSYS_USEQ": 90001})
+        # Three inbound e-mails an agent handled: at the end of the agent's part, into the
+        # stop queue.
+        placed = conn.execute(sa.text("""SELECT p.CALLID, p.ID, p.TERMINATED_TS, c.ROOTIRID
+            FROM G_PARTY p JOIN G_CALL c ON c.CALLID = p.CALLID
+            WHERE c.MEDIANAME = 'email' AND c.CALLTYPE = 2 AND p.AGENTID IS NOT NULL
+              AND p.TERMINATED_TS IS NOT NULL ORDER BY p.CALLID LIMIT 3""")).all()
+        assert len(placed) == 3
+        top = conn.execute(sa.select(sa.func.max(party.c.ID))).scalar()
+
+        def when(ts):
+            return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+        for n, (_, agent_party, ts, _) in enumerate(placed, start=1):
+            row = dict(conn.execute(sa.select(party).where(party.c.ID == agent_party))
+                       .mappings().one())
+            conn.execute(party.insert(), {
+                **row, "ID": top + n, "PARTYID": f"STOP{n:028d}", "PARTYGUID": f"STOP{n:028d}",
+                "TYPE": 4, "PROLE": 2, "ENDPOINTID": 799, "ENDPOINTDN": "Email_Done",
+                "AGENTID": None, "PLACEID": None, "CCEVENT": 9, "CCEVENTCAUSE": 0,
+                "STATE": 9, "PREVSTATE": 0, "CREATED_TS": ts, "CREATED": when(ts),
+                "TERMINATED_TS": None, "TERMINATED": None, "LASTCHANGE_TS": ts,
+                "LASTCHANGE": when(ts), "GSYS_SEQ": 90000 + n, "GSYS_USEQ": 90000 + n,
+                "GSYS_TS": when(ts)})
+    engine.dispose()
+    roots = {root for *_, root in placed}
+    facts = ("""SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, i.START_TS, i.END_TS, i.ACTIVE_FLAG,
+                       i.STATUS FROM INTERACTION_FACT i""",
+             """SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, r.START_TS, r.END_TS, t.TECHNICAL_RESULT,
+                       t.RESULT_REASON, t.RESOURCE_ROLE, r.TALK_DURATION
+                FROM INTERACTION_RESOURCE_FACT r
+                JOIN INTERACTION_FACT i ON i.INTERACTION_ID = r.INTERACTION_ID
+                JOIN TECHNICAL_DESCRIPTOR t
+                     ON t.TECHNICAL_DESCRIPTOR_KEY = r.TECHNICAL_DESCRIPTOR_KEY""",
+             """SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, m.START_TS, m.END_TS
+                FROM MEDIATION_SEGMENT_FACT m
+                JOIN INTERACTION_FACT i ON i.INTERACTION_ID = m.INTERACTION_ID""")
+    summary = _cycle(cli, _config(tmp_path, im_url, idb_url,
+                                  '\n[gim-transformation]\nstop-ixn-queues = ["Email_Done"]\n'))
+    assert summary["counts"]["interactions ended in a stop queue (stop-ixn-queues)"] == 3
+    with new_database(db_kind, tmp_path, "plain") as plain:
+        (tmp_path / "p").mkdir()
+        _cycle(cli, _config(tmp_path / "p", plain, idb_url))
+        for sql in facts:
+            stopped, free = _q(im_url, sql), _q(plain, sql)
+            assert sorted(r for r in stopped if r[0] not in roots) == \
+                sorted(r for r in free if r[0] not in roots)
+    for _, _, ts, root in placed:
+        (start, end, active, _), = [r[1:] for r in _q(im_url, facts[0]) if r[0] == root]
+        assert (end, active) == (ts, 0) and start < ts
+        parts = [r[1:] for r in _q(im_url, facts[1]) if r[0] == root]
+        assert parts and all(p[1] is not None and p[1] <= ts for p in parts), parts
+        # The part that placed it; a reply the agent began in the same second (recorded
+        # before the stop) stays, cut at the stop, with its own result.
+        assert [p[2:4] for p in parts if p[1] == ts and p[0] < ts] == \
+            [("Completed", "Unspecified")]
+        assert all(m[1] < ts for m in _q(im_url, facts[2]) if m[0] == root)

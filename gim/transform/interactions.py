@@ -111,7 +111,16 @@ def _transform(conn: Connection, roots: str, audit: int, config: Config, now: in
     _discard_impossible(conn, audit, now, roots, calls, parties, policy, out)
     _merge_policies(conn, audit, now, roots, calls, parties, config, out)
     _end_abandoned_calls(conn, calls, parties, out)
+    stops = _stop_queues(conn, calls, parties,
+                         config.get("gim-transformation", "stop-ixn-queues"), out)
     irf = _irf_spans(conn, parties)
+    if stops:
+        # The part that placed the interaction in the stop queue (under way before, ended
+        # then) ended it: completed.
+        run(conn, f"""UPDATE {irf} SET STOPPED = 1 WHERE EXISTS (SELECT 1 FROM {stops} t
+            WHERE t.DATA_SOURCE_KEY = {irf}.DATA_SOURCE_KEY AND t.ROOTIRID = {irf}.ROOTIRID
+              AND t.STOP_TS = {irf}.END_TS AND {irf}.START_TS < t.STOP_TS)""")
+        drop(conn, stops)
     _short_conferences(conn, irf, parties,
                        config.get("gim-transformation", "introduced-transfer-threshold"))
     _acw(conn, irf)
@@ -242,6 +251,48 @@ def _end_abandoned_calls(conn: Connection, calls: str, parties: str,
 
 # --------------------------------------------------------------------------------------------
 # Discards
+
+
+def _stop_queues(conn: Connection, calls: str, parties: str, names: list[str],
+                 out: ChunkResult) -> str | None:
+    """stop-ixn-queues (multimedia): placing an interaction in one of these interaction
+    queues ends it there. What came after (that queue's party and every later party and
+    call) is left out, the calls begun before end then; the part that placed it is marked
+    by the caller. Returns the temp table of (DATA_SOURCE_KEY, ROOTIRID, STOP_TS, STOP_ID,
+    STOP_SOURCE), or None when no interaction of the chunk was stopped."""
+    if not names:
+        return None
+    quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+    stops = temp(conn, "tx_stop", f"""
+        SELECT x.DATA_SOURCE_KEY, x.ROOTIRID, x.CREATED_TS AS STOP_TS, x.ID AS STOP_ID,
+               x.OWN_SOURCE_KEY AS STOP_SOURCE FROM (
+            SELECT p.DATA_SOURCE_KEY, p.ROOTIRID, p.CREATED_TS, p.ID, p.OWN_SOURCE_KEY,
+                   ROW_NUMBER() OVER (PARTITION BY p.DATA_SOURCE_KEY, p.ROOTIRID
+                                      ORDER BY p.CREATED_TS, p.ID) AS RN
+            FROM {parties} p
+            WHERE p.IS_MM = 1 AND p.TYPE = 4 AND p.ENDPOINTID IN (
+                SELECT ID FROM GIDB_GC_SCRIPT WHERE NAME IN ({quoted}))) x
+        WHERE x.RN = 1""")
+    n = count(conn, stops)
+    if not n:
+        drop(conn, stops)
+        return None
+    out.add("interactions ended in a stop queue (stop-ixn-queues)", n)
+    mine = (f"FROM {stops} t WHERE t.DATA_SOURCE_KEY = {{0}}.DATA_SOURCE_KEY "
+            f"AND t.ROOTIRID = {{0}}.ROOTIRID")
+    later = ("(t.STOP_TS < {0}.CREATED_TS OR (t.STOP_TS = {0}.CREATED_TS AND "
+             "t.STOP_SOURCE = {0}.OWN_SOURCE_KEY AND t.STOP_ID <= {0}.ID))")
+    run(conn, f"DELETE FROM {parties} WHERE EXISTS (SELECT 1 {mine.format(parties)} "
+              f"AND {later.format(parties)})")
+    run(conn, f"DELETE FROM {calls} WHERE EXISTS (SELECT 1 {mine.format(calls)} "
+              f"AND t.STOP_TS < {calls}.CREATED_TS)")
+    for table in (parties, calls):
+        run(conn, f"""UPDATE {table} SET TERMINATED_TS = (SELECT t.STOP_TS
+                {mine.format(table)})
+            WHERE EXISTS (SELECT 1 {mine.format(table)} AND ({table}.TERMINATED_TS IS NULL
+                          OR {table}.TERMINATED_TS > t.STOP_TS))""")
+    run(conn, f"UPDATE {calls} SET STATE = 2 WHERE EXISTS (SELECT 1 {mine.format(calls)})")
+    return stops
 
 
 def _discard_duplicates(conn: Connection, audit: int, now: int, calls: str, policy: str,
@@ -637,7 +688,8 @@ def _irf_spans(conn: Connection, parties: str) -> str:
                MAX(CASE WHEN g.LAST_RN = 1 THEN g.CCEVENTCAUSE END) AS LAST_CAUSE,
                MAX(CASE WHEN g.TERMINATED_TS = g.LAST_END THEN g.ID END) AS LAST_PARTY_ID,
                CAST(0 AS INTEGER) AS ACW_S, CAST(0 AS INTEGER) AS ACW_OPEN,
-               CAST(NULL AS INTEGER) AS ACW_TS, CAST(0 AS INTEGER) AS SHORT_CONFERENCE
+               CAST(NULL AS INTEGER) AS ACW_TS, CAST(0 AS INTEGER) AS SHORT_CONFERENCE,
+               CAST(0 AS INTEGER) AS STOPPED
         FROM (
             SELECT a.*,
                    ROW_NUMBER() OVER (PARTITION BY a.DATA_SOURCE_KEY, a.ROOTIRID,
@@ -942,6 +994,7 @@ def _descriptor_case() -> str:
     consult = f"x.FIRST_CALLTYPE = {CONSULT}"
     return f"""CASE
         WHEN x.END_TS IS NULL THEN {k('Received', 'Unspecified', 'None', 'Unspecified')}
+        WHEN x.STOPPED = 1 THEN {k('Received', 'Unspecified', 'Completed', 'Unspecified')}
         WHEN x.INITIATED = 1 AND x.RING_S = 0
              THEN {k('Initiated', 'Unspecified', 'Completed', 'Unspecified')}
         WHEN x.ACCEPTED = 0 AND x.LAST_CAUSE = 4 AND {consult}
