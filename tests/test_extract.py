@@ -452,13 +452,13 @@ def test_killed_runs_end_like_an_uninterrupted_one(db_kind, tmp_path):
                 before = progress()
                 proc = spawn_gim("extract", "--role", role, "-c", str(killed))
                 while proc.poll() is None and progress() == before:
-                    time.sleep(0.005)
+                    time.sleep(0.002)
                 if proc.poll() is None:
                     # Configuration history comes in a few chunks written fast (the whole
                     # history in one cycle), outbound data in few: kill it soon after one
-                    # commits, or it is done.
+                    # commits, or it is done (a loaded machine leaves little time).
                     short = role in ("ICON_CFG", "ICON_OCS")
-                    time.sleep(rng.uniform(0, 0.01 if short else 0.08))
+                    time.sleep(rng.uniform(0, 0.004 if short else 0.08))
                 if proc.poll() is not None:  # it finished first: nothing left to interrupt
                     assert proc.returncode == 0, proc.stderr.read()
                     break
@@ -806,7 +806,8 @@ def test_dap_option_extracts_that_dap_only(cli, tmp_path, idb_and_infomart):
 
 def test_values_longer_than_the_idb_allows_are_loaded_as_they_are(cli, tmp_path, db_kind):
     """A SQLite IDB does not enforce declared lengths; the value is loaded whole into either
-    kind of Info Mart (the transformation judges it)."""
+    kind of Info Mart, and the transformation cuts it to the width of the dimension or fact
+    column it goes to (PostgreSQL would refuse it) rather than stop on it."""
     long = "x" * 300 + "-end"
     with new_database("sqlite", tmp_path, "idb") as idb_url, \
             new_database(db_kind, tmp_path, "infomart") as im_url:
@@ -825,6 +826,38 @@ def test_values_longer_than_the_idb_allows_are_loaded_as_they_are(cli, tmp_path,
         assert _query(im_url, "SELECT ENDPOINTDN FROM GIDB_G_PARTY_V WHERE "
                               "LENGTH(ENDPOINTDN) > 255") == [(long,)]
         assert_gidb_matches_idb(idb_url, im_url, _floor())
+        engine = _engine(idb_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE GC_AGENT SET USERNAME = :v, FIRSTNAME = :v, "
+                                 "LASTNAME = :v, EMPLOYEEID = :v WHERE ID = (SELECT MIN(ID) "
+                                 "FROM GC_AGENT)"), {"v": long})
+            conn.execute(sa.text("UPDATE G_PARTY SET ENDPOINTDN = :v WHERE AGENTID IS NOT "
+                                 "NULL"), {"v": long})
+            conn.execute(sa.text("UPDATE G_CALL SET ANI = :v, DNIS = :v"), {"v": long})
+            conn.execute(sa.text("UPDATE G_AGENT_STATE_RC SET VALUE = :v"), {"v": long})
+        engine.dispose()
+        with new_database(db_kind, tmp_path, "infomart2") as im2:
+            (tmp_path / "two").mkdir()
+            path = _config(tmp_path / "two", im2, [("site", idb_url, None)])
+            _extract(cli, path)
+            result = invoke(cli, "transform", "-c", str(path), "--json")
+            assert result.exit_code == 0, result.output
+            # The transformation keeps every fact (those of the same rows with short values
+            # in the first Info Mart), the long values cut to the columns.
+            first = invoke(cli, "transform", "-c", str(tmp_path / "gim.toml"), "--json")
+            assert first.exit_code == 0, first.output
+            counts = [json.loads(r.stdout)["counts"] for r in (first, result)]
+            for table in ("INTERACTION_FACT", "INTERACTION_RESOURCE_FACT", "SM_RES_STATE_FACT",
+                          "SM_RES_STATE_REASON_FACT"):
+                assert counts[0][f"{table} rows"] == counts[1][f"{table} rows"] > 0, table
+            for table, column, width in (("RESOURCE_", "RESOURCE_NAME", 255),
+                                         ("INTERACTION_FACT", "SOURCE_ADDRESS", 255),
+                                         ("INTERACTION_RESOURCE_FACT", "TARGET_ADDRESS", 255),
+                                         ("RESOURCE_STATE_REASON", "SOFTWARE_REASON_VALUE",
+                                          255)):
+                assert _query(im2, f"SELECT MAX(LENGTH({column})), COUNT(*) FROM {table} "
+                                   f"WHERE {column} LIKE 'xxx%'") [0] [0] == width, table
+            assert "cut to fit" in (tmp_path / "two" / "gim.log").read_text()
 
 
 def test_cli_errors(cli, tmp_path, db_url):

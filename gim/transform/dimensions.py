@@ -13,6 +13,7 @@ from gim.schema import facts as f
 from gim.transform.sqlkit import (
     assign_keys,
     drop,
+    fit,
     lock_shared,
     new_members,
     run,
@@ -245,6 +246,7 @@ def reason_keys(conn: Connection, rows: str, audit: int) -> None:
     """RESOURCE_STATE_REASON members for the reasons in temp table `rows` (TENANT_KEY,
     REASON_TYPE_CODE, HARDWARE_REASON, SOFTWARE_REASON_KEY, SOFTWARE_REASON_VALUE,
     WORKMODE_CODE, RESOURCE_STATE_REASON_KEY); fills its key column."""
+    fit(conn, f.RESOURCE_STATE_REASON, rows)  # cut first, so that cut values match
     unknown = f"SELECT 1 FROM {f.RESOURCE_STATE_REASON.name} WHERE RESOURCE_STATE_REASON_KEY = 0"
     if run(conn, unknown).first() is None:
         lock_shared(conn)

@@ -5,6 +5,7 @@ inside the caller's transaction; Python never loops over rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,11 +142,33 @@ def assign_keys(conn: Connection, rows: str, key: str, target: str, target_key: 
     return new
 
 
+def fit(conn: Connection, target: sa.Table, rows: str) -> int:
+    """Cut the text values of temp table `rows` that are longer than the same column of
+    `target` allows (PostgreSQL refuses them; an IDB, or a SQLite one above all, may hold
+    longer ones, and extraction keeps them whole), so that one long name or address never
+    stops the transformation. Returns the rows cut, and logs them as a warning."""
+    have = {k.upper() for k in run(conn, f"SELECT * FROM {rows} WHERE 1 = 0").keys()}  # noqa: SIM118
+    limits = [(c.name, c.type.length) for c in target.columns
+              if c.name in have and isinstance(c.type, sa.String) and c.type.length]
+    if not limits:
+        return 0
+    sets = ", ".join(f"{c} = CASE WHEN LENGTH({c}) > {n} THEN SUBSTR({c}, 1, {n}) ELSE {c} "
+                     f"END" for c, n in limits)
+    cut = run(conn, f"UPDATE {rows} SET {sets} WHERE " +
+              " OR ".join(f"LENGTH({c}) > {n}" for c, n in limits)).rowcount
+    if cut:
+        logging.getLogger("gim.transform").warning(
+            "%d %s rows had values longer than their columns allow (%s); cut to fit", cut,
+            target.name, ", ".join(f"{c} {n}" for c, n in limits))
+    return cut
+
+
 def upsert_changed(conn: Connection, target: sa.Table, rows: str, key: Sequence[str],
                    columns: Sequence[str], audit: int) -> int:
     """Insert the rows of temp table `rows` into `target`, or update the target rows whose
     values differ, stamping the audit keys; rows already right are left alone. Returns how
     many rows were inserted or changed."""
+    fit(conn, target, rows)
     cols = list(columns)
     insert_cols = cols + ["CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY"]
     diff = " OR ".join(f"NOT {same(f'{target.name}.{c}', f'excluded.{c}')}"
@@ -172,6 +195,7 @@ def replace_facts(conn: Connection, target: sa.Table, rows: str, scope: str | No
     rows of temp table `rows`. A row that existed keeps its CREATE_AUDIT_KEY; every written
     row gets UPDATE_AUDIT_KEY = audit. Returns the number of rows written. `scope` None:
     the entities are new, none of their facts exists; the rows are only inserted."""
+    fit(conn, target, rows)
     key = [c.name for c in target.primary_key.columns]
     cols = [c.name for c in target.columns
             if c.name not in ("CREATE_AUDIT_KEY", "UPDATE_AUDIT_KEY")]
