@@ -858,6 +858,7 @@ def test_values_longer_than_the_idb_allows_are_loaded_as_they_are(cli, tmp_path,
                 assert _query(im2, f"SELECT MAX(LENGTH({column})), COUNT(*) FROM {table} "
                                    f"WHERE {column} LIKE 'xxx%'") [0] [0] == width, table
             assert "cut to fit" in (tmp_path / "two" / "gim.log").read_text()
+            assert counts[1]["rows with a text cut to fit its column"] > 0
 
 
 def test_cli_errors(cli, tmp_path, db_url):

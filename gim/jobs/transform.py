@@ -35,7 +35,7 @@ from gim.runner import JobContext
 from gim.schema import facts as f
 from gim.schema.control import CTL_DS, CTL_EXTRACT_HWM, CTL_TRANSFORM_HISTORY
 from gim.transform import agents, dimensions, interactions
-from gim.transform.sqlkit import count, drop, queue_spans, run, temp
+from gim.transform.sqlkit import CUT_COUNT, count, drop, queue_spans, run, take_cut, temp
 
 # GIDB tables whose rows make an interaction pending: those its facts are computed from
 # (the call's statistics, history and routing results are not read: they change no fact),
@@ -62,11 +62,15 @@ def run_job(ctx: JobContext) -> str:
     # An extraction killed during a first load may have left GIDB indexes unmade.
     gidb_indexes.ensure_job(ctx, gidb_indexes.gidb_tables())
     with write_tx(ctx.engine) as conn:
+        take_cut(conn)
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
         n = dimensions.refresh(conn, audit)
+        cut = take_cut(conn)
         if n:
             ctx.new_audit_key(conn, key=audit, row_count=n, table_name="dimensions")
             ctx.count("dimension rows", n)
+    if cut:
+        ctx.count(CUT_COUNT, cut)
     consumed = collect(ctx, started)
     with write_tx(ctx.engine) as conn:
         audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
@@ -241,6 +245,7 @@ def _session_range(ctx: JobContext, after: str | None, upto: str | None, size: i
     last = after
     while not stop.is_set():
         with write_tx(ctx.engine) as conn:
+            take_cut(conn)
             chunk = temp(conn, "tx_pending", f"""
                 SELECT DATA_SOURCE_KEY, ENTITY_ID, SINCE_TS FROM CTL_TRANSFORM_PENDING
                 WHERE {_range_condition("session", last, upto)}
@@ -253,6 +258,7 @@ def _session_range(ctx: JobContext, after: str | None, upto: str | None, size: i
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
             counts = agents.transform_sessions(conn, chunk, audit, _limits(ctx, conn),
                                                int(time.time()))
+            counts[CUT_COUNT] = take_cut(conn)
             _done(conn, "session", chunk)
             rows = sum(v for k, v in counts.items() if k.endswith("rows"))
             ctx.new_audit_key(conn, key=audit, row_count=rows, table_name="SM_* facts",
@@ -522,8 +528,10 @@ def _interaction_range(ctx: JobContext, after: str | None, upto: str | None, siz
             late = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE SINCE_TS <= "
                              f"{now - timeout}").scalar_one()
             audit = ops_for(conn).allocate_keys(conn, "AUDIT_KEY")
+            take_cut(conn)
             result = interactions.transform_interactions(conn, chunk, audit, ctx.config, now,
                                                          timeout)
+            result.add(CUT_COUNT, take_cut(conn))
             _done(conn, "interaction", chunk, "AND c.DONE = 1")
             finished = run(conn, f"SELECT COUNT(*) FROM {chunk} WHERE DONE = 1").scalar_one()
             rows = sum(v for k, v in result.counts.items() if k.endswith("rows"))

@@ -160,7 +160,19 @@ def fit(conn: Connection, target: sa.Table, rows: str) -> int:
         logging.getLogger("gim.transform").warning(
             "%d %s rows had values longer than their columns allow (%s); cut to fit", cut,
             target.name, ", ".join(f"{c} {n}" for c, n in limits))
+        conn.info[CUT] = conn.info.get(CUT, 0) + cut
     return cut
+
+
+# The rows cut to fit by the transaction under way (kept with its connection), and the
+# job's count of them.
+CUT = "gim rows cut"
+CUT_COUNT = "rows with a text cut to fit its column"
+
+
+def take_cut(conn: Connection) -> int:
+    """The rows fit() cut on this connection since the last call (reset)."""
+    return conn.info.pop(CUT, 0)
 
 
 def upsert_changed(conn: Connection, target: sa.Table, rows: str, key: Sequence[str],
