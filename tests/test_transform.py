@@ -935,6 +935,17 @@ def test_agent_user_data_after_the_timeout_is_ignored(cli, tmp_path, center, db_
         assert ignored not in summary["counts"]
 
 
+def _key_changes(idb_url, key):
+    """The IDB's changes of attached-data `key`, by root IRID, as _expected_value takes
+    them."""
+    changes: dict[str, list[dict]] = {}
+    for root, t, n, value, agent in _q(idb_url, """SELECT c.ROOTIRID, u.ADDED_TS, u.ID,
+            u.VALUE, u.AGENTID FROM G_USERDATA_HISTORY u JOIN G_CALL c ON c.CALLID = u.CALLID
+            WHERE u.KEYNAME = :k""", k=key):
+        changes.setdefault(root, []).append({"t": t, "n": n, "value": value, "agent": agent})
+    return changes
+
+
 # Each propagation rule, from its documented meaning, over one key's changes (t: when, n:
 # the IDB row's ID, agent: who made it) for a resource fact from t0 to t1 (None: still
 # active) whose IRF_FIRST_UPDATE window begins at `window`.
@@ -991,11 +1002,7 @@ def test_propagation_rules_pick_each_facts_value(cli, tmp_path, center):
         _map_rule(cli, path, im_url, "ServiceSubType", rule, column, "IRF_USER_DATA_CUST_1",
                   row_id=n)
     _cycle(cli, path)
-    changes: dict[str, list[dict]] = {}
-    for root, t, n, value, agent in _q(idb_url, """SELECT c.ROOTIRID, u.ADDED_TS, u.ID,
-            u.VALUE, u.AGENTID FROM G_USERDATA_HISTORY u JOIN G_CALL c ON c.CALLID = u.CALLID
-            WHERE u.KEYNAME = 'ServiceSubType'"""):
-        changes.setdefault(root, []).append({"t": t, "n": n, "value": value, "agent": agent})
+    changes = _key_changes(idb_url, "ServiceSubType")
     facts = _q(im_url, f"""SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, r.INTERACTION_ID,
             r.INTERACTION_RESOURCE_ORDINAL, r.START_TS, r.END_TS, t.TECHNICAL_RESULT,
             CASE WHEN x.RESOURCE_TYPE_CODE = 'AGENT' THEN x.RESOURCE_CFG_DBID END,
@@ -1082,11 +1089,7 @@ def test_mediation_segments_get_user_data_when_linked(cli, tmp_path, center, lin
         _map_rule(cli, path, im_url, key, rule, RULE_COLUMNS[rule],
                   "IRF_USER_DATA_CUST_1", row_id=n)
     _cycle(cli, path)
-    changes: dict[str, list[dict]] = {}
-    for root, t, n, value, agent in _q(idb_url, """SELECT c.ROOTIRID, u.ADDED_TS, u.ID,
-            u.VALUE, u.AGENTID FROM G_USERDATA_HISTORY u JOIN G_CALL c ON c.CALLID = u.CALLID
-            WHERE u.KEYNAME = :k""", k=key):
-        changes.setdefault(root, []).append({"t": t, "n": n, "value": value, "agent": agent})
+    changes = _key_changes(idb_url, key)
     segments = _q(im_url, """SELECT i.MEDIA_SERVER_ROOT_IXN_GUID, m.START_TS, m.END_TS,
             CASE WHEN x.RESOURCE_TYPE_CODE = 'AGENT' THEN x.RESOURCE_CFG_DBID END,
             mt.MEDIA_NAME_CODE, u.INTERACTION_RESOURCE_ID, u.CUSTOM_DATA_1, u.CUSTOM_DATA_2,

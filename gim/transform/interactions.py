@@ -40,6 +40,8 @@ from gim.transform.sqlkit import (
     flush_spans,
     greatest,
     least,
+    literal,
+    literals,
     new_members,
     replace_facts,
     run,
@@ -262,7 +264,7 @@ def _stop_queues(conn: Connection, calls: str, parties: str, names: list[str],
     STOP_SOURCE), or None when no interaction of the chunk was stopped."""
     if not names:
         return None
-    quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+    quoted = literals(names)
     stops = temp(conn, "tx_stop", f"""
         SELECT x.DATA_SOURCE_KEY, x.ROOTIRID, x.CREATED_TS AS STOP_TS, x.ID AS STOP_ID,
                x.OWN_SOURCE_KEY AS STOP_SOURCE FROM (
@@ -1353,7 +1355,7 @@ def _rule_values(conn: Connection, rule: str, keys: list[str], irf_rows: str,
                  changes: str) -> str:
     """SELECT of (INTERACTION_RESOURCE_ID, KEYNAME, VALUE): the change `rule` picks for each
     resource fact and key."""
-    quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in keys)
+    quoted = literals(keys)
     until_end = "(r.END_TS IS NULL OR u.ADDED_TS <= r.END_TS)"
     same_ixn = ("u.DATA_SOURCE_KEY = r.DATA_SOURCE_KEY AND u.ROOTIRID = r.ROOTIRID AND "
                 f"u.KEYNAME IN ({quoted})")
@@ -1411,7 +1413,7 @@ def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, subjec
         WHERE {too_late}""").scalar_one()
     out.add("user data ignored (sent by an agent after user-event-data-timeout)", ignored)
     keys = sorted({m.key for m in mapping})
-    quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in keys) or "NULL"
+    quoted = literals(keys)
     latest = temp(conn, "tx_ud", f"""
         SELECT c.DATA_SOURCE_KEY, c.ROOTIRID, u.DATA_SOURCE_KEY AS OWN_SOURCE_KEY, u.PARTYID,
                u.AGENTID, u.KEYNAME, u.VALUE, u.ADDED_TS, u.ID
@@ -1443,8 +1445,8 @@ def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, subjec
         _rule_values(conn, rule, sorted({m.key for m in mapping if m.rule == rule}),
                      subjects, latest) for rule in rules)
     pivot_cols = "".join(
-        f", MAX(CASE WHEN KEYNAME = '{key.replace(chr(39), chr(39) * 2)}' AND RULE = "
-        f"'{rule}' THEN VALUE END) AS {alias[key, rule]}" for key, rule in pairs)
+        f", MAX(CASE WHEN KEYNAME = {literal(key)} AND RULE = '{rule}' THEN VALUE END) "
+        f"AS {alias[key, rule]}" for key, rule in pairs)
     pivot = temp(conn, "tx_ud_pivot", f"""
         SELECT INTERACTION_RESOURCE_ID{pivot_cols} FROM ({picked}) v
         GROUP BY INTERACTION_RESOURCE_ID""" if picked else
@@ -1454,8 +1456,7 @@ def _user_data(conn: Connection, calls: str, parties: str, irf_rows: str, subjec
               f"ON u.INTERACTION_RESOURCE_ID = r.INTERACTION_RESOURCE_ID")
 
     def value(column: str, default: str | None, width: int) -> str:
-        dflt = "NULL" if default is None else "'" + default.replace("'", "''") + "'"
-        return f"SUBSTR(COALESCE(u.{column}, {dflt}), 1, {width})"
+        return f"SUBSTR(COALESCE(u.{column}, {literal(default)}), 1, {width})"
 
     result = {}
     descriptor = {c: "DEFAULT_" + c for c in DESCRIPTOR_COLUMNS}

@@ -45,6 +45,16 @@ def temp(conn: Connection, name: str, select_sql: str,
     return name
 
 
+def literal(value: str | None) -> str:
+    """A text value as an SQL literal (NULL for None)."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def literals(values: Sequence[str]) -> str:
+    """Text values as the list of an IN (...) (NULL, which matches nothing, when empty)."""
+    return ", ".join(literal(v) for v in values) or "NULL"
+
+
 def drop(conn: Connection, *names: str) -> None:
     for name in names:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {safe_identifier(name)}")
